@@ -1,0 +1,1 @@
+//! machinarium: stackful coroutines on machines (OS threads with a mio event loop).

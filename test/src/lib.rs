@@ -1,0 +1,1 @@
+//! Integration-test harness: real PostgreSQL clusters, the `odyssey` binary and real clients.
