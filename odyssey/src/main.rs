@@ -13,7 +13,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("-h") | Some("--help") | Some("-?") => {
-            println!("{USAGE}\n\n  -V, --version   Print program version\n  -h, --help      Give this help list");
+            println!(
+                "{USAGE}\n\n  -V, --version   Print program version\n  -h, --help      Give this help list"
+            );
             ExitCode::SUCCESS
         }
         _ => {
