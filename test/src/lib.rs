@@ -3,18 +3,25 @@
 //! wait bounded in time and every socket on loopback.
 //!
 //! # Layout
+//! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
+//!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
 //! - [`run_as`], [`temp_dir`], [`error`]: who runs PostgreSQL, scratch dirs, [`Error`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clients;
 pub mod command;
 pub mod error;
 pub mod process;
 pub mod run_as;
 pub mod temp_dir;
 
+/// The Rust client crate, re-exported so tests use the version the harness connects with.
+pub use ::postgres as pg;
+
+pub use clients::{ConnParams, PgbenchSummary, connect, free_port, pgbench, psql};
 pub use command::Output;
 pub use error::{Error, Result};
 pub use process::Signal;
