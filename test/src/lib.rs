@@ -3,6 +3,8 @@
 //! wait bounded in time and every socket on loopback.
 //!
 //! # Layout
+//! - [`postgres`]: [`Cluster`], a throw-away PostgreSQL (initdb, pg_ctl, free port, pg_hba
+//!   with trust/md5/scram users). As root, the server programs run as the `postgres` user.
 //! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
@@ -14,6 +16,7 @@
 pub mod clients;
 pub mod command;
 pub mod error;
+pub mod postgres;
 pub mod process;
 pub mod run_as;
 pub mod temp_dir;
@@ -24,4 +27,5 @@ pub use ::postgres as pg;
 pub use clients::{ConnParams, PgbenchSummary, connect, free_port, pgbench, psql};
 pub use command::Output;
 pub use error::{Error, Result};
+pub use postgres::{AuthMethod, Cluster, ClusterOptions};
 pub use process::Signal;
