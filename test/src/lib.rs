@@ -1,1 +1,37 @@
-//! Integration-test harness: real PostgreSQL clusters, the `odyssey` binary and real clients.
+//! Integration-test harness: real PostgreSQL clusters, the `odyssey` binary and real clients,
+//! each a fixture that stops every process it started when dropped (also on panic), with every
+//! wait bounded in time and every socket on loopback.
+//!
+//! # Layout
+//! - [`postgres`]: [`Cluster`], a throw-away PostgreSQL (initdb, pg_ctl, free port, pg_hba
+//!   with trust/md5/scram users). As root, the server programs run as the `postgres` user.
+//! - [`pooler`]: [`Pooler`], the `odyssey` binary on a config template with placeholders;
+//!   [`pooler::run_odyssey`] for one-shot runs.
+//! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
+//!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
+//! - [`command`]: run a program to completion under a deadline ([`Output`]).
+//! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
+//! - [`run_as`], [`temp_dir`], [`error`]: who runs PostgreSQL, scratch dirs, [`Error`].
+//!
+//! Tests live in `tests/<behavior>.rs`, one file per behavior, each with its config inline.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clients;
+pub mod command;
+pub mod error;
+pub mod pooler;
+pub mod postgres;
+pub mod process;
+pub mod run_as;
+pub mod temp_dir;
+
+/// The Rust client crate, re-exported so tests use the version the harness connects with.
+pub use ::postgres as pg;
+
+pub use clients::{ConnParams, PgbenchSummary, connect, free_port, pgbench, psql};
+pub use command::Output;
+pub use error::{Error, Result};
+pub use pooler::{Pooler, PoolerOptions};
+pub use postgres::{AuthMethod, Cluster, ClusterOptions};
+pub use process::Signal;
