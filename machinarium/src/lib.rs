@@ -17,7 +17,7 @@
 //! - `reactor`, [`net`]: the event loop's io side; streams, listeners, parking without a stack.
 //! - `cond`, `channel`, `wait_group`: synchronisation within and across machines.
 //! - `blocking`, `signal`: a thread pool for blocking calls; signals delivered to a coroutine.
-//! - [`tls`]: openssl streams over coroutine io.
+//! - `net::TlsStream`: openssl streams over coroutine io.
 //!
 //! # Safety rules of the API
 //! - `spawn` takes `'static` closures: a coroutine may outlive its spawner, so it cannot
@@ -32,18 +32,27 @@
 //!   and the stack size; raise `stack_pages` for deep call chains (TLS, LDAP).
 //! - Linux on x86_64 (i686 builds, untested here) only.
 
+mod blocking;
 mod call;
+mod channel;
+mod cond;
 mod context;
 mod coroutine;
 mod error;
 mod machine;
+pub mod net;
 mod overflow;
 mod reactor;
 mod scheduler;
+mod signal;
 mod stack;
 mod timer;
 mod valgrind;
+mod wait_group;
 
+pub use blocking::BlockingPool;
+pub use channel::{channel, channel_with_limit, Receiver, SendError, Sender};
+pub use cond::Cond;
 pub use coroutine::{
     CoroutineId, JoinError, JoinHandle, RemoteJoin, cancelled, coroutine_count, current_id,
     panic_message, sleep, spawn, try_spawn, yield_now,
@@ -55,7 +64,9 @@ pub use machine::{
 };
 pub use reactor::ParkEvent;
 pub use stack::{PAGE_SIZE, guard_uses_madvise};
+pub use signal::{block_signals, SignalFd};
 pub use timer::Deadline;
+pub use wait_group::WaitGroup;
 
 #[cfg(test)]
 mod tests;

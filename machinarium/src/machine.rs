@@ -401,6 +401,9 @@ impl Machine {
         for w in d.wakes.drain(..) {
             self.sched.wake(w.key, w.epoch, Wake::Ready);
         }
+        for _ in 0..std::mem::take(&mut d.disarmed) {
+            self.timers.borrow_mut().disarmed();
+        }
         for f in d.parked.drain(..) {
             self.spawn_parked(f, ParkEvent::Readable);
         }

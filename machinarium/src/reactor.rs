@@ -64,7 +64,9 @@ struct IoSlot {
     reader: Option<Waiter>,
     writer: Option<Waiter>,
     parked: Option<Parked>,
-    park_gen: u32,
+    park_epoch: u32,
+    /// The current park armed a timer.
+    park_timer: bool,
 }
 
 /// What dispatching events asks the machine to do once no slot is borrowed.
@@ -72,6 +74,8 @@ struct IoSlot {
 pub(crate) struct Dispatched {
     pub(crate) wakes: Vec<Waiter>,
     pub(crate) parked: Vec<Parked>,
+    /// Park timers made stale by readiness (for the timer heap's live count).
+    pub(crate) disarmed: usize,
 }
 
 /// The io registry of one machine.
@@ -192,15 +196,16 @@ impl Reactor {
     }
 
     /// Parks `f` on `key` until readable; returns `f` back if the stream is readable already.
-    pub(crate) fn park(&self, key: IoKey, f: Parked) -> Result<u32, Parked> {
+    pub(crate) fn park(&self, key: IoKey, f: Parked, timer: bool) -> Result<u32, Parked> {
         let mut slots = self.slots.borrow_mut();
         match slots.get_mut(key.idx as usize) {
             Some(s)
                 if s.used && s.epoch == key.epoch && s.ready & READ == 0 && s.parked.is_none() =>
             {
-                s.park_gen = s.park_gen.wrapping_add(1);
+                s.park_epoch = s.park_epoch.wrapping_add(1);
                 s.parked = Some(f);
-                Ok(s.park_gen)
+                s.park_timer = timer;
+                Ok(s.park_epoch)
             }
             _ => Err(f),
         }
@@ -209,7 +214,7 @@ impl Reactor {
     /// Takes the parked function of `key` if its park generation is still `epoch` (timer fired).
     pub(crate) fn take_parked(&self, key: IoKey, epoch: u32) -> Option<Parked> {
         self.with_slot(key, |s| {
-            if s.park_gen == epoch {
+            if s.park_epoch == epoch {
                 s.parked.take()
             } else {
                 None
@@ -220,7 +225,7 @@ impl Reactor {
 
     /// Whether `key` still has the park of generation `epoch` (for timer compaction).
     pub(crate) fn is_parked(&self, key: IoKey, epoch: u32) -> bool {
-        self.with_slot(key, |s| s.parked.is_some() && s.park_gen == epoch)
+        self.with_slot(key, |s| s.parked.is_some() && s.park_epoch == epoch)
             .unwrap_or(false)
     }
 
@@ -256,7 +261,10 @@ impl Reactor {
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                 slot.ready |= READ;
                 out.wakes.extend(slot.reader.take());
-                out.parked.extend(slot.parked.take());
+                if let Some(f) = slot.parked.take() {
+                    out.parked.push(f);
+                    out.disarmed += usize::from(std::mem::take(&mut slot.park_timer));
+                }
             }
             if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
                 slot.ready |= WRITE;

@@ -1,0 +1,16 @@
+//! Coroutine-blocking sockets: TCP and Unix streams and listeners.
+//!
+//! A [`Stream`] is registered with the machine that created or attached it and is `!Send`.
+//! To move a socket to another machine (the accept → worker hand-off; a pooled server
+//! connection taken by another worker), detach it into a [`DetachedStream`] (`Send`), send
+//! that, and attach it on the other side.
+
+mod listener;
+pub(crate) mod socket;
+pub(crate) mod stream;
+mod tls;
+
+pub use listener::{ListenOptions, Listener, PeerAddr};
+pub use socket::KeepAlive;
+pub use stream::{wait_readable_any, DetachedStream, Stream};
+pub use tls::TlsStream;

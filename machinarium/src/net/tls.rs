@@ -1,0 +1,203 @@
+//! TLS over coroutine streams, with openssl: handshake, read, write and shutdown, each with a
+//! deadline. OpenSSL runs on the nonblocking socket; WANT_READ / WANT_WRITE park the coroutine
+//! until the socket is ready.
+
+use std::io::{self, Read, Write};
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, RawFd};
+
+use openssl::ssl::{self, ErrorCode, Ssl, SslContextRef, SslRef, SslStream};
+
+use crate::error::{Error, Result};
+use crate::machine;
+use crate::net::socket::Socket;
+use crate::net::stream::{wait_io, Stream};
+use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
+use crate::timer::{Deadline, Target};
+
+/// A TLS session over a stream registered with the current machine. `!Send`.
+pub struct TlsStream {
+    ssl: SslStream<Socket>,
+    io: IoKey,
+    _local: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsStream(fd {})", self.as_raw_fd())
+    }
+}
+
+fn tls_error(e: ssl::Error) -> Error {
+    match e.into_io_error() {
+        Ok(io) => Error::Io(io),
+        Err(e) => Error::Io(io::Error::other(format!("tls: {e}"))),
+    }
+}
+
+/// What a WANT_* result asks to wait for, or the error.
+fn want(e: ssl::Error) -> std::result::Result<u8, Error> {
+    match e.code() {
+        ErrorCode::WANT_READ => Ok(READ),
+        ErrorCode::WANT_WRITE => Ok(WRITE),
+        ErrorCode::ZERO_RETURN => Err(Error::Closed),
+        _ => Err(tls_error(e)),
+    }
+}
+
+impl TlsStream {
+    /// Runs the server side of a handshake on `stream` within the deadline.
+    pub fn accept(stream: Stream, ctx: &SslContextRef, deadline: impl Into<Deadline>) -> Result<TlsStream> {
+        let mut tls = TlsStream::wrap(stream, ctx, None)?;
+        tls.handshake(deadline.into(), |s| s.accept())?;
+        Ok(tls)
+    }
+
+    /// Runs the client side of a handshake on `stream` within the deadline. `sni` is the server
+    /// name to send (and verify, when the context verifies hostnames).
+    pub fn connect(
+        stream: Stream,
+        ctx: &SslContextRef,
+        sni: Option<&str>,
+        deadline: impl Into<Deadline>,
+    ) -> Result<TlsStream> {
+        let mut tls = TlsStream::wrap(stream, ctx, sni)?;
+        tls.handshake(deadline.into(), |s| s.connect())?;
+        Ok(tls)
+    }
+
+    fn wrap(stream: Stream, ctx: &SslContextRef, sni: Option<&str>) -> Result<TlsStream> {
+        let mut ssl = Ssl::new(ctx).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
+        if let Some(name) = sni {
+            ssl.set_hostname(name).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
+        }
+        let (sock, io) = stream.into_parts();
+        let ssl = SslStream::new(ssl, sock).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
+        Ok(TlsStream { ssl, io, _local: PhantomData })
+    }
+
+    fn handshake(
+        &mut self,
+        deadline: Deadline,
+        mut step: impl FnMut(&mut SslStream<Socket>) -> std::result::Result<(), ssl::Error>,
+    ) -> Result<()> {
+        loop {
+            match step(&mut self.ssl) {
+                Ok(()) => return Ok(()),
+                Err(e) => wait_io(self.io, want(e)?, deadline)?,
+            }
+        }
+    }
+
+    /// Reads decrypted bytes (at least one), waiting until the deadline; `Ok(0)` is the end of
+    /// the session (close_notify or EOF).
+    pub fn read(&mut self, buf: &mut [u8], deadline: impl Into<Deadline>) -> Result<usize> {
+        let deadline = deadline.into();
+        loop {
+            match self.ssl.ssl_read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.code() == ErrorCode::ZERO_RETURN => return Ok(0),
+                Err(e) if e.code() == ErrorCode::SYSCALL && e.io_error().is_none() => return Ok(0),
+                Err(e) => wait_io(self.io, want(e)?, deadline)?,
+            }
+        }
+    }
+
+    /// Fills `buf`; the deadline covers the whole operation.
+    pub fn read_exact(&mut self, mut buf: &mut [u8], deadline: impl Into<Deadline>) -> Result<()> {
+        let deadline = deadline.into();
+        while !buf.is_empty() {
+            let n = self.read(buf, deadline)?;
+            if n == 0 {
+                return Err(Error::Closed);
+            }
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Writes all of `buf`; the deadline covers the whole operation.
+    pub fn write_all(&mut self, mut buf: &[u8], deadline: impl Into<Deadline>) -> Result<()> {
+        let deadline = deadline.into();
+        while !buf.is_empty() {
+            match self.ssl.ssl_write(buf) {
+                Ok(n) => buf = &buf[n..],
+                Err(e) => wait_io(self.io, want(e)?, deadline)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends close_notify (and waits for the peer's, within the deadline).
+    pub fn shutdown(&mut self, deadline: impl Into<Deadline>) -> Result<()> {
+        let deadline = deadline.into();
+        loop {
+            match self.ssl.shutdown() {
+                Ok(ssl::ShutdownResult::Received) => return Ok(()),
+                Ok(ssl::ShutdownResult::Sent) => continue,
+                Err(e) => match want(e) {
+                    Ok(bits) => wait_io(self.io, bits, deadline)?,
+                    Err(Error::Closed) => return Ok(()),
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Whether decrypted bytes are buffered inside OpenSSL (readable without the socket).
+    pub fn pending(&self) -> bool {
+        self.ssl.ssl().pending() > 0
+    }
+
+    /// The session: peer certificate, negotiated protocol, channel-binding data.
+    pub fn ssl(&self) -> &SslRef {
+        self.ssl.ssl()
+    }
+
+    /// Parks the session without a coroutine; see [`Stream::park`].
+    pub fn park<F>(self, deadline: impl Into<Deadline>, f: F)
+    where
+        F: FnOnce(TlsStream, ParkEvent) + 'static,
+    {
+        let deadline = deadline.into();
+        let m = match machine::current() {
+            Some(m) if !self.pending() => m,
+            _ => return f(self, ParkEvent::Readable),
+        };
+        let io = self.io;
+        let parked: crate::reactor::Parked = Box::new(move |ev| f(self, ev));
+        match m.reactor.park(io, parked, deadline != Deadline::Never) {
+            Ok(epoch) => {
+                if let Deadline::At(at) = deadline {
+                    m.timers.borrow_mut().arm(at, Target::Park(io, epoch));
+                }
+            }
+            Err(parked) => {
+                let r = crate::coroutine::spawn_boxed(m, Box::new(move || parked(ParkEvent::Readable)));
+                if let Err(e) = r {
+                    eprintln!("machinarium: cannot spawn for a parked stream: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl AsRawFd for TlsStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.ssl.get_ref().raw_fd()
+    }
+}
+
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        if let Some(m) = machine::current() {
+            drop(m.reactor.deregister(self.as_raw_fd(), self.io));
+        }
+    }
+}
+
+// Socket must be Read + Write for SslStream; the impls live in socket.rs.
+const _: fn() = || {
+    fn assert_rw<T: Read + Write>() {}
+    assert_rw::<Socket>();
+};
