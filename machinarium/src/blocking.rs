@@ -7,7 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
-use crate::coroutine::{lock, Oneshot};
+use crate::coroutine::{Oneshot, lock};
 use crate::error::{Error, Result};
 use crate::timer::Deadline;
 
@@ -39,12 +39,19 @@ impl Drop for PoolInner {
 impl BlockingPool {
     /// Starts `threads` threads (at least one), named `name`.
     pub fn new(name: &str, threads: usize) -> std::io::Result<BlockingPool> {
-        let queue = Arc::new(Queue { jobs: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() });
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new((VecDeque::new(), false)),
+            ready: Condvar::new(),
+        });
         for i in 0..threads.max(1) {
             let q = queue.clone();
-            thread::Builder::new().name(format!("{name}{i}")).spawn(move || worker(&q))?;
+            thread::Builder::new()
+                .name(format!("{name}{i}"))
+                .spawn(move || worker(&q))?;
         }
-        Ok(BlockingPool { inner: Arc::new(PoolInner { queue }) })
+        Ok(BlockingPool {
+            inner: Arc::new(PoolInner { queue }),
+        })
     }
 
     /// Runs `f` on a pool thread; the calling coroutine waits until it is done or the deadline.
@@ -55,12 +62,13 @@ impl BlockingPool {
     {
         let slot = Oneshot::new();
         let out = slot.clone();
-        let job: Job = Box::new(move || {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-                Ok(v) => out.send(v),
-                Err(_) => out.close(),
-            }
-        });
+        let job: Job =
+            Box::new(
+                move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                    Ok(v) => out.send(v),
+                    Err(_) => out.close(),
+                },
+            );
         {
             let mut jobs = lock(&self.inner.queue.jobs);
             jobs.0.push_back(job);
@@ -70,10 +78,17 @@ impl BlockingPool {
     }
 
     /// Resolves `host:port` on the pool, within the deadline.
-    pub fn resolve(&self, host: &str, port: u16, deadline: impl Into<Deadline>) -> Result<Vec<SocketAddr>> {
+    pub fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: impl Into<Deadline>,
+    ) -> Result<Vec<SocketAddr>> {
         let target = format!("{host}:{port}");
-        self.run(deadline, move || target.to_socket_addrs().map(|it| it.collect::<Vec<_>>()))?
-            .map_err(Error::Io)
+        self.run(deadline, move || {
+            target.to_socket_addrs().map(|it| it.collect::<Vec<_>>())
+        })?
+        .map_err(Error::Io)
     }
 }
 

@@ -75,7 +75,12 @@ pub fn channel_with_limit<T: Send>(limit: Option<usize>) -> (Sender<T>, Receiver
             limit,
         }),
     });
-    (Sender { shared: shared.clone() }, Receiver { shared })
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
 }
 
 impl<T: Send> Sender<T> {
@@ -108,7 +113,9 @@ impl<T: Send> Sender<T> {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         lock(&self.shared.state).senders += 1;
-        Sender { shared: self.shared.clone() }
+        Sender {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -117,7 +124,11 @@ impl<T> Drop for Sender<T> {
         let waiting: Vec<Handoff<T>> = {
             let mut s = lock(&self.shared.state);
             s.senders -= 1;
-            if s.senders == 0 { s.waiting.drain(..).collect() } else { Vec::new() }
+            if s.senders == 0 {
+                s.waiting.drain(..).collect()
+            } else {
+                Vec::new()
+            }
         };
         for h in waiting {
             h.waiter.wake();
@@ -141,7 +152,10 @@ impl<T: Send> Receiver<T> {
                 if !s.queue.is_empty() || s.senders == 0 {
                     w.wake_local(m, Wake::Ready);
                 } else {
-                    s.waiting.push_back(Handoff { waiter: call::remote_waiter(w, m), value: slot.clone() });
+                    s.waiting.push_back(Handoff {
+                        waiter: call::remote_waiter(w, m),
+                        value: slot.clone(),
+                    });
                     me = Some(w);
                 }
             });
@@ -184,7 +198,9 @@ impl<T: Send> Receiver<T> {
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
         lock(&self.shared.state).receivers += 1;
-        Receiver { shared: self.shared.clone() }
+        Receiver {
+            shared: self.shared.clone(),
+        }
     }
 }
 

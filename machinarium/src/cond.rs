@@ -79,7 +79,11 @@ impl Cond {
                 s.waiters.retain(|rw| !rw.is(w));
                 // Not in the list any more: a signal picked us while the deadline fired.
                 // Take the signal rather than lose it.
-                if s.waiters.len() == before { Ok(()) } else { Err(e) }
+                if s.waiters.len() == before {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             }
             (r, _) => r,
         }

@@ -51,7 +51,7 @@ mod valgrind;
 mod wait_group;
 
 pub use blocking::BlockingPool;
-pub use channel::{channel, channel_with_limit, Receiver, SendError, Sender};
+pub use channel::{Receiver, SendError, Sender, channel, channel_with_limit};
 pub use cond::Cond;
 pub use coroutine::{
     CoroutineId, JoinError, JoinHandle, RemoteJoin, cancelled, coroutine_count, current_id,
@@ -63,8 +63,8 @@ pub use machine::{
     machine_create, run, run_with,
 };
 pub use reactor::ParkEvent;
+pub use signal::{SignalFd, block_signals};
 pub use stack::{PAGE_SIZE, guard_uses_madvise};
-pub use signal::{block_signals, SignalFd};
 pub use timer::Deadline;
 pub use wait_group::WaitGroup;
 

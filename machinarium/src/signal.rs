@@ -30,7 +30,11 @@ pub fn block_signals(signals: &[i32]) -> io::Result<()> {
     let set = sigset(signals);
     // SAFETY: changes the calling thread's mask only.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
 }
 
 /// A signalfd registered with the current machine.
@@ -53,7 +57,11 @@ impl SignalFd {
         // SAFETY: `raw` is a fresh fd nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let io = m.reactor.register(fd.as_raw_fd())?;
-        Ok(SignalFd { fd, io, _local: std::marker::PhantomData })
+        Ok(SignalFd {
+            fd,
+            io,
+            _local: std::marker::PhantomData,
+        })
     }
 
     /// Waits for the next signal; returns its number.
@@ -64,7 +72,13 @@ impl SignalFd {
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: reads at most `size` bytes into `info`.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
             if n == size as isize {
                 return Ok(info.ssi_signo as i32);
             }

@@ -36,7 +36,11 @@ impl WaitGroup {
         let waiters = {
             let mut s = lock(&self.inner);
             s.count = s.count.saturating_sub(1);
-            if s.count == 0 { std::mem::take(&mut s.waiters) } else { Vec::new() }
+            if s.count == 0 {
+                std::mem::take(&mut s.waiters)
+            } else {
+                Vec::new()
+            }
         };
         for w in waiters {
             w.wake();

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::machine;
 use crate::net::socket::{self, Socket};
-use crate::net::stream::{wait_io, DetachedStream};
+use crate::net::stream::{DetachedStream, wait_io};
 use crate::reactor::{IoKey, READ};
 use crate::timer::Deadline;
 
@@ -34,7 +34,12 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions { backlog: 128, reuseport: false, v6only: true, unix_mode: None }
+        ListenOptions {
+            backlog: 128,
+            reuseport: false,
+            v6only: true,
+            unix_mode: None,
+        }
     }
 }
 
@@ -92,7 +97,11 @@ impl Listener {
             ListenSocket::Unix(l, _) => l.as_raw_fd(),
         };
         let io = m.reactor.register(fd)?;
-        Ok(Listener { sock, io, _local: PhantomData })
+        Ok(Listener {
+            sock,
+            io,
+            _local: PhantomData,
+        })
     }
 
     /// The bound TCP address (None for Unix listeners).
@@ -111,7 +120,9 @@ impl Listener {
         loop {
             match self.try_accept() {
                 Ok(pair) => return Ok(pair),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_io(self.io, READ, deadline)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_io(self.io, READ, deadline)?
+                }
                 Err(e) if retryable(&e) => {}
                 Err(e) if out_of_fds(&e) => {
                     if deadline.expired() {
@@ -180,14 +191,27 @@ fn retryable(e: &io::Error) -> bool {
 }
 
 fn out_of_fds(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// socket + options + bind + listen, so that SO_REUSEPORT and IPV6_V6ONLY are set before bind.
 fn bind_tcp(addr: SocketAddr, opts: &ListenOptions) -> io::Result<TcpListener> {
-    let family = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+    let family = if addr.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
     // SAFETY: plain socket(2); the result is checked and owned right away.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -217,7 +241,9 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in.
@@ -229,7 +255,9 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in6.

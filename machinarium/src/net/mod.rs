@@ -12,5 +12,5 @@ mod tls;
 
 pub use listener::{ListenOptions, Listener, PeerAddr};
 pub use socket::KeepAlive;
-pub use stream::{wait_readable_any, DetachedStream, Stream};
+pub use stream::{DetachedStream, Stream, wait_readable_any};
 pub use tls::TlsStream;

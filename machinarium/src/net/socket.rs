@@ -86,7 +86,12 @@ pub struct KeepAlive {
     pub user_timeout: Option<Duration>,
 }
 
-fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid fd and a pointer to an int of the size we pass.
     let rc = unsafe {
         libc::setsockopt(
@@ -97,7 +102,11 @@ fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, val
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn secs(d: Duration) -> libc::c_int {
@@ -115,7 +124,12 @@ pub(crate) fn set_keepalive(fd: BorrowedFd<'_>, ka: &KeepAlive) -> io::Result<()
         setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(i))?;
     }
     if let Some(p) = ka.probes {
-        setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, p.min(i32::MAX as u32) as libc::c_int)?;
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPCNT,
+            p.min(i32::MAX as u32) as libc::c_int,
+        )?;
     }
     if let Some(t) = ka.user_timeout {
         let ms = t.as_millis().min(i32::MAX as u128) as libc::c_int;
@@ -138,7 +152,10 @@ pub(crate) fn set_v6only(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 
 /// SO_LINGER with a zero timeout: close() resets the connection instead of lingering.
 pub(crate) fn set_nolinger(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: a valid fd and a pointer to a linger struct of the size we pass.
     let rc = unsafe {
         libc::setsockopt(
@@ -149,5 +166,28 @@ pub(crate) fn set_nolinger(fd: BorrowedFd<'_>) -> io::Result<()> {
             std::mem::size_of::<libc::linger>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether bytes (or EOF, or an error) are waiting on the socket, without consuming them.
+pub(crate) fn has_input(fd: BorrowedFd<'_>) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: a nonblocking peek of at most one byte into a local.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        return true;
+    }
+    let e = io::Error::last_os_error();
+    e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted
 }

@@ -42,7 +42,11 @@ impl DetachedStream {
     pub fn attach(self) -> Result<Stream> {
         let m = machine::current().ok_or(Error::NotInCoroutine)?;
         let io = m.reactor.register(self.sock.raw_fd())?;
-        Ok(Stream { sock: self.sock, io, _local: PhantomData })
+        Ok(Stream {
+            sock: self.sock,
+            io,
+            _local: PhantomData,
+        })
     }
 
     /// The peer's TCP address (None for Unix sockets).
@@ -182,7 +186,11 @@ impl Stream {
     }
 
     /// Writes all of `bufs` with vectored writes; the deadline covers the whole operation.
-    pub fn write_all_vectored(&mut self, bufs: &[&[u8]], deadline: impl Into<Deadline>) -> Result<()> {
+    pub fn write_all_vectored(
+        &mut self,
+        bufs: &[&[u8]],
+        deadline: impl Into<Deadline>,
+    ) -> Result<()> {
         let deadline = deadline.into();
         let mut parts: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
         let mut first = 0;
@@ -287,6 +295,7 @@ impl Stream {
             return f(self, ParkEvent::Readable);
         };
         let io = self.io;
+        settle_read_readiness(m, io, self.sock.fd());
         let parked: crate::reactor::Parked = Box::new(move |ev| f(self, ev));
         match m.reactor.park(io, parked, deadline != Deadline::Never) {
             Ok(epoch) => {
@@ -306,7 +315,11 @@ impl Stream {
     }
 
     pub(crate) fn from_parts(sock: Socket, io: IoKey) -> Stream {
-        Stream { sock, io, _local: PhantomData }
+        Stream {
+            sock,
+            io,
+            _local: PhantomData,
+        }
     }
 
     pub(crate) fn io_key(&self) -> IoKey {
@@ -314,9 +327,18 @@ impl Stream {
     }
 }
 
+/// Readiness bits are optimistic (set at attach, kept until `WouldBlock`); before parking,
+/// find out for real so that an idle stream does not wake at once.
+pub(crate) fn settle_read_readiness(m: &Machine, io: IoKey, fd: std::os::fd::BorrowedFd<'_>) {
+    if m.reactor.is_ready(io, READ) && !socket::has_input(fd) {
+        m.reactor.clear_ready(io, READ);
+    }
+}
+
 fn spawn_parked(m: &Machine, parked: crate::reactor::Parked) {
     // Readable already: run it right away (in a coroutine, as it may block).
-    if let Err(e) = crate::coroutine::spawn_boxed(m, Box::new(move || parked(ParkEvent::Readable))) {
+    if let Err(e) = crate::coroutine::spawn_boxed(m, Box::new(move || parked(ParkEvent::Readable)))
+    {
         eprintln!("machinarium: cannot spawn for a parked stream: {e}");
     }
 }

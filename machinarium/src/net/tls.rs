@@ -11,7 +11,7 @@ use openssl::ssl::{self, ErrorCode, Ssl, SslContextRef, SslRef, SslStream};
 use crate::error::{Error, Result};
 use crate::machine;
 use crate::net::socket::Socket;
-use crate::net::stream::{wait_io, Stream};
+use crate::net::stream::{Stream, wait_io};
 use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
 use crate::timer::{Deadline, Target};
 
@@ -47,7 +47,11 @@ fn want(e: ssl::Error) -> std::result::Result<u8, Error> {
 
 impl TlsStream {
     /// Runs the server side of a handshake on `stream` within the deadline.
-    pub fn accept(stream: Stream, ctx: &SslContextRef, deadline: impl Into<Deadline>) -> Result<TlsStream> {
+    pub fn accept(
+        stream: Stream,
+        ctx: &SslContextRef,
+        deadline: impl Into<Deadline>,
+    ) -> Result<TlsStream> {
         let mut tls = TlsStream::wrap(stream, ctx, None)?;
         tls.handshake(deadline.into(), |s| s.accept())?;
         Ok(tls)
@@ -67,13 +71,20 @@ impl TlsStream {
     }
 
     fn wrap(stream: Stream, ctx: &SslContextRef, sni: Option<&str>) -> Result<TlsStream> {
-        let mut ssl = Ssl::new(ctx).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
+        let mut ssl =
+            Ssl::new(ctx).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
         if let Some(name) = sni {
-            ssl.set_hostname(name).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
+            ssl.set_hostname(name)
+                .map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
         }
         let (sock, io) = stream.into_parts();
-        let ssl = SslStream::new(ssl, sock).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
-        Ok(TlsStream { ssl, io, _local: PhantomData })
+        let ssl = SslStream::new(ssl, sock)
+            .map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
+        Ok(TlsStream {
+            ssl,
+            io,
+            _local: PhantomData,
+        })
     }
 
     fn handshake(
@@ -128,16 +139,19 @@ impl TlsStream {
         Ok(())
     }
 
-    /// Sends close_notify (and waits for the peer's, within the deadline).
+    /// Sends close_notify and waits, within the deadline, for the peer's. A peer that closes
+    /// the connection without answering is fine: ours was sent.
     pub fn shutdown(&mut self, deadline: impl Into<Deadline>) -> Result<()> {
         let deadline = deadline.into();
+        let mut sent = false;
         loop {
             match self.ssl.shutdown() {
                 Ok(ssl::ShutdownResult::Received) => return Ok(()),
-                Ok(ssl::ShutdownResult::Sent) => continue,
+                Ok(ssl::ShutdownResult::Sent) => sent = true,
                 Err(e) => match want(e) {
                     Ok(bits) => wait_io(self.io, bits, deadline)?,
                     Err(Error::Closed) => return Ok(()),
+                    Err(_) if sent => return Ok(()),
                     Err(e) => return Err(e),
                 },
             }
@@ -165,6 +179,7 @@ impl TlsStream {
             _ => return f(self, ParkEvent::Readable),
         };
         let io = self.io;
+        crate::net::stream::settle_read_readiness(m, io, self.ssl.get_ref().fd());
         let parked: crate::reactor::Parked = Box::new(move |ev| f(self, ev));
         match m.reactor.park(io, parked, deadline != Deadline::Never) {
             Ok(epoch) => {
@@ -173,7 +188,8 @@ impl TlsStream {
                 }
             }
             Err(parked) => {
-                let r = crate::coroutine::spawn_boxed(m, Box::new(move || parked(ParkEvent::Readable)));
+                let r =
+                    crate::coroutine::spawn_boxed(m, Box::new(move || parked(ParkEvent::Readable)));
                 if let Err(e) = r {
                     eprintln!("machinarium: cannot spawn for a parked stream: {e}");
                 }
