@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use machinarium::net::{DetachedStream, ListenOptions, Listener, Stream};
+use machinarium::net::{DetachedStream, ListenOptions, Listener};
 use machinarium::{Deadline, MachineConfig, MachineHandle, machine_create};
 
 struct Args {

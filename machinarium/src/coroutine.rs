@@ -176,10 +176,8 @@ impl<T> JoinHandle<T> {
     /// Cancels the coroutine: its current and every later blocking call fail with
     /// [`Error::Cancelled`].
     pub fn cancel(&self) {
-        if let Some(m) = machine::current() {
-            if m.id == self.id.machine {
-                m.sched.cancel(self.id.key);
-            }
+        if let Some(m) = machine::current().filter(|m| m.id == self.id.machine) {
+            m.sched.cancel(self.id.key);
         }
     }
 }

@@ -70,7 +70,6 @@ impl Default for MachineConfig {
 pub(crate) enum Msg {
     Wake(CoKey, u32),
     Spawn(Box<dyn FnOnce() + Send>),
-    Cancel(CoKey),
     Stop,
 }
 
@@ -202,10 +201,6 @@ impl MachineHandle {
         self.remote.post(Msg::Spawn(Box::new(f)));
     }
 
-    pub(crate) fn post(&self, msg: Msg) {
-        self.remote.post(msg);
-    }
-
     /// Asks the machine to stop: every coroutine is cancelled, and the thread exits once they
     /// have finished.
     pub fn stop(&self) {
@@ -333,7 +328,6 @@ impl Machine {
                         eprintln!("machinarium: machine '{}': spawn failed: {e}", self.name);
                     }
                 }
-                Msg::Cancel(key) => self.sched.cancel(key),
                 Msg::Stop => self.begin_stop(),
             }
         }

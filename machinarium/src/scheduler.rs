@@ -143,10 +143,6 @@ impl Scheduler {
         !self.ready.borrow().is_empty()
     }
 
-    pub(crate) fn stack_size(&self) -> usize {
-        self.stack_size
-    }
-
     /// Ends a pending blocking call of `key` (generation `epoch`) with `why` and makes the
     /// coroutine ready. Returns false when the wake is stale (another wake won, or the call
     /// already ended).

@@ -99,11 +99,6 @@ impl Stack {
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         (self.base as usize, self.base as usize + self.guard)
     }
-
-    /// Usable size in bytes.
-    pub(crate) fn size(&self) -> usize {
-        self.len - self.guard
-    }
 }
 
 impl Drop for Stack {

@@ -136,8 +136,4 @@ impl Timers {
             .collect();
         self.live = self.heap.len();
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
-    }
 }

@@ -313,18 +313,6 @@ impl Stream {
         let sock = unsafe { std::ptr::read(&me.sock) };
         (sock, me.io)
     }
-
-    pub(crate) fn from_parts(sock: Socket, io: IoKey) -> Stream {
-        Stream {
-            sock,
-            io,
-            _local: PhantomData,
-        }
-    }
-
-    pub(crate) fn io_key(&self) -> IoKey {
-        self.io
-    }
 }
 
 /// Readiness bits are optimistic (set at attach, kept until `WouldBlock`); before parking,
