@@ -1,0 +1,1 @@
+//! Tests of loading whole configs: includes, validation messages, defaults.

@@ -1,0 +1,1 @@
+//! Precedence and matching tests.
