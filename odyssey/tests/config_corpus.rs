@@ -11,58 +11,163 @@ use odyssey::config;
 /// Files whose upstream `invalid` label holds only for released versions: upstream HEAD fixes
 /// these combinations and logs it, and so do we (see `config::validate`), with this warning.
 const FIXED_BY_HEAD: &[(&str, &str)] = &[
-    ("pool_reserve_prepared_statement__invalid__odyssey-test1", "replaced by smart discard"),
-    ("pool_reserve_prepared_statement__invalid__odyssey-test2", "session pool makes no sense"),
+    (
+        "pool_reserve_prepared_statement__invalid__odyssey-test1",
+        "replaced by smart discard",
+    ),
+    (
+        "pool_reserve_prepared_statement__invalid__odyssey-test2",
+        "session pool makes no sense",
+    ),
 ];
 
 /// The word each invalid file's diagnostics must contain.
 const INVALID_WORDS: &[(&str, &str)] = &[
-    ("auth_query__invalid__odyssey-test1", "auth_query_user is not set"),
-    ("auth_query__invalid__odyssey-test2", "auth_query_db is not set"),
-    ("auth_query__invalid__odyssey-test3", "auth_query_user is not set"),
-    ("authentication__invalid__odyssey-test1", "password is not set"),
-    ("authentication__invalid__odyssey-test2", "password is not set"),
-    ("authentication__invalid__odyssey-test3", "unknown authentication mode"),
-    ("coroutine_stack_size__invalid__odyssey-test1", "bad coroutine_stack_size"),
-    ("coroutine_stack_size__invalid__odyssey-test2", "bad coroutine_stack_size"),
-    ("coroutine_stack_size__invalid__odyssey-test3", "bad coroutine_stack_size"),
-    ("coroutine_stack_size__invalid__odyssey-test4", "expected a number for coroutine_stack_size"),
-    ("coroutine_stack_size__invalid__odyssey-test5", "coroutine_stack_size must be >= 16"),
-    ("group_rules__invalid__odyssey-test1", "group_query is not set"),
-    ("group_rules__invalid__odyssey-test2", "group_query_user is not set"),
-    ("group_rules__invalid__odyssey-test3", "group_query_db is not set"),
-    ("listen_empty__invalid__odyssey-test1", "no listen sections defined"),
+    (
+        "auth_query__invalid__odyssey-test1",
+        "auth_query_user is not set",
+    ),
+    (
+        "auth_query__invalid__odyssey-test2",
+        "auth_query_db is not set",
+    ),
+    (
+        "auth_query__invalid__odyssey-test3",
+        "auth_query_user is not set",
+    ),
+    (
+        "authentication__invalid__odyssey-test1",
+        "password is not set",
+    ),
+    (
+        "authentication__invalid__odyssey-test2",
+        "password is not set",
+    ),
+    (
+        "authentication__invalid__odyssey-test3",
+        "unknown authentication mode",
+    ),
+    (
+        "coroutine_stack_size__invalid__odyssey-test1",
+        "bad coroutine_stack_size",
+    ),
+    (
+        "coroutine_stack_size__invalid__odyssey-test2",
+        "bad coroutine_stack_size",
+    ),
+    (
+        "coroutine_stack_size__invalid__odyssey-test3",
+        "bad coroutine_stack_size",
+    ),
+    (
+        "coroutine_stack_size__invalid__odyssey-test4",
+        "expected a number for coroutine_stack_size",
+    ),
+    (
+        "coroutine_stack_size__invalid__odyssey-test5",
+        "coroutine_stack_size must be >= 16",
+    ),
+    (
+        "group_rules__invalid__odyssey-test1",
+        "group_query is not set",
+    ),
+    (
+        "group_rules__invalid__odyssey-test2",
+        "group_query_user is not set",
+    ),
+    (
+        "group_rules__invalid__odyssey-test3",
+        "group_query_db is not set",
+    ),
+    (
+        "listen_empty__invalid__odyssey-test1",
+        "no listen sections defined",
+    ),
     ("listen_tls__invalid__odyssey-test1", "unknown tls mode"),
     ("listen_tls__invalid__odyssey-test2", "unknown tls mode"),
     ("listen_tls__invalid__odyssey-test3", "unknown tls mode"),
-    ("listen_tls__invalid__odyssey-test4", "expected a quoted string for tls"),
-    ("log_format__invalid__odyssey-test1", "log_format is not defined"),
-    ("pool_reserve_prepared_statement__invalid__odyssey-test3", "smart discard is forbidden"),
-    ("pool_reserve_prepared_statement__invalid__odyssey-test4", "quoted string for pool_discard_query"),
-    ("pool_routing__invalid__odyssey-test1", "unknown pool routing mode"),
-    ("pool_type__invalid__odyssey-test1", "pooling mode is not set"),
+    (
+        "listen_tls__invalid__odyssey-test4",
+        "expected a quoted string for tls",
+    ),
+    (
+        "log_format__invalid__odyssey-test1",
+        "log_format is not defined",
+    ),
+    (
+        "pool_reserve_prepared_statement__invalid__odyssey-test3",
+        "smart discard is forbidden",
+    ),
+    (
+        "pool_reserve_prepared_statement__invalid__odyssey-test4",
+        "quoted string for pool_discard_query",
+    ),
+    (
+        "pool_routing__invalid__odyssey-test1",
+        "unknown pool routing mode",
+    ),
+    (
+        "pool_type__invalid__odyssey-test1",
+        "pooling mode is not set",
+    ),
     ("pool_type__invalid__odyssey-test2", "unknown pooling mode"),
     ("resolvers__invalid__odyssey-test1", "bad resolvers number"),
     ("resolvers__invalid__odyssey-test2", "bad resolvers number"),
-    ("resolvers__invalid__odyssey-test3", "expected a number for resolvers"),
-    ("rules_empty__invalid__odyssey-test1", "no storage sections defined"),
+    (
+        "resolvers__invalid__odyssey-test3",
+        "expected a number for resolvers",
+    ),
+    (
+        "rules_empty__invalid__odyssey-test1",
+        "no storage sections defined",
+    ),
     ("rules_empty__invalid__odyssey-test2", "no rules defined"),
-    ("storage_name__invalid__odyssey-test1", "no rule storage is specified"),
-    ("storage_name__invalid__odyssey-test2", "no rule storage 'postgres_server' found"),
+    (
+        "storage_name__invalid__odyssey-test1",
+        "no rule storage is specified",
+    ),
+    (
+        "storage_name__invalid__odyssey-test2",
+        "no rule storage 'postgres_server' found",
+    ),
     ("storage_tls__invalid__odyssey-test1", "unknown tls mode"),
     ("storage_tls__invalid__odyssey-test2", "unknown tls mode"),
-    ("storage_tls__invalid__odyssey-test3", "expected a quoted string for tls"),
-    ("storage_type__invalid__odyssey-test1", "listen host is not set"),
+    (
+        "storage_tls__invalid__odyssey-test3",
+        "expected a quoted string for tls",
+    ),
+    (
+        "storage_type__invalid__odyssey-test1",
+        "listen host is not set",
+    ),
     ("storage_type__invalid__odyssey-test2", "no host specified"),
     ("storage_type__invalid__odyssey-test3", "'type' is required"),
-    ("storage_type__invalid__odyssey-test4", "role set for non-local storage"),
-    ("storage_type__invalid__odyssey-test5", "role set for non-local storage"),
-    ("storage_type__invalid__odyssey-test6", "role set for non-local storage"),
-    ("storage_type__invalid__odyssey-test7", "role type 'undef' is unknown"),
-    ("unix_socket_mode__invalid__odyssey-test1", "unix_socket_mode is not set"),
+    (
+        "storage_type__invalid__odyssey-test4",
+        "role set for non-local storage",
+    ),
+    (
+        "storage_type__invalid__odyssey-test5",
+        "role set for non-local storage",
+    ),
+    (
+        "storage_type__invalid__odyssey-test6",
+        "role set for non-local storage",
+    ),
+    (
+        "storage_type__invalid__odyssey-test7",
+        "role type 'undef' is unknown",
+    ),
+    (
+        "unix_socket_mode__invalid__odyssey-test1",
+        "unix_socket_mode is not set",
+    ),
     ("workers__invalid__odyssey-test1", "bad workers number"),
     ("workers__invalid__odyssey-test2", "bad workers number"),
-    ("workers__invalid__odyssey-test3", "invalid value for workers"),
+    (
+        "workers__invalid__odyssey-test3",
+        "invalid value for workers",
+    ),
 ];
 
 const HBA_FILES: &[&str] = &[
@@ -85,7 +190,8 @@ fn odyssey_test(path: &Path) -> (i32, String) {
         .arg(path)
         .output()
         .expect("run odyssey");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -93,7 +199,13 @@ fn odyssey_test(path: &Path) -> (i32, String) {
 fn missing_include(text: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("include"))
-        .filter_map(|rest| rest.trim().strip_prefix('"')?.split('"').next().map(str::to_string))
+        .filter_map(|rest| {
+            rest.trim()
+                .strip_prefix('"')?
+                .split('"')
+                .next()
+                .map(str::to_string)
+        })
         .find(|p| p.starts_with('/') && !Path::new(p).exists())
 }
 
@@ -113,7 +225,10 @@ fn upstream_corpus() {
         println!("note: shared/spec/odyssey-confs is absent; corpus test skipped");
         return;
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut counts = Counts::default();
     let mut failures = Vec::new();
@@ -124,24 +239,37 @@ fn upstream_corpus() {
         }
     }
     println!("corpus counts: {counts:?} (total {})", files.len());
-    assert!(failures.is_empty(), "{} corpus failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn check_one(path: &Path, name: &str, counts: &mut Counts) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     if HBA_FILES.contains(&name) {
         counts.hba += 1;
-        return config::hba::parse(&name.into(), &text).map(drop).map_err(|e| e.to_string());
+        return config::hba::parse(&name.into(), &text)
+            .map(drop)
+            .map_err(|e| e.to_string());
     }
     if FRAGMENTS.contains(&name) {
         counts.fragments += 1;
-        return config::parse_fragment(name, &text).map(drop).map_err(|e| format!("{e:?}"));
+        return config::parse_fragment(name, &text)
+            .map(drop)
+            .map_err(|e| format!("{e:?}"));
     }
     let (code, out) = odyssey_test(path);
     if let Some(missing) = missing_include(&text) {
         counts.missing_include += 1;
         let names_it = out.contains(&format!("can't open include file '{missing}'"));
-        return if code == 1 && names_it { Ok(()) } else { Err(format!("exit {code}: {out}")) };
+        return if code == 1 && names_it {
+            Ok(())
+        } else {
+            Err(format!("exit {code}: {out}"))
+        };
     }
     if name.contains("__config-validation__") && name.contains("__invalid__") {
         counts.invalid += 1;
@@ -164,5 +292,9 @@ fn check_one(path: &Path, name: &str, counts: &mut Counts) -> Result<(), String>
 }
 
 fn expect(ok: bool, code: i32, out: &str) -> Result<(), String> {
-    if ok { Ok(()) } else { Err(format!("exit {code}: {out}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("exit {code}: {out}"))
+    }
 }

@@ -153,7 +153,7 @@ impl Workers {
     /// The thread count on a machine with `cpus` processors.
     pub fn resolve(self, cpus: u32) -> u32 {
         match self {
-            Workers::Auto => (1 + cpus) / 2,
+            Workers::Auto => cpus.div_ceil(2),
             Workers::Count(n) => n,
         }
     }
