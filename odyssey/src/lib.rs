@@ -9,6 +9,7 @@
 //! The binary (`main.rs`) parses the command line, loads the config and (later) starts the
 //! instance.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod option;

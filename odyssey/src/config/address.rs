@@ -20,20 +20,35 @@ pub enum AddressRange {
     Hostname(String),
 }
 
+/// Which half of an `addr/len` network is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CidrError {
+    /// The address is no IPv4 or IPv6 address.
+    Address,
+    /// The prefix length is no number or too long for the address family.
+    PrefixLength,
+}
+
 impl AddressRange {
+    /// The network `addr/len`, from its two halves (shared by rule selectors and hba_file).
+    pub fn network(addr: &str, len: &str) -> Result<AddressRange, CidrError> {
+        let addr: IpAddr = addr.parse().map_err(|_| CidrError::Address)?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = len
+            .parse::<u8>()
+            .ok()
+            .filter(|&p| p <= max)
+            .ok_or(CidrError::PrefixLength)?;
+        Ok(AddressRange::Network { addr, prefix })
+    }
+
     /// Parses a selector string; the error says what is wrong, in upstream's words.
     pub fn parse(s: &str) -> Result<AddressRange, String> {
         if let Some((addr, len)) = s.split_once('/') {
-            let addr: IpAddr = addr
-                .parse()
-                .map_err(|_| format!("invalid address or hostname: '{s}'"))?;
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            let prefix = len
-                .parse::<u8>()
-                .ok()
-                .filter(|&p| p <= max)
-                .ok_or_else(|| format!("invalid network prefix length in '{s}'"))?;
-            return Ok(AddressRange::Network { addr, prefix });
+            return AddressRange::network(addr, len).map_err(|e| match e {
+                CidrError::Address => format!("invalid address or hostname: '{s}'"),
+                CidrError::PrefixLength => format!("invalid network prefix length in '{s}'"),
+            });
         }
         if s.parse::<IpAddr>().is_ok() {
             return Err(format!("expected network mask in '{s}'"));

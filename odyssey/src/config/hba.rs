@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::address::AddressRange;
+use super::address::{AddressRange, CidrError};
 use super::diag::{Diagnostic, Pos};
 use super::rule::{ConnType, Transport};
 
@@ -125,16 +125,10 @@ fn network(field: &str) -> Result<AddressRange, String> {
     let (addr, len) = field
         .split_once('/')
         .ok_or_else(|| "expected network mask and auth method".to_string())?;
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("invalid IP address '{addr}'"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let prefix = len
-        .parse::<u8>()
-        .ok()
-        .filter(|&p| p <= max)
-        .ok_or_else(|| format!("invalid prefix length '{len}'"))?;
-    Ok(AddressRange::Network { addr: ip, prefix })
+    AddressRange::network(addr, len).map_err(|e| match e {
+        CidrError::Address => format!("invalid IP address '{addr}'"),
+        CidrError::PrefixLength => format!("invalid prefix length '{len}'"),
+    })
 }
 
 fn masked_network(addr: &str, mask: &str) -> Result<AddressRange, String> {

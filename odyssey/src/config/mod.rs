@@ -3,7 +3,7 @@
 //!
 //! Pipeline: `lexer` + `parser` (nom) turn text into the syntax `model`; `include`s are expanded
 //! here; `top` and the section readers (`global`, `listen`, `storage`, `rule`, `auth`, `pool`,
-//! `sections`, `tls`, `address`) give it types through `convert`'s `Reader`; `validate` checks
+//! `sections`, `selector`, `tls`, `address`) give it types through `convert`'s `Reader`; `validate` checks
 //! the whole; `hba` reads the hba_file. Everything but the file reading in `load` is pure.
 
 pub mod address;
@@ -20,6 +20,7 @@ pub mod parser;
 pub mod pool;
 pub mod rule;
 pub mod sections;
+pub mod selector;
 pub mod storage;
 pub mod tls;
 pub mod top;

@@ -106,47 +106,67 @@ fn the_most_specific_matching_rule_wins() {
     let table = RuleTable::new(&config);
     let tls = Transport::Tcp { tls: true };
     let plain = Transport::Tcp { tls: false };
-    let m = |req: Request<'_>| row(table.forward(&req).expect("a rule"));
-    assert_eq!(
-        m(request("db1", "db1u2", tls, "10.13.37.1")),
-        "db1 db1u2 10.13.37.10/24 hostssl"
-    );
-    assert_eq!(
-        m(request("db1", "db1u2", plain, "10.13.37.1")),
-        "db1 db1u2 10.13.37.10/24 all"
-    );
-    assert_eq!(
-        m(request("db1", "db1u2", plain, "192.168.0.1")),
-        "db1 db1u2 <default> all"
-    );
-    assert_eq!(
-        m(request("db1", "db1u1", plain, "1.1.1.1")),
-        "db1 db1u1 <default> host"
-    );
-    assert_eq!(
-        m(request("db1", "db1u1", Transport::Unix, "")),
-        "db1 db1u1 <default> all"
-    );
-    assert_eq!(
-        m(request("db1", "x", Transport::Unix, "")),
-        "<default> <default> <default> all"
-    );
-    assert_eq!(
-        m(request("db1", "x", plain, "10.14.89.1")),
-        "db1 <default> 10.14.89.10/24 all"
-    );
-    assert_eq!(
-        m(request("other", "user1", plain, "10.0.0.1")),
-        "<default> user1 10.0.0.12/24 all"
-    );
-    assert_eq!(
-        m(request("other", "x", plain, "8.8.8.8")),
-        "<default> <default> <default> hostnossl"
-    );
-    assert_eq!(
-        m(request("other", "x", tls, "8.8.8.8")),
-        "<default> <default> <default> all"
-    );
+    let unix = Transport::Unix;
+    let cases = [
+        (
+            "db1",
+            "db1u2",
+            tls,
+            "10.13.37.1",
+            "db1 db1u2 10.13.37.10/24 hostssl",
+        ),
+        (
+            "db1",
+            "db1u2",
+            plain,
+            "10.13.37.1",
+            "db1 db1u2 10.13.37.10/24 all",
+        ),
+        (
+            "db1",
+            "db1u2",
+            plain,
+            "192.168.0.1",
+            "db1 db1u2 <default> all",
+        ),
+        ("db1", "db1u1", plain, "1.1.1.1", "db1 db1u1 <default> host"),
+        ("db1", "db1u1", unix, "", "db1 db1u1 <default> all"),
+        ("db1", "x", unix, "", "<default> <default> <default> all"),
+        (
+            "db1",
+            "x",
+            plain,
+            "10.14.89.1",
+            "db1 <default> 10.14.89.10/24 all",
+        ),
+        (
+            "other",
+            "user1",
+            plain,
+            "10.0.0.1",
+            "<default> user1 10.0.0.12/24 all",
+        ),
+        (
+            "other",
+            "x",
+            plain,
+            "8.8.8.8",
+            "<default> <default> <default> hostnossl",
+        ),
+        (
+            "other",
+            "x",
+            tls,
+            "8.8.8.8",
+            "<default> <default> <default> all",
+        ),
+    ];
+    for (db, user, transport, ip, expected) in cases {
+        let got = row(table
+            .forward(&request(db, user, transport, ip))
+            .expect("a rule"));
+        assert_eq!(got, expected, "{db}.{user} {transport:?} {ip}");
+    }
 }
 
 #[test]
