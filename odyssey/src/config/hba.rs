@@ -1,0 +1,265 @@
+//! The `hba_file`: a pg_hba.conf subset deciding, after routing and before authentication,
+//! whether a client may go on. Lines are `local DB USER METHOD`,
+//! `host|hostssl|hostnossl DB USER ADDR/LEN METHOD` or `... ADDR MASK METHOD`.
+
+use std::net::IpAddr;
+
+use super::address::{AddressRange, CidrError};
+use super::diag::{Diagnostic, Pos};
+use super::rule::{ConnType, Transport};
+
+/// What a matching line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HbaAction {
+    /// `allow`/`trust`: go on with the rule's own authentication.
+    Allow,
+    /// `deny`/`reject`.
+    Deny,
+}
+
+/// Which names a line takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HbaNames {
+    /// `all`.
+    All,
+    /// `sameuser` (databases only): the database named like the user.
+    SameUser,
+    /// A comma list.
+    List(Vec<String>),
+}
+
+/// One line of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HbaRule {
+    /// Its line.
+    pub pos: Pos,
+    /// `local`, `host`, `hostssl` or `hostnossl`.
+    pub conn_type: ConnType,
+    /// Databases.
+    pub databases: HbaNames,
+    /// Users.
+    pub users: HbaNames,
+    /// Client network (`Any` for `local`).
+    pub address: AddressRange,
+    /// Allow or deny.
+    pub action: HbaAction,
+}
+
+/// Parses the file text; the first bad line fails the whole file, as upstream.
+pub fn parse(src_name: &std::sync::Arc<str>, text: &str) -> Result<Vec<HbaRule>, Diagnostic> {
+    let mut rules = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let pos = Pos {
+            file: src_name.clone(),
+            line: n as u32 + 1,
+            column: 1,
+        };
+        let line = raw.split('#').next().unwrap_or("");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        rules.push(parse_line(&fields, pos.clone()).map_err(|e| Diagnostic::error(&pos, e))?);
+    }
+    Ok(rules)
+}
+
+fn parse_line(f: &[&str], pos: Pos) -> Result<HbaRule, String> {
+    let conn_type = match f[0] {
+        "local" => ConnType::Local,
+        "host" => ConnType::Host,
+        "hostssl" => ConnType::HostSsl,
+        "hostnossl" => ConnType::HostNoSsl,
+        other => return Err(format!("unknown connection type '{other}'")),
+    };
+    let need = if conn_type == ConnType::Local { 4 } else { 5 };
+    if f.len() < need {
+        return Err(format!(
+            "too few fields (got {}, expected at least {need})",
+            f.len()
+        ));
+    }
+    if f.len() > 6 || (conn_type == ConnType::Local && f.len() > 4) {
+        return Err(format!("too many fields (got {})", f.len()));
+    }
+    let databases = names(f[1], true);
+    let users = names(f[2], false);
+    let (address, method) = match (conn_type, f.len()) {
+        (ConnType::Local, _) => (AddressRange::Any, f[3]),
+        (_, 5) => (network(f[3])?, f[4]),
+        _ => (masked_network(f[3], f[4])?, f[5]),
+    };
+    let action = match method {
+        "allow" | "trust" => HbaAction::Allow,
+        "deny" | "reject" => HbaAction::Deny,
+        other => {
+            return Err(format!(
+                "unknown auth method '{other}' (only allow/trust/deny/reject supported)"
+            ));
+        }
+    };
+    Ok(HbaRule {
+        pos,
+        conn_type,
+        databases,
+        users,
+        address,
+        action,
+    })
+}
+
+fn names(field: &str, databases: bool) -> HbaNames {
+    match field {
+        "all" => HbaNames::All,
+        "sameuser" if databases => HbaNames::SameUser,
+        list => HbaNames::List(
+            list.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    }
+}
+
+fn network(field: &str) -> Result<AddressRange, String> {
+    let (addr, len) = field
+        .split_once('/')
+        .ok_or_else(|| "expected network mask and auth method".to_string())?;
+    AddressRange::network(addr, len).map_err(|e| match e {
+        CidrError::Address => format!("invalid IP address '{addr}'"),
+        CidrError::PrefixLength => format!("invalid prefix length '{len}'"),
+    })
+}
+
+fn masked_network(addr: &str, mask: &str) -> Result<AddressRange, String> {
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("invalid IP address '{addr}'"))?;
+    let m: IpAddr = mask
+        .parse()
+        .map_err(|_| format!("invalid network mask '{mask}'"))?;
+    let bits: u128 = match m {
+        IpAddr::V4(v4) if ip.is_ipv4() => u128::from(u32::from(v4)) << 96,
+        IpAddr::V6(v6) if ip.is_ipv6() => v6.into(),
+        _ => return Err(format!("invalid network mask '{mask}'")),
+    };
+    let prefix = bits.leading_ones();
+    let total = if ip.is_ipv4() { 32 } else { 128 };
+    if bits.count_ones() != prefix || prefix > total {
+        return Err(format!("invalid network mask '{mask}'"));
+    }
+    Ok(AddressRange::Network {
+        addr: ip,
+        prefix: prefix as u8,
+    })
+}
+
+/// Decides for a client of `transport` at `ip`, routed to a rule named `db`.`user` (the rule's
+/// names: `default_db`/`default_user` for default rules). No matching line means deny.
+pub fn decide(
+    rules: &[HbaRule],
+    transport: Transport,
+    ip: Option<IpAddr>,
+    db: &str,
+    user: &str,
+) -> HbaAction {
+    let hit = rules.iter().find(|r| {
+        r.conn_type.admits(transport)
+            && (transport == Transport::Unix || r.address.contains(ip, None))
+            && match &r.databases {
+                HbaNames::All => true,
+                HbaNames::SameUser => db == user,
+                HbaNames::List(l) => l.iter().any(|d| d == db),
+            }
+            && match &r.users {
+                HbaNames::List(l) => l.iter().any(|u| u == user),
+                _ => true,
+            }
+    });
+    hit.map_or(HbaAction::Deny, |r| r.action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Result<Vec<HbaRule>, Diagnostic> {
+        parse(&"hba".into(), text)
+    }
+
+    #[test]
+    fn first_matching_line_decides() {
+        let rules = file(
+            "local hba_db user_allow allow\nlocal hba_db user_reject deny\n\
+             host hba_db user_allow 127.0.0.0/24 allow # c\nhost all all 10.0.0.0 255.0.0.0 trust\n",
+        )
+        .unwrap();
+        let lo = "127.0.0.1".parse().ok();
+        assert_eq!(
+            decide(&rules, Transport::Unix, None, "hba_db", "user_allow"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            decide(&rules, Transport::Unix, None, "hba_db", "user_reject"),
+            HbaAction::Deny
+        );
+        assert_eq!(
+            decide(
+                &rules,
+                Transport::Tcp { tls: false },
+                lo,
+                "hba_db",
+                "user_allow"
+            ),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            decide(&rules, Transport::Tcp { tls: false }, lo, "hba_db", "x"),
+            HbaAction::Deny
+        );
+        let ten = "10.1.2.3".parse().ok();
+        assert_eq!(
+            decide(&rules, Transport::Tcp { tls: true }, ten, "any", "x"),
+            HbaAction::Allow
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = file("\nlocal all all\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hba:2:1: too few fields (got 3, expected at least 4)"
+        );
+        assert!(
+            file("peer all all allow")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown connection type")
+        );
+        assert!(
+            file("host all all 1.2.3.4/40 allow")
+                .unwrap_err()
+                .to_string()
+                .contains("prefix length")
+        );
+        assert!(
+            file("host all all 1.2.3.4 255.0.255.0 allow")
+                .unwrap_err()
+                .to_string()
+                .contains("network mask")
+        );
+        assert!(
+            file("host all all 1.2.3.4/8 md5")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown auth method")
+        );
+        assert!(
+            file("host all all nothere/8 allow")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid IP address")
+        );
+    }
+}
