@@ -110,6 +110,22 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// Splits the first whole message off `buf` and decodes it with `decode(tag, body)`; returns
+/// the message and the bytes it used. Shared by the frontend and backend `parse`.
+pub(crate) fn parse_first<'a, T>(
+    buf: &'a [u8],
+    max_len: u32,
+    decode: impl FnOnce(u8, &'a [u8]) -> Result<T, DecodeError>,
+) -> Result<Option<(T, usize)>, DecodeError> {
+    match Frame::split(buf, max_len)? {
+        None => Ok(None),
+        Some((frame, _)) => Ok(Some((
+            decode(frame.header.tag, frame.body)?,
+            frame.bytes.len(),
+        ))),
+    }
+}
+
 /// Iterates over the whole messages at the start of a buffer, stopping at a partial one.
 ///
 /// After the iterator is exhausted, [`Frames::rest`] is the unconsumed tail (a partial message

@@ -372,6 +372,14 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     openssl::base64::decode_block(text).ok()
 }
 
+/// A SCRAM message as text; the grammar is ASCII apart from the user name.
+fn text<'a>(data: &'a [u8], message: &'static str) -> Result<&'a str, ScramError> {
+    std::str::from_utf8(data).map_err(|_| ScramError::Malformed {
+        message,
+        reason: "not UTF-8",
+    })
+}
+
 /// Reads the value of attribute `name` from one comma-separated part of a SCRAM message.
 fn attribute<'a>(
     part: Option<&'a str>,

@@ -30,7 +30,7 @@ pub use result::{
 
 use crate::error::{DecodeError, Side};
 use crate::frontend::{CopyData, empty};
-use crate::header::Frame;
+use crate::header::{self, Frame};
 use crate::writer;
 
 /// Backend message type bytes.
@@ -192,10 +192,7 @@ impl<'a> BackendMessage<'a> {
     /// Returns the message and the bytes it used, or `Ok(None)` when `buf` holds only part of
     /// one. `max_len` bounds the length field.
     pub fn parse(buf: &'a [u8], max_len: u32) -> Result<Option<(Self, usize)>, DecodeError> {
-        match Frame::split(buf, max_len)? {
-            None => Ok(None),
-            Some((frame, _)) => Ok(Some((Self::from_frame(&frame)?, frame.bytes.len()))),
-        }
+        header::parse_first(buf, max_len, Self::decode)
     }
 
     /// Appends the whole message: tag, length, body.

@@ -2,7 +2,7 @@
 
 use super::{
     Key, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramError, ScramKeys, attribute, auth_message_hmac,
-    base64_decode, base64_encode, ct_eq, nonce, valid_nonce, xor,
+    base64_decode, base64_encode, ct_eq, nonce, text, valid_nonce, xor,
 };
 
 /// What the client says about channel binding in its GS2 header.
@@ -157,10 +157,7 @@ impl ScramClient {
             });
         };
         const MSG: &str = "server-first";
-        let server_first = std::str::from_utf8(data).map_err(|_| ScramError::Malformed {
-            message: MSG,
-            reason: "not UTF-8",
-        })?;
+        let server_first = text(data, MSG)?;
         let mut parts = server_first.split(',');
         let first = parts.next();
         if first.is_some_and(|p| p.starts_with("m=")) {
@@ -215,10 +212,7 @@ impl ScramClient {
             });
         };
         const MSG: &str = "server-final";
-        let text = std::str::from_utf8(data).map_err(|_| ScramError::Malformed {
-            message: MSG,
-            reason: "not UTF-8",
-        })?;
+        let text = text(data, MSG)?;
         let first = text.split(',').next();
         if let Ok(reason) = attribute(first, 'e', MSG, "") {
             return Err(ScramError::Server {

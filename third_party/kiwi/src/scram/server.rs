@@ -4,7 +4,7 @@
 use super::{
     Key, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramError, ScramKeys, ScramVerifier,
     TLS_SERVER_END_POINT, attribute, auth_message_hmac, base64_decode, base64_encode, ct_eq, nonce,
-    valid_nonce, xor,
+    text, valid_nonce, xor,
 };
 
 /// Where the server is in the exchange.
@@ -102,7 +102,7 @@ impl ScramServer {
             message: MSG,
             reason,
         };
-        let text = std::str::from_utf8(data).map_err(|_| malformed("not UTF-8"))?;
+        let text = text(data, MSG)?;
         let (flag, rest) = text.split_once(',').ok_or(malformed("no GS2 header"))?;
         let (authzid, bare) = rest.split_once(',').ok_or(malformed("no GS2 header"))?;
         let binds = self.check_binding(mechanism, flag)?;
@@ -198,7 +198,7 @@ impl ScramServer {
             message: MSG,
             reason,
         };
-        let text = std::str::from_utf8(data).map_err(|_| malformed("not UTF-8"))?;
+        let text = text(data, MSG)?;
         let (without_proof, proof) = text.rsplit_once(",p=").ok_or(malformed("no proof"))?;
         let mut parts = without_proof.split(',');
         let binding = attribute(parts.next(), 'c', MSG, "no channel binding")?;
