@@ -53,6 +53,7 @@ fn prefixed_hex(digest: &[u8]) -> String {
     let mut out = String::with_capacity(MD5_HASH_LEN);
     out.push_str(MD5_PREFIX);
     for &b in digest {
+        // Both indexes are below 16, the table's length.
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
