@@ -52,6 +52,9 @@ pub enum Error {
         /// How to get it there.
         hint: String,
     },
+    /// A raw protocol exchange went wrong: an unexpected message, an ErrorResponse
+    /// (`SQLSTATE: message`), a failed SCRAM step.
+    Protocol(String),
     /// The harness runs as root but there is no such unprivileged user to run PostgreSQL as.
     MissingUser {
         /// The user looked up in `/etc/passwd`.
@@ -94,6 +97,7 @@ impl fmt::Display for Error {
             Error::MissingBinary { path, hint } => {
                 write!(f, "{} not found: {hint}", path.display())
             }
+            Error::Protocol(what) => write!(f, "protocol: {what}"),
             Error::MissingUser { name } => write!(
                 f,
                 "running as root, but user {name:?} (to run PostgreSQL as) does not exist"
@@ -110,6 +114,7 @@ impl std::error::Error for Error {
             | Error::Failed { .. }
             | Error::Startup { .. }
             | Error::MissingBinary { .. }
+            | Error::Protocol(_)
             | Error::MissingUser { .. } => None,
         }
     }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod pooler;
 pub mod postgres;
 pub mod process;
+pub mod raw;
 pub mod run_as;
 pub mod temp_dir;
 
