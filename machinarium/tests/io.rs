@@ -296,3 +296,42 @@ fn unix_socket_round_trip() {
     assert_eq!(got.1, machinarium::net::PeerAddr::Unix);
     assert!(got.2);
 }
+
+/// Two streams parked as a group: the one that speaks first wakes the function (once), and the
+/// other one's park is withdrawn.
+#[test]
+fn park_any_wakes_once_for_the_first_readable_stream() {
+    let a = StdListener::bind(loopback()).expect("bind");
+    let b = StdListener::bind(loopback()).expect("bind");
+    let (aa, ba) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+    let peer = std::thread::spawn(move || {
+        let (mut sa, _) = a.accept().expect("a");
+        let (mut sb, _) = b.accept().expect("b");
+        std::thread::sleep(Duration::from_millis(40));
+        sb.write_all(b"b").expect("write b");
+        std::thread::sleep(Duration::from_millis(40));
+        sa.write_all(b"a").expect("write a");
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    let got = machinarium::run(move || {
+        let sa = Stream::connect(aa, Duration::from_secs(5)).expect("a");
+        let sb = Stream::connect(ba, Duration::from_secs(5)).expect("b");
+        let (tx, rx) = channel();
+        let keys = [sa.park_key(), sb.park_key()];
+        let before = machinarium::coroutine_count();
+        machinarium::net::park_any(&keys, Duration::from_secs(5), move |i, ev| {
+            let _keep = (sa, sb);
+            tx.send((i, ev)).expect("send");
+        });
+        let parked = machinarium::coroutine_count();
+        let first = rx.recv(Duration::from_secs(5)).expect("first wake");
+        // The other stream's data must not wake anything again.
+        let second = rx.recv(Duration::from_millis(150));
+        (before, parked, first, second.is_err())
+    })
+    .expect("run");
+    peer.join().expect("peer");
+    assert_eq!(got.0, got.1, "parking holds no coroutine");
+    assert_eq!(got.2, (1, ParkEvent::Readable));
+    assert!(got.3, "woken exactly once");
+}

@@ -6,11 +6,13 @@
 //! that, and attach it on the other side.
 
 mod listener;
+pub(crate) mod park;
 pub(crate) mod socket;
 pub(crate) mod stream;
 mod tls;
 
 pub use listener::{ListenOptions, Listener, PeerAddr};
+pub use park::{ParkKey, park_any};
 pub use socket::KeepAlive;
 pub use stream::{DetachedStream, Stream, wait_readable_any};
 pub use tls::TlsStream;

@@ -9,11 +9,11 @@ use std::path::Path;
 
 use crate::call::{self, Waiter};
 use crate::error::{Error, Result};
-use crate::machine::{self, Machine};
+use crate::machine;
 use crate::net::socket::{self, KeepAlive, Socket};
 use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
 use crate::scheduler::Wake;
-use crate::timer::{Deadline, Target};
+use crate::timer::Deadline;
 
 /// A connected TCP or Unix stream, registered with the machine it lives on.
 ///
@@ -290,21 +290,13 @@ impl Stream {
     where
         F: FnOnce(Stream, ParkEvent) + 'static,
     {
-        let deadline = deadline.into();
-        let Some(m) = machine::current() else {
-            return f(self, ParkEvent::Readable);
-        };
-        let io = self.io;
-        settle_read_readiness(m, io, self.sock.fd());
-        let parked: crate::reactor::Parked = Box::new(move |ev| f(self, ev));
-        match m.reactor.park(io, parked, deadline != Deadline::Never) {
-            Ok(epoch) => {
-                if let Deadline::At(at) = deadline {
-                    m.timers.borrow_mut().arm(at, Target::Park(io, epoch));
-                }
-            }
-            Err(parked) => spawn_parked(m, parked),
-        }
+        let key = self.park_key();
+        crate::net::park_any(&[key], deadline, move |_, ev| f(self, ev));
+    }
+
+    /// A key to park this stream with [`crate::net::park_any`].
+    pub fn park_key(&self) -> crate::net::ParkKey {
+        crate::net::park::key_for(self.io, self.sock.fd(), false)
     }
 
     pub(crate) fn into_parts(self) -> (Socket, IoKey) {
@@ -312,22 +304,6 @@ impl Stream {
         // SAFETY: `me` is never used or dropped again; we move the socket out exactly once.
         let sock = unsafe { std::ptr::read(&me.sock) };
         (sock, me.io)
-    }
-}
-
-/// Readiness bits are optimistic (set at attach, kept until `WouldBlock`); before parking,
-/// find out for real so that an idle stream does not wake at once.
-pub(crate) fn settle_read_readiness(m: &Machine, io: IoKey, fd: std::os::fd::BorrowedFd<'_>) {
-    if m.reactor.is_ready(io, READ) && !socket::has_input(fd) {
-        m.reactor.clear_ready(io, READ);
-    }
-}
-
-fn spawn_parked(m: &Machine, parked: crate::reactor::Parked) {
-    // Readable already: run it right away (in a coroutine, as it may block).
-    if let Err(e) = crate::coroutine::spawn_boxed(m, Box::new(move || parked(ParkEvent::Readable)))
-    {
-        eprintln!("machinarium: cannot spawn for a parked stream: {e}");
     }
 }
 

@@ -13,7 +13,7 @@ use crate::machine;
 use crate::net::socket::Socket;
 use crate::net::stream::{Stream, wait_io};
 use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
-use crate::timer::{Deadline, Target};
+use crate::timer::Deadline;
 
 /// A TLS session over a stream registered with the current machine. `!Send`.
 pub struct TlsStream {
@@ -163,6 +163,21 @@ impl TlsStream {
         self.ssl.ssl().pending() > 0
     }
 
+    /// The peer's TCP address (None for Unix sockets).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self.ssl.get_ref() {
+            Socket::Tcp(s) => s.peer_addr().ok(),
+            Socket::Unix(_) => None,
+        }
+    }
+
+    /// A key to park this session with [`crate::net::park_any`]. Decrypted bytes already
+    /// buffered in OpenSSL count as readable.
+    pub fn park_key(&self) -> crate::net::ParkKey {
+        let pending = self.pending();
+        crate::net::park::key_for(self.io, self.ssl.get_ref().fd(), pending)
+    }
+
     /// The session: peer certificate, negotiated protocol, channel-binding data.
     pub fn ssl(&self) -> &SslRef {
         self.ssl.ssl()
@@ -173,28 +188,8 @@ impl TlsStream {
     where
         F: FnOnce(TlsStream, ParkEvent) + 'static,
     {
-        let deadline = deadline.into();
-        let m = match machine::current() {
-            Some(m) if !self.pending() => m,
-            _ => return f(self, ParkEvent::Readable),
-        };
-        let io = self.io;
-        crate::net::stream::settle_read_readiness(m, io, self.ssl.get_ref().fd());
-        let parked: crate::reactor::Parked = Box::new(move |ev| f(self, ev));
-        match m.reactor.park(io, parked, deadline != Deadline::Never) {
-            Ok(epoch) => {
-                if let Deadline::At(at) = deadline {
-                    m.timers.borrow_mut().arm(at, Target::Park(io, epoch));
-                }
-            }
-            Err(parked) => {
-                let r =
-                    crate::coroutine::spawn_boxed(m, Box::new(move || parked(ParkEvent::Readable)));
-                if let Err(e) = r {
-                    eprintln!("machinarium: cannot spawn for a parked stream: {e}");
-                }
-            }
-        }
+        let key = self.park_key();
+        crate::net::park_any(&[key], deadline, move |_, ev| f(self, ev));
     }
 }
 

@@ -1,0 +1,107 @@
+//! Parking streams without a coroutine: a function runs when any of a group of streams becomes
+//! readable, or at a deadline. This is how an idle client waits between transactions, holding
+//! only its structs — and, when it keeps a server, wakes for whichever side speaks first.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
+use std::rc::Rc;
+
+use crate::machine::{self, Machine};
+use crate::net::socket;
+use crate::reactor::{IoKey, ParkEvent, Parked, READ};
+use crate::timer::{Deadline, Target};
+
+/// Names a stream to park (from `Stream::park_key` or `TlsStream::park_key`). `!Send`: it is
+/// only meaningful on the stream's machine, and only while the stream lives.
+#[derive(Clone, Copy, Debug)]
+pub struct ParkKey {
+    io: IoKey,
+    readable: bool,
+    _local: PhantomData<*const ()>,
+}
+
+/// Readiness bits are optimistic (set at attach, kept until `WouldBlock`); find out for real
+/// whether input waits, so that an idle stream does not wake at once.
+pub(crate) fn key_for(io: IoKey, fd: BorrowedFd<'_>, pending: bool) -> ParkKey {
+    let mut readable = pending;
+    if let Some(m) = machine::current() {
+        if m.reactor.is_ready(io, READ) {
+            if socket::has_input(fd) {
+                readable = true;
+            } else {
+                m.reactor.clear_ready(io, READ);
+            }
+        }
+    }
+    ParkKey {
+        io,
+        readable,
+        _local: PhantomData,
+    }
+}
+
+type Wake = Box<dyn FnOnce(usize, ParkEvent)>;
+
+/// Parks until one of `keys` is readable (or closed), or the deadline: then `f(index, event)`
+/// runs in a new coroutine. `f` usually owns the streams behind the keys; the streams must
+/// stay alive until `f` runs (dropping one of them cancels its part of the park). If a stream
+/// is readable already, `f` is spawned at once.
+pub fn park_any<F>(keys: &[ParkKey], deadline: impl Into<Deadline>, f: F)
+where
+    F: FnOnce(usize, ParkEvent) + 'static,
+{
+    let deadline = deadline.into();
+    let Some(m) = machine::current() else {
+        return f(0, ParkEvent::Readable);
+    };
+    if let Some(i) = keys
+        .iter()
+        .position(|k| k.readable || m.reactor.is_ready(k.io, READ))
+    {
+        return spawn_wake(m, Box::new(f), i, ParkEvent::Readable);
+    }
+    let shared: Rc<Cell<Option<Wake>>> = Rc::new(Cell::new(Some(Box::new(f))));
+    let ios: Rc<[IoKey]> = keys.iter().map(|k| k.io).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let shared = shared.clone();
+        let ios = ios.clone();
+        let part: Parked = Box::new(move |ev| {
+            // The first part to fire takes the function and unparks the others.
+            if let Some(m) = machine::current() {
+                for (j, io) in ios.iter().enumerate() {
+                    if j != i {
+                        drop(m.reactor.unpark(*io));
+                    }
+                }
+            }
+            if let Some(f) = shared.take() {
+                f(i, ev);
+            }
+        });
+        // Only the first key carries the deadline's timer.
+        let timed = i == 0 && deadline != Deadline::Never;
+        match m.reactor.park(key.io, part, timed) {
+            Ok(epoch) => {
+                if let (true, Deadline::At(at)) = (timed, deadline) {
+                    m.timers.borrow_mut().arm(at, Target::Park(key.io, epoch));
+                }
+            }
+            // Readable meanwhile (cannot happen between the check above and here, as no
+            // events are dispatched in between), or a stream parked twice: run it now.
+            Err(part) => {
+                let r =
+                    crate::coroutine::spawn_boxed(m, Box::new(move || part(ParkEvent::Readable)));
+                if let Err(e) = r {
+                    eprintln!("machinarium: cannot spawn for a parked stream: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn spawn_wake(m: &Machine, f: Wake, i: usize, ev: ParkEvent) {
+    if let Err(e) = crate::coroutine::spawn_boxed(m, Box::new(move || f(i, ev))) {
+        eprintln!("machinarium: cannot spawn for a parked stream: {e}");
+    }
+}
