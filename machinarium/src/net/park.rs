@@ -25,13 +25,11 @@ pub struct ParkKey {
 /// whether input waits, so that an idle stream does not wake at once.
 pub(crate) fn key_for(io: IoKey, fd: BorrowedFd<'_>, pending: bool) -> ParkKey {
     let mut readable = pending;
-    if let Some(m) = machine::current() {
-        if m.reactor.is_ready(io, READ) {
-            if socket::has_input(fd) {
-                readable = true;
-            } else {
-                m.reactor.clear_ready(io, READ);
-            }
+    if let Some(m) = machine::current().filter(|m| m.reactor.is_ready(io, READ)) {
+        if socket::has_input(fd) {
+            readable = true;
+        } else {
+            m.reactor.clear_ready(io, READ);
         }
     }
     ParkKey {
