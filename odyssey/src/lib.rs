@@ -12,5 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod conn;
+pub mod id;
 pub mod option;
 pub mod rules;
