@@ -15,4 +15,5 @@ pub mod config;
 pub mod conn;
 pub mod id;
 pub mod option;
+pub mod reply;
 pub mod rules;
