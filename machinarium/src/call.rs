@@ -64,6 +64,10 @@ pub(crate) fn block(deadline: Deadline, register: impl FnOnce(Waiter, &Machine))
     if co.cancelled.get() {
         return Err(Error::Cancelled);
     }
+    // A deadline already gone: the caller has tried its operation once; do not park.
+    if deadline.expired() {
+        return Err(Error::TimedOut);
+    }
     let epoch = co.call_gen.get().wrapping_add(1);
     co.call_gen.set(epoch);
     co.pending.set(true);

@@ -42,6 +42,7 @@ mod error;
 mod machine;
 pub mod net;
 mod overflow;
+pub mod process;
 mod reactor;
 mod scheduler;
 mod signal;

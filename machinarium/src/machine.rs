@@ -70,6 +70,7 @@ impl Default for MachineConfig {
 pub(crate) enum Msg {
     Wake(CoKey, u32),
     Spawn(Box<dyn FnOnce() + Send>),
+    WakeParked,
     Stop,
 }
 
@@ -201,6 +202,12 @@ impl MachineHandle {
         self.remote.post(Msg::Spawn(Box::new(f)));
     }
 
+    /// Runs every function parked on this machine's streams now, with
+    /// [`ParkEvent::Interrupted`].
+    pub fn wake_parked(&self) {
+        self.remote.post(Msg::WakeParked);
+    }
+
     /// Asks the machine to stop: every coroutine is cancelled, and the thread exits once they
     /// have finished.
     pub fn stop(&self) {
@@ -326,6 +333,11 @@ impl Machine {
                 Msg::Spawn(f) => {
                     if let Err(e) = coroutine::spawn_boxed(self, f) {
                         eprintln!("machinarium: machine '{}': spawn failed: {e}", self.name);
+                    }
+                }
+                Msg::WakeParked => {
+                    for f in self.reactor.take_all_parked() {
+                        self.spawn_parked(f, ParkEvent::Interrupted);
                     }
                 }
                 Msg::Stop => self.begin_stop(),

@@ -51,6 +51,9 @@ pub enum ParkEvent {
     Readable,
     /// The park deadline passed first.
     TimedOut,
+    /// The machine was asked to wake every parked stream (`MachineHandle::wake_parked`),
+    /// for example so that idle clients notice a shutdown.
+    Interrupted,
 }
 
 /// A function waiting for its stream to become readable, with no coroutine behind it.

@@ -114,6 +114,25 @@ impl TlsStream {
         }
     }
 
+    /// Reads decrypted bytes available now, without waiting: `Ok(None)` when there are none,
+    /// `Ok(Some(0))` at the end of the session.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        match self.ssl.ssl_read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(Some(0)),
+            Err(e) if e.code() == ErrorCode::SYSCALL && e.io_error().is_none() => Ok(Some(0)),
+            Err(e) => match want(e) {
+                Ok(bits) => {
+                    if let Some(m) = machine::current() {
+                        m.reactor.clear_ready(self.io, bits);
+                    }
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     /// Fills `buf`; the deadline covers the whole operation.
     pub fn read_exact(&mut self, mut buf: &mut [u8], deadline: impl Into<Deadline>) -> Result<()> {
         let deadline = deadline.into();
