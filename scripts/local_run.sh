@@ -21,7 +21,7 @@ if ! "$PGBIN/pg_isready" -q -h $PGHOST -p $PGPORT; then
   if [ ! -f "$DATA/PG_VERSION" ]; then
     rm -rf "$DATA"; mkdir -p "$DATA"
     [ "$(id -u)" -eq 0 ] && chown postgres "$DATA"
-    as_pg "$PGBIN/initdb" -q -D "$DATA" -U postgres --auth=trust >/dev/null
+    as_pg "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust >/dev/null
   fi
   [ "$(id -u)" -eq 0 ] && chown -R postgres "$DATA"
   as_pg "$PGBIN/pg_ctl" -D "$DATA" -w -l "$DATA/log" \

@@ -162,8 +162,8 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into the buffer (at least one), waiting until the deadline.
-    pub fn fill(&mut self, deadline: Deadline) -> Result<usize, ConnError> {
+    /// Room for at least a quarter chunk after `end`, compacting or growing the buffer.
+    fn reserve(&mut self) {
         if self.start > 0 && self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -178,6 +178,11 @@ impl Conn {
                 self.buf.resize(self.end + READ_CHUNK, 0);
             }
         }
+    }
+
+    /// Reads more bytes into the buffer (at least one), waiting until the deadline.
+    pub fn fill(&mut self, deadline: Deadline) -> Result<usize, ConnError> {
+        self.reserve();
         let n = match &mut self.transport {
             Transport::Plain(s) => s.read(&mut self.buf[self.end..], deadline)?,
             Transport::Tls(t) => t.read(&mut self.buf[self.end..], deadline)?,
@@ -191,10 +196,18 @@ impl Conn {
 
     /// Reads what is there now, without waiting; false when nothing was.
     pub fn try_fill(&mut self) -> Result<bool, ConnError> {
-        match self.fill(Deadline::At(std::time::Instant::now())) {
-            Ok(_) => Ok(true),
-            Err(ConnError::TimedOut) => Ok(false),
-            Err(e) => Err(e),
+        self.reserve();
+        let n = match &mut self.transport {
+            Transport::Plain(s) => s.try_read(&mut self.buf[self.end..])?,
+            Transport::Tls(t) => t.try_read(&mut self.buf[self.end..])?,
+        };
+        match n {
+            None => Ok(false),
+            Some(0) => Err(ConnError::Closed),
+            Some(n) => {
+                self.end += n;
+                Ok(true)
+            }
         }
     }
 

@@ -11,9 +11,24 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod backend;
+pub mod cancel;
+pub mod client;
 pub mod config;
 pub mod conn;
+pub mod cron;
+pub mod frontend;
 pub mod id;
+pub mod instance;
+pub mod logger;
 pub mod option;
+pub mod pool;
+pub mod relay;
 pub mod reply;
+pub mod route;
+pub mod router;
 pub mod rules;
+pub mod server;
+pub mod storage;
+pub mod system;

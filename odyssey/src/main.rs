@@ -3,8 +3,13 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use odyssey::config;
+use odyssey::instance::Instance;
+use odyssey::logger::Logger;
 use odyssey::option::{self, Command, RunOptions};
+use odyssey::{od_error, system};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,7 +44,57 @@ fn run_config(run: &RunOptions) -> ExitCode {
         println!("config is valid");
         return ExitCode::SUCCESS;
     }
-    let _config = option::apply(run, config);
-    eprintln!("odyssey: config loaded; the pooler itself is not implemented yet");
-    ExitCode::FAILURE
+    let config = option::apply(run, config);
+    match start(run, config) {
+        0 => ExitCode::SUCCESS,
+        code => ExitCode::from(code.clamp(1, 255) as u8),
+    }
+}
+
+/// Daemonizes if asked, then runs the instance until it shuts down; returns the exit code.
+fn start(run: &RunOptions, config: config::Config) -> i32 {
+    if config.global.daemonize
+        && let Err(e) = machinarium::process::daemonize()
+    {
+        eprintln!("odyssey: cannot daemonize: {e}");
+        return 1;
+    }
+    // Before any thread starts, so that every thread inherits the mask and signals reach the
+    // system machine's signalfd only.
+    if let Err(e) = machinarium::block_signals(system::SIGNALS) {
+        eprintln!("odyssey: cannot block signals: {e}");
+        return 1;
+    }
+    let logger = match Logger::new(&config.global.log) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("odyssey: {e}");
+            return 1;
+        }
+    };
+    let pid_file = config.global.pid_file.clone();
+    if let Some(path) = &pid_file
+        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+    {
+        od_error!(
+            logger,
+            "system",
+            None,
+            None,
+            "cannot write pid file {path}: {e}"
+        );
+        return 1;
+    }
+    let code = match Instance::new(config, run.clone(), logger.clone()) {
+        Ok(inst) => system::run(Arc::new(inst)),
+        Err(e) => {
+            od_error!(logger, "system", None, None, "cannot start: {e}");
+            1
+        }
+    };
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    logger.flush();
+    code
 }

@@ -61,6 +61,35 @@ impl DetachedStream {
     pub fn as_raw_fd(&self) -> RawFd {
         self.sock.raw_fd()
     }
+
+    /// Whether this is a Unix-domain socket.
+    pub fn is_unix(&self) -> bool {
+        matches!(self.sock, Socket::Unix(_))
+    }
+
+    /// Disables Nagle's algorithm (TCP only).
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        match &self.sock {
+            Socket::Tcp(s) => Ok(s.set_nodelay(on)?),
+            Socket::Unix(_) => Ok(()),
+        }
+    }
+
+    /// Sets TCP keepalive (TCP only).
+    pub fn set_keepalive(&self, ka: &KeepAlive) -> Result<()> {
+        match &self.sock {
+            Socket::Tcp(_) => Ok(socket::set_keepalive(self.sock.fd(), ka)?),
+            Socket::Unix(_) => Ok(()),
+        }
+    }
+
+    /// Makes close() reset the connection instead of lingering (TCP only).
+    pub fn set_nolinger(&self) -> Result<()> {
+        match &self.sock {
+            Socket::Tcp(_) => Ok(socket::set_nolinger(self.sock.fd())?),
+            Socket::Unix(_) => Ok(()),
+        }
+    }
 }
 
 /// Waits until `bits` readiness (READ or WRITE) arrives on `io`, or the deadline.

@@ -31,12 +31,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use diag::{Diagnostic, Pos, Severity};
-pub use global::Global;
+pub use global::{Global, Keepalive, Logging, Workers};
 pub use hba::HbaRule;
 pub use listen::Listen;
+pub use pool::PoolMode;
 pub use rule::Rule;
 pub use sections::{ConnDrop, LdapEndpoint, QueryParsing, SharedPool, SoftOom};
 pub use storage::Storage;
+pub use storage::StorageType;
+pub use tls::TlsMode;
 
 use convert::Reader;
 use model::{Item, Value};

@@ -132,6 +132,15 @@ impl<'a> ErrorFields<'a> {
         self
     }
 
+    /// Replaces the value of `field` (or adds the field when absent).
+    pub fn set(mut self, field: u8, value: &'a [u8]) -> Self {
+        match self.fields.iter_mut().find(|(kind, _)| *kind == field) {
+            Some(entry) => entry.1 = value,
+            None => self.fields.push((field, value)),
+        }
+        self
+    }
+
     /// Adds a `D` (detail) field.
     pub fn detail(self, detail: &'a str) -> Self {
         self.with(field::DETAIL, detail.as_bytes())

@@ -1,0 +1,205 @@
+//! Server connections: connect, log in, read the startup answers; and the pooler's own
+//! internal queries on a server (reset, deploy).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use kiwi::backend::{BackendKeyData, ParameterStatus, ReadyForQuery, TransactionStatus};
+use kiwi::startup::{ProtocolVersion, Startup};
+use kiwi::var::Vars;
+use machinarium::Deadline;
+use machinarium::net::{KeepAlive, Stream};
+
+use crate::auth::backend::{BackendAuthError, BackendCredentials, authenticate_server};
+use crate::conn::{Conn, ConnError, DEFAULT_MAX_MESSAGE, Transport};
+use crate::id::ServerId;
+use crate::server::{Address, CancelKey, Server, ServerInfo};
+
+/// Why a server connection could not be made or used.
+#[derive(Debug)]
+pub enum BackendError {
+    /// The address could not be resolved.
+    Resolve(String),
+    /// TCP/unix connect failed or timed out.
+    Connect(Address, String),
+    /// Authentication failed.
+    Auth(String, Option<Vec<u8>>),
+    /// The server answered the startup or a query with an ErrorResponse (raw message kept for
+    /// `client_fwd_error`).
+    Server(String, Vec<u8>),
+    /// Reading or writing failed.
+    Conn(ConnError),
+    /// The server sent something out of protocol.
+    Protocol(String),
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::Resolve(e) => write!(f, "cannot resolve storage host: {e}"),
+            BackendError::Connect(a, e) => write!(f, "connect to {a}: {e}"),
+            BackendError::Auth(e, _) => write!(f, "authentication: {e}"),
+            BackendError::Server(e, _) => write!(f, "server error: {e}"),
+            BackendError::Conn(e) => write!(f, "{e}"),
+            BackendError::Protocol(e) => write!(f, "protocol: {e}"),
+        }
+    }
+}
+
+impl From<ConnError> for BackendError {
+    fn from(e: ConnError) -> Self {
+        BackendError::Conn(e)
+    }
+}
+
+impl BackendError {
+    /// The server's own ErrorResponse, when there is one to forward.
+    pub fn server_error(&self) -> Option<&[u8]> {
+        match self {
+            BackendError::Server(_, raw) => Some(raw),
+            BackendError::Auth(_, raw) => raw.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// How to reach and log into a server.
+pub struct ConnectParams<'a> {
+    /// Where.
+    pub address: Address,
+    /// Connect deadline per attempt (`backend_connect_timeout_ms`).
+    pub connect_timeout: Duration,
+    /// Deadline for the whole login.
+    pub login_timeout: Duration,
+    /// Login credentials.
+    pub credentials: &'a BackendCredentials,
+    /// Database to ask for.
+    pub database: &'a str,
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// TCP keepalive.
+    pub keepalive: KeepAlive,
+}
+
+/// Connects and logs in; returns the server ready for queries (status `I`).
+pub fn connect(p: &ConnectParams<'_>) -> Result<Server, BackendError> {
+    let stream = open(&p.address, p.connect_timeout)?;
+    if !stream.is_unix() {
+        let _ = stream.set_nodelay(p.nodelay);
+        let _ = stream.set_keepalive(&p.keepalive);
+    }
+    let mut conn = Conn::new(Transport::Plain(stream));
+    let deadline = Deadline::after(p.login_timeout);
+    let mut startup = Vec::new();
+    Startup {
+        version: ProtocolVersion::V3_0,
+        params: vec![
+            (b"user", p.credentials.user.as_bytes()),
+            (b"database", p.database.as_bytes()),
+        ],
+    }
+    .encode(&mut startup);
+    conn.write_all(&startup, deadline)?;
+    authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
+        BackendAuthError::Server(raw, text) => BackendError::Auth(text, Some(raw)),
+        BackendAuthError::Conn(c) => BackendError::Conn(c),
+        other => BackendError::Auth(other.to_string(), None),
+    })?;
+    let now = Instant::now();
+    let mut info = ServerInfo {
+        id: ServerId::new(),
+        address: p.address.clone(),
+        key: CancelKey::default(),
+        vars: Vars::new(),
+        status: Vec::new(),
+        created: now,
+        idle_since: now,
+    };
+    read_startup_answers(&mut conn, &mut info, deadline)?;
+    Ok(Server {
+        info,
+        conn,
+        tx: TransactionStatus::Idle,
+    })
+}
+
+fn open(address: &Address, timeout: Duration) -> Result<Stream, BackendError> {
+    let r = match address {
+        Address::Tcp(a) => Stream::connect(*a, timeout),
+        Address::Unix(p) => Stream::connect_unix(p, timeout),
+    };
+    r.map_err(|e| BackendError::Connect(address.clone(), e.to_string()))
+}
+
+/// ParameterStatus, BackendKeyData and notices up to ReadyForQuery.
+fn read_startup_answers(
+    conn: &mut Conn,
+    info: &mut ServerInfo,
+    deadline: Deadline,
+) -> Result<(), BackendError> {
+    loop {
+        let m = conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
+        match m.tag {
+            b'S' => {
+                let ps = ParameterStatus::decode(m.body)
+                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
+                let _ = info.vars.set_status(&ps);
+                info.status.push((ps.name.to_vec(), ps.value.to_vec()));
+            }
+            b'K' => {
+                let k = BackendKeyData::decode(m.body)
+                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
+                info.key = CancelKey {
+                    pid: k.pid,
+                    secret: k.key.to_vec(),
+                };
+            }
+            b'N' => {}
+            b'E' => return Err(BackendError::Server(error_text(m.body), m.bytes.to_vec())),
+            b'Z' => return Ok(()),
+            other => {
+                return Err(BackendError::Protocol(format!(
+                    "unexpected message '{}' at startup",
+                    other as char
+                )));
+            }
+        }
+    }
+}
+
+/// The text of an ErrorResponse body, for logs.
+pub fn error_text(body: &[u8]) -> String {
+    match kiwi::backend::ErrorFields::decode(body) {
+        Ok(f) => f.to_string(),
+        Err(_) => "malformed ErrorResponse".to_string(),
+    }
+}
+
+/// Runs one of the pooler's own queries (ROLLBACK, DISCARD ALL, SET ...) and reads its
+/// answers up to ReadyForQuery. ParameterStatus changes update the server's vars; an
+/// ErrorResponse is returned as `Server` after the ReadyForQuery that follows it.
+pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), BackendError> {
+    let mut out = Vec::with_capacity(sql.len() + 6);
+    kiwi::frontend::Query { sql }.encode(&mut out);
+    server.conn.write_all(&out, deadline)?;
+    let mut failed: Option<BackendError> = None;
+    loop {
+        let m = server.conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
+        match m.tag {
+            b'S' => {
+                if let Ok(ps) = ParameterStatus::decode(m.body) {
+                    let _ = server.info.vars.set_status(&ps);
+                }
+            }
+            b'E' => failed = Some(BackendError::Server(error_text(m.body), m.bytes.to_vec())),
+            b'Z' => {
+                let rfq = ReadyForQuery::decode(m.body)
+                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
+                server.tx = rfq.status;
+                return failed.map_or(Ok(()), Err);
+            }
+            // CommandComplete, notices, rows of a SHOW: not for anyone.
+            _ => {}
+        }
+    }
+}

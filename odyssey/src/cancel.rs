@@ -1,0 +1,115 @@
+//! Cancel requests: every client gets a key of our own (never the server's); a CancelRequest
+//! with that key is forwarded, with the server's own key, to the server running the client's
+//! query at that moment — or does nothing when the client holds no server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiwi::startup::{CancelRequest, StartupPacket};
+use machinarium::Deadline;
+use machinarium::net::Stream;
+
+use crate::server::{Address, CancelKey};
+
+/// Where a client's queries run now: the server's address and key.
+pub type CancelTarget = (Address, CancelKey);
+
+/// The slot a client updates on attach/detach and a cancel reads.
+#[derive(Default)]
+pub struct CancelSlot {
+    target: Mutex<Option<CancelTarget>>,
+}
+
+impl CancelSlot {
+    /// The client got a server (or lost it: `None`).
+    pub fn set(&self, target: Option<CancelTarget>) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
+    }
+
+    fn get(&self) -> Option<CancelTarget> {
+        self.target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Our key for a client: what it sends back in a CancelRequest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    /// The "pid" we told the client.
+    pub pid: i32,
+    /// The secret we told the client.
+    pub secret: [u8; 4],
+}
+
+/// Every connected client's key, process-wide.
+#[derive(Default)]
+pub struct CancelRegistry {
+    map: Mutex<HashMap<ClientKey, Arc<CancelSlot>>>,
+}
+
+impl CancelRegistry {
+    /// A fresh random key for a new client, and its slot.
+    pub fn register(&self) -> (ClientKey, Arc<CancelSlot>) {
+        let slot = Arc::new(CancelSlot::default());
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let b = *uuid::Uuid::new_v4().as_bytes();
+            let key = ClientKey {
+                pid: i32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]),
+                secret: [b[4], b[5], b[6], b[7]],
+            };
+            if let std::collections::hash_map::Entry::Vacant(e) = map.entry(key) {
+                e.insert(slot.clone());
+                return (key, slot);
+            }
+        }
+    }
+
+    /// The client left.
+    pub fn unregister(&self, key: ClientKey) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+
+    /// The server behind a client key, if that client holds one now.
+    pub fn lookup(&self, pid: i32, secret: &[u8]) -> Option<CancelTarget> {
+        let secret: [u8; 4] = secret.try_into().ok()?;
+        let slot = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ClientKey { pid, secret })?
+            .clone();
+        slot.get()
+    }
+}
+
+/// Sends a CancelRequest for `key` to `address` over a new connection.
+pub fn forward(
+    address: &Address,
+    key: &CancelKey,
+    timeout: Duration,
+) -> Result<(), machinarium::Error> {
+    let deadline = Deadline::after(timeout);
+    let mut stream = match address {
+        Address::Tcp(a) => Stream::connect(*a, deadline)?,
+        Address::Unix(p) => Stream::connect_unix(p, deadline)?,
+    };
+    let mut out = Vec::with_capacity(16);
+    StartupPacket::Cancel(CancelRequest {
+        pid: key.pid,
+        key: &key.secret,
+    })
+    .encode(&mut out);
+    stream.write_all(&out, deadline)?;
+    // PostgreSQL closes the connection when done; wait for that so the cancel is delivered
+    // before we report it.
+    let mut buf = [0u8; 16];
+    let _ = stream.read(&mut buf, deadline);
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The startup phase: SSLRequest and GSSENCRequest answered (no TLS yet: `N`), a
+//! CancelRequest recognised, the StartupMessage read with its parameters.
+
+use kiwi::backend::NegotiateProtocolVersion;
+use kiwi::error::DecodeError;
+use kiwi::sqlstate;
+use kiwi::startup::StartupPacket;
+use kiwi::var::Vars;
+use machinarium::Deadline;
+
+use crate::config::TlsMode;
+use crate::conn::{Conn, ConnError};
+use crate::reply::Reply;
+
+/// What a client asked for in its first packet.
+pub enum Hello {
+    /// A session.
+    Session(SessionRequest),
+    /// Cancel the query of the session with this key.
+    Cancel {
+        /// The pid we gave that session.
+        pid: i32,
+        /// The secret we gave it.
+        secret: Vec<u8>,
+    },
+}
+
+/// A StartupMessage, reduced to what the pooler keeps.
+pub struct SessionRequest {
+    /// `user` (mandatory).
+    pub user: String,
+    /// `database` (defaults to the user).
+    pub database: String,
+    /// Tracked parameters (`options` `-c` settings included); others are dropped, as upstream.
+    pub vars: Vars,
+    /// `replication` as sent, if any.
+    pub replication: Option<String>,
+}
+
+/// Why the startup phase ended without a session.
+pub enum StartupEnd {
+    /// Close without a word (garbage, oversized packet, missing user, timeout).
+    Silent(String),
+    /// Send this error, then close.
+    Reply(Reply),
+}
+
+/// Reads packets until a StartupMessage or a CancelRequest.
+pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, StartupEnd> {
+    let (mut ssl_asked, mut gss_asked) = (false, false);
+    loop {
+        let packet = match conn.read_startup(deadline) {
+            Ok((packet, _)) => packet,
+            Err(ConnError::Protocol(DecodeError::UnsupportedProtocol { major, minor, .. })) => {
+                return Err(StartupEnd::Reply(Reply::fatal(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
+                    ),
+                )));
+            }
+            Err(e) => return Err(StartupEnd::Silent(format!("startup packet: {e}"))),
+        };
+        match packet {
+            StartupPacket::SslRequest if !ssl_asked => {
+                ssl_asked = true;
+                answer(conn, b'N', deadline)?;
+            }
+            StartupPacket::GssEncRequest if !gss_asked => {
+                gss_asked = true;
+                answer(conn, b'N', deadline)?;
+            }
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+                return Err(StartupEnd::Silent("encryption requested twice".into()));
+            }
+            StartupPacket::Cancel(c) => {
+                return Ok(Hello::Cancel {
+                    pid: c.pid,
+                    secret: c.key.to_vec(),
+                });
+            }
+            StartupPacket::Startup(s) => {
+                if matches!(
+                    tls,
+                    TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull
+                ) {
+                    return Err(StartupEnd::Reply(Reply::error(
+                        sqlstate::PROTOCOL_VIOLATION,
+                        "SSL is required",
+                    )));
+                }
+                let unsupported: Vec<Vec<u8>> = s
+                    .params
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(b"_pq_."))
+                    .map(|(n, _)| n.to_vec())
+                    .collect();
+                let request = session_request(&s)?;
+                if s.version.minor > 0 || !unsupported.is_empty() {
+                    negotiate(conn, &unsupported, deadline)?;
+                }
+                return Ok(Hello::Session(request));
+            }
+        }
+    }
+}
+
+fn answer(conn: &mut Conn, byte: u8, deadline: Deadline) -> Result<(), StartupEnd> {
+    conn.write_all(&[byte], deadline)
+        .map_err(|e| StartupEnd::Silent(e.to_string()))
+}
+
+/// Tells a client that asked for a newer minor version (or `_pq_` options) that we speak 3.0.
+fn negotiate(
+    conn: &mut Conn,
+    unsupported: &[Vec<u8>],
+    deadline: Deadline,
+) -> Result<(), StartupEnd> {
+    let mut out = Vec::new();
+    NegotiateProtocolVersion {
+        newest_minor: 0,
+        unrecognized: unsupported.iter().map(Vec::as_slice).collect(),
+    }
+    .encode(&mut out);
+    conn.write_all(&out, deadline)
+        .map_err(|e| StartupEnd::Silent(e.to_string()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn session_request(s: &kiwi::startup::Startup<'_>) -> Result<SessionRequest, StartupEnd> {
+    let user = s
+        .param("user")
+        .map(text)
+        .ok_or_else(|| StartupEnd::Silent("no user in the startup packet".into()))?;
+    let database = s
+        .param("database")
+        .map(text)
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    let mut vars = Vars::from_startup(s);
+    if let Some(options) = s.param("options") {
+        for (name, value) in parse_options(options) {
+            let _ = vars.set(&name, &value);
+        }
+    }
+    Ok(SessionRequest {
+        user,
+        database,
+        vars,
+        replication: s.param("replication").map(text),
+    })
+}
+
+/// Settings in the `options` parameter, as libpq's PGOPTIONS: `-c name=value`, `-cname=value`,
+/// `--name=value` (dashes in the name become underscores); a backslash escapes the next byte,
+/// so values may contain spaces.
+pub fn parse_options(options: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let words = split_words(options);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let setting: Option<Vec<u8>> = if w.as_slice() == b"-c" {
+            i += 1;
+            words.get(i).cloned()
+        } else if let Some(rest) = w.strip_prefix(b"-c") {
+            Some(rest.to_vec())
+        } else if let Some(rest) = w.strip_prefix(b"--") {
+            let mut rest = rest.to_vec();
+            let eq = rest.iter().position(|&b| b == b'=').unwrap_or(rest.len());
+            rest[..eq]
+                .iter_mut()
+                .filter(|b| **b == b'-')
+                .for_each(|b| *b = b'_');
+            Some(rest)
+        } else {
+            None
+        };
+        if let Some(s) = setting
+            && let Some(eq) = s.iter().position(|&b| b == b'=')
+        {
+            out.push((s[..eq].to_vec(), s[eq + 1..].to_vec()));
+        }
+        i += 1;
+    }
+    out
+}
+
+fn split_words(s: &[u8]) -> Vec<Vec<u8>> {
+    let mut words = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = s.iter().copied();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' => cur.extend(bytes.next()),
+            b' ' | b'\t' | b'\n' => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(b),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_options;
+
+    #[test]
+    fn options_forms_and_escapes() {
+        let got =
+            parse_options(br"-c search_path=a\,\ b --statement-timeout=5s -cwork_mem=64MB junk");
+        let got: Vec<(String, String)> = got
+            .into_iter()
+            .map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("search_path".into(), "a, b".into()),
+                ("statement_timeout".into(), "5s".into()),
+                ("work_mem".into(), "64MB".into()),
+            ]
+        );
+    }
+}

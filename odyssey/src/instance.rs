@@ -1,0 +1,95 @@
+//! The instance: what every machine of the process shares — the current config, the logger,
+//! the router, counters, the cancel registry and the resolver pool. There is no other shared
+//! state; everything reaches it through an `Arc<Instance>`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use machinarium::BlockingPool;
+
+use crate::cancel::CancelRegistry;
+use crate::config::Config;
+use crate::logger::Logger;
+use crate::option::RunOptions;
+use crate::router::Router;
+
+/// A config and its generation (a reload makes generation + 1).
+#[derive(Clone)]
+pub struct ConfigSnapshot {
+    /// The config.
+    pub config: Arc<Config>,
+    /// Its generation.
+    pub generation: u64,
+}
+
+/// The process-wide state of the pooler.
+pub struct Instance {
+    config: Mutex<ConfigSnapshot>,
+    /// How the process was started (config path, CLI overrides for reload).
+    pub options: RunOptions,
+    /// The logger.
+    pub logger: Logger,
+    /// Routes and their pools.
+    pub router: Router,
+    /// Client keys for CancelRequest.
+    pub cancels: CancelRegistry,
+    /// DNS and other blocking calls.
+    pub resolver: BlockingPool,
+    /// Connected clients (everything accepted and not yet closed).
+    pub clients: AtomicU32,
+    /// Clients accepted since start.
+    pub clients_total: AtomicU64,
+    /// Startup packets that could not be parsed.
+    pub startup_errors: AtomicU64,
+    /// Set by SIGTERM/SIGINT: stop accepting, drain clients.
+    pub shutting_down: AtomicBool,
+}
+
+impl Instance {
+    /// An instance for a loaded config.
+    pub fn new(config: Config, options: RunOptions, logger: Logger) -> std::io::Result<Instance> {
+        let resolvers = config.global.resolvers.max(1) as usize;
+        Ok(Instance {
+            config: Mutex::new(ConfigSnapshot {
+                config: Arc::new(config),
+                generation: 1,
+            }),
+            options,
+            logger,
+            router: Router::default(),
+            cancels: CancelRegistry::default(),
+            resolver: BlockingPool::new("resolver", resolvers)?,
+            clients: AtomicU32::new(0),
+            clients_total: AtomicU64::new(0),
+            startup_errors: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    /// The current config.
+    pub fn config(&self) -> ConfigSnapshot {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Installs a reloaded config; new clients use it, connected ones keep their route.
+    pub fn replace_config(&self, config: Config) -> u64 {
+        let mut c = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        c.generation += 1;
+        c.config = Arc::new(config);
+        c.generation
+    }
+
+    /// Whether a graceful shutdown is in progress.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// The config file path.
+    pub fn config_path(&self) -> &PathBuf {
+        &self.options.config
+    }
+}

@@ -1,0 +1,219 @@
+//! The server pool of a route: idle servers (detached, so any worker can take one), counts of
+//! active and connecting ones, and the clients waiting for a server.
+//!
+//! The lock is held only to move entries between lists, never across a switch. A server freed
+//! while clients wait is handed straight to the first waiter; a waiter whose deadline fires at
+//! the same moment takes the hand-off instead of losing it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use machinarium::{Cond, Deadline};
+
+use crate::server::DetachedServer;
+
+/// What a client gets from the pool.
+pub enum Grant {
+    /// An idle server to attach.
+    Server(DetachedServer),
+    /// Permission to open a new connection (counted as connecting already).
+    Connect,
+}
+
+/// Why no server could be had.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AcquireError {
+    /// `pool_timeout` passed.
+    TimedOut,
+    /// The waiting coroutine was cancelled (shutdown).
+    Cancelled,
+}
+
+struct Waiter {
+    grant: Mutex<Option<Grant>>,
+    cond: Cond,
+}
+
+#[derive(Default)]
+struct State {
+    idle: Vec<DetachedServer>,
+    active: u32,
+    connecting: u32,
+    waiters: VecDeque<Arc<Waiter>>,
+}
+
+/// Counts for stats and the console.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// Idle servers.
+    pub idle: u32,
+    /// Servers in use by a client.
+    pub active: u32,
+    /// Connections being opened.
+    pub connecting: u32,
+    /// Clients waiting for a server.
+    pub waiting: u32,
+}
+
+/// One route's servers.
+#[derive(Default)]
+pub struct ServerPool {
+    state: Mutex<State>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ServerPool {
+    /// Takes an idle server, or permission to connect while under `size` (0 = unlimited),
+    /// or waits for one until the deadline.
+    pub fn acquire(&self, size: u32, deadline: Deadline) -> Result<Grant, AcquireError> {
+        let waiter = {
+            let mut s = lock(&self.state);
+            if s.waiters.is_empty() {
+                if let Some(server) = s.idle.pop() {
+                    s.active += 1;
+                    return Ok(Grant::Server(server));
+                }
+                if size == 0 || s.idle.len() as u32 + s.active + s.connecting < size {
+                    s.connecting += 1;
+                    return Ok(Grant::Connect);
+                }
+            }
+            let w = Arc::new(Waiter {
+                grant: Mutex::new(None),
+                cond: Cond::new(),
+            });
+            s.waiters.push_back(w.clone());
+            w
+        };
+        loop {
+            let r = waiter.cond.wait(deadline);
+            if let Some(g) = waiter
+                .grant
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                return Ok(g);
+            }
+            if let Err(e) = r {
+                let mut s = lock(&self.state);
+                s.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+                drop(s);
+                // A grant may have come between the wake and the removal: take it.
+                if let Some(g) = waiter
+                    .grant
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                {
+                    return Ok(g);
+                }
+                return Err(match e {
+                    machinarium::Error::TimedOut => AcquireError::TimedOut,
+                    _ => AcquireError::Cancelled,
+                });
+            }
+        }
+    }
+
+    /// A client is done with an active server and it is clean: to the first waiter, or idle.
+    pub fn release(&self, mut server: DetachedServer) {
+        server.info.idle_since = Instant::now();
+        let mut s = lock(&self.state);
+        match s.waiters.pop_front() {
+            Some(w) => give(&w, Grant::Server(server)),
+            None => {
+                s.active -= 1;
+                s.idle.push(server);
+            }
+        }
+    }
+
+    /// An active server was closed: its slot goes to a waiter, who may connect.
+    pub fn closed(&self) {
+        let mut s = lock(&self.state);
+        s.active -= 1;
+        if let Some(w) = s.waiters.pop_front() {
+            s.connecting += 1;
+            give(&w, Grant::Connect);
+        }
+    }
+
+    /// A connection this pool allowed is open and in use.
+    pub fn connected(&self) {
+        let mut s = lock(&self.state);
+        s.connecting -= 1;
+        s.active += 1;
+    }
+
+    /// A connection this pool allowed failed; a waiter may try in its place.
+    pub fn connect_failed(&self) {
+        let mut s = lock(&self.state);
+        s.connecting -= 1;
+        if let Some(w) = s.waiters.pop_front() {
+            s.connecting += 1;
+            give(&w, Grant::Connect);
+        }
+    }
+
+    /// Removes idle servers that have been idle for `ttl` or alive for `lifetime` (each when
+    /// set), at most `limit` of them; returns them to be closed.
+    pub fn expire(
+        &self,
+        ttl: Option<Duration>,
+        lifetime: Option<Duration>,
+        limit: usize,
+    ) -> Vec<DetachedServer> {
+        let now = Instant::now();
+        let expired = |srv: &DetachedServer| {
+            ttl.is_some_and(|t| now.duration_since(srv.info.idle_since) >= t)
+                || lifetime.is_some_and(|l| now.duration_since(srv.info.created) >= l)
+        };
+        let mut s = lock(&self.state);
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < s.idle.len() && out.len() < limit {
+            if expired(&s.idle[i]) {
+                out.push(s.idle.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// An idle server taken by `expire` was closed: a waiter may connect in its place.
+    pub fn closed_idle(&self) {
+        let mut s = lock(&self.state);
+        if let Some(w) = s.waiters.pop_front() {
+            s.connecting += 1;
+            give(&w, Grant::Connect);
+        }
+    }
+
+    /// Takes every idle server (route dropped, shutdown).
+    pub fn drain_idle(&self) -> Vec<DetachedServer> {
+        std::mem::take(&mut lock(&self.state).idle)
+    }
+
+    /// Current counts.
+    pub fn counts(&self) -> PoolCounts {
+        let s = lock(&self.state);
+        PoolCounts {
+            idle: s.idle.len() as u32,
+            active: s.active,
+            connecting: s.connecting,
+            waiting: s.waiters.len() as u32,
+        }
+    }
+}
+
+/// Hands a grant to a waiter and wakes it (on whatever machine it waits).
+fn give(w: &Waiter, grant: Grant) {
+    *w.grant.lock().unwrap_or_else(|p| p.into_inner()) = Some(grant);
+    w.cond.signal();
+}

@@ -1,0 +1,241 @@
+//! The relay's view of the two byte streams: where messages begin and end, and the few
+//! messages that change what the pooler may do with the server (ReadyForQuery and its
+//! transaction status, ParameterStatus, COPY). Bytes are forwarded as they come, in bulk; a
+//! message is never decoded unless one of those.
+//!
+//! A [`Scanner`] keeps the one piece of state a stream needs between reads: how many body
+//! bytes of the current message are still to pass.
+
+use kiwi::backend::TransactionStatus;
+
+/// Position in a stream of messages.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Scanner {
+    /// Body bytes of the current message not seen yet (0: the next byte starts a message).
+    need: usize,
+}
+
+impl Scanner {
+    /// Whether the stream is at a message boundary.
+    pub fn at_boundary(&self) -> bool {
+        self.need == 0
+    }
+}
+
+/// What a client sent that can go to the server now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ClientScan {
+    /// Bytes from the start of the buffer to forward.
+    pub forward: usize,
+    /// Messages answered by a ReadyForQuery: Query, Sync, FunctionCall.
+    pub requests: u32,
+    /// A Terminate follows the forwarded bytes.
+    pub terminate: bool,
+}
+
+/// A client broke the framing rules.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Violation(pub String);
+
+/// Messages a client may send that are answered with ReadyForQuery.
+fn answered_by_ready(tag: u8) -> bool {
+    matches!(tag, b'Q' | b'S' | b'F')
+}
+
+/// Walks client bytes: every message whose 5-byte header is in `buf` may be forwarded (its
+/// body can stream); a Terminate stops the walk. Lengths are checked against `max`.
+pub fn scan_client(sc: &mut Scanner, buf: &[u8], max: u32) -> Result<ClientScan, Violation> {
+    let mut out = ClientScan::default();
+    let mut pos = 0;
+    loop {
+        if sc.need > 0 {
+            let n = sc.need.min(buf.len() - pos);
+            pos += n;
+            sc.need -= n;
+            if sc.need > 0 {
+                break;
+            }
+        }
+        if buf.len() - pos < 5 {
+            break;
+        }
+        let tag = buf[pos];
+        let len = u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
+        if tag < 0x20 || len < 4 || len > max {
+            return Err(Violation(format!(
+                "message '{}' with length {len}",
+                tag.escape_ascii()
+            )));
+        }
+        if tag == b'X' {
+            out.terminate = true;
+            break;
+        }
+        if answered_by_ready(tag) {
+            out.requests += 1;
+        }
+        pos += 5;
+        sc.need = len as usize - 4;
+    }
+    out.forward = pos;
+    Ok(out)
+}
+
+/// What a server said that matters to the pooler.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServerEvent<'a> {
+    /// ReadyForQuery with this status.
+    Ready(TransactionStatus),
+    /// A ParameterStatus body (name, value).
+    Parameter(&'a [u8]),
+    /// CopyInResponse or CopyBothResponse: the client will send COPY data.
+    CopyIn,
+    /// An ErrorResponse started.
+    Error,
+}
+
+/// Walks server bytes up to the last point where every message that matters has been seen
+/// whole (a ReadyForQuery needs its status byte, a ParameterStatus its body); returns how many
+/// bytes may be forwarded, calling `on` for each event.
+pub fn scan_server<'a>(
+    sc: &mut Scanner,
+    buf: &'a [u8],
+    mut on: impl FnMut(ServerEvent<'a>),
+) -> usize {
+    let mut pos = 0;
+    loop {
+        if sc.need > 0 {
+            let n = sc.need.min(buf.len() - pos);
+            pos += n;
+            sc.need -= n;
+            if sc.need > 0 {
+                break;
+            }
+        }
+        if buf.len() - pos < 5 {
+            break;
+        }
+        let tag = buf[pos];
+        let len =
+            u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]) as usize;
+        let body_len = len.saturating_sub(4);
+        let body = pos + 5;
+        match tag {
+            b'Z' => {
+                let Some(&status) = buf.get(body) else { break };
+                on(ServerEvent::Ready(match status {
+                    b'T' => TransactionStatus::InTransaction,
+                    b'E' => TransactionStatus::Failed,
+                    _ => TransactionStatus::Idle,
+                }));
+            }
+            b'S' => {
+                let Some(b) = buf.get(body..body + body_len) else {
+                    break;
+                };
+                on(ServerEvent::Parameter(b));
+            }
+            b'G' | b'W' => on(ServerEvent::CopyIn),
+            b'E' => on(ServerEvent::Error),
+            _ => {}
+        }
+        pos = body;
+        sc.need = body_len;
+    }
+    pos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn client_scan_counts_requests_and_stops_at_terminate() {
+        let mut buf = msg(b'Q', b"select 1\0");
+        buf.extend(msg(b'P', b"\0select 1\0\0\0"));
+        buf.extend(msg(b'S', b""));
+        let forwardable = buf.len();
+        buf.extend(msg(b'X', b""));
+        let mut sc = Scanner::default();
+        let r = scan_client(&mut sc, &buf, 1 << 30).unwrap();
+        assert_eq!(
+            r,
+            ClientScan {
+                forward: forwardable,
+                requests: 2,
+                terminate: true
+            }
+        );
+    }
+
+    #[test]
+    fn client_scan_streams_a_long_body_across_reads() {
+        let big = msg(b'd', &[7u8; 100]);
+        let mut sc = Scanner::default();
+        let first = scan_client(&mut sc, &big[..30], 1 << 30).unwrap();
+        assert_eq!(
+            first.forward, 30,
+            "the header is known: the body may stream"
+        );
+        let rest = scan_client(&mut sc, &big[30..], 1 << 30).unwrap();
+        assert_eq!(rest.forward, big.len() - 30);
+        assert!(sc.at_boundary());
+    }
+
+    #[test]
+    fn client_scan_keeps_a_partial_header() {
+        let m = msg(b'Q', b"x\0");
+        let mut sc = Scanner::default();
+        assert_eq!(scan_client(&mut sc, &m[..3], 1 << 30).unwrap().forward, 0);
+    }
+
+    #[test]
+    fn client_scan_rejects_bad_lengths() {
+        let mut sc = Scanner::default();
+        assert!(scan_client(&mut sc, &[b'Q', 0, 0, 0, 2], 1 << 30).is_err());
+        assert!(scan_client(&mut sc, &[b'Q', 0x7f, 0, 0, 0], 1000).is_err());
+        assert!(scan_client(&mut sc, &[1, 0, 0, 0, 4], 1000).is_err());
+    }
+
+    #[test]
+    fn server_scan_reports_ready_status_and_waits_for_its_byte() {
+        let mut buf = msg(b'C', b"SELECT 1\0");
+        buf.extend(msg(b'Z', b"T"));
+        let mut sc = Scanner::default();
+        let mut events = Vec::new();
+        let n = scan_server(&mut sc, &buf[..buf.len() - 1], |e| {
+            events.push(format!("{e:?}"))
+        });
+        assert_eq!(
+            n,
+            buf.len() - 6,
+            "stops before a ReadyForQuery without its status"
+        );
+        assert!(events.is_empty());
+        let mut sc = Scanner::default();
+        let n = scan_server(&mut sc, &buf, |e| events.push(format!("{e:?}")));
+        assert_eq!(n, buf.len());
+        assert_eq!(events, vec!["Ready(InTransaction)"]);
+    }
+
+    #[test]
+    fn server_scan_hands_whole_parameter_status() {
+        let buf = msg(b'S', b"application_name\0x\0");
+        let mut sc = Scanner::default();
+        let mut got = Vec::new();
+        let n = scan_server(&mut sc, &buf, |e| {
+            if let ServerEvent::Parameter(b) = e {
+                got.push(b.to_vec())
+            }
+        });
+        assert_eq!(n, buf.len());
+        assert_eq!(got, vec![b"application_name\0x\0".to_vec()]);
+    }
+}

@@ -1,0 +1,134 @@
+//! A route: the clients of one rule for one (database, user), and the pool of servers they
+//! share. Routes of an older config generation finish their clients and then go away.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::config::{Config, Rule, Storage};
+use crate::pool::ServerPool;
+
+/// Identifies a route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteKey {
+    /// Config generation the rule comes from (a reload makes a new one).
+    pub generation: u64,
+    /// Index of the rule in that config.
+    pub rule: usize,
+    /// The client's database.
+    pub database: String,
+    /// The client's user.
+    pub user: String,
+}
+
+/// ParameterStatus values (name, value) as a server reported them.
+pub type ParamSet = Arc<Vec<(Vec<u8>, Vec<u8>)>>;
+
+/// Per-route counters for stats lines and the console.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Transactions completed (ReadyForQuery 'I' after work).
+    pub transactions: AtomicU64,
+    /// Queries completed (every ReadyForQuery).
+    pub queries: AtomicU64,
+    /// Bytes from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes to clients.
+    pub bytes_out: AtomicU64,
+    /// Total microseconds of queries.
+    pub query_time_us: AtomicU64,
+}
+
+/// A route and its server pool.
+pub struct Route {
+    /// Its identity.
+    pub key: RouteKey,
+    config: Arc<Config>,
+    /// Its servers.
+    pub pool: ServerPool,
+    /// Clients routed here now.
+    pub clients: AtomicU32,
+    /// ParameterStatus values of a server of this route, given to clients at login.
+    params: Mutex<Option<ParamSet>>,
+    /// Counters.
+    pub stats: RouteStats,
+}
+
+impl Route {
+    /// A route for `key` under `config`.
+    pub fn new(key: RouteKey, config: Arc<Config>) -> Route {
+        Route {
+            key,
+            config,
+            pool: ServerPool::default(),
+            clients: AtomicU32::new(0),
+            params: Mutex::new(None),
+            stats: RouteStats::default(),
+        }
+    }
+
+    /// The rule the route serves.
+    pub fn rule(&self) -> &Rule {
+        &self.config.rules[self.key.rule]
+    }
+
+    /// The config the rule comes from.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The storage of the rule.
+    pub fn storage(&self) -> Option<&Storage> {
+        let name = &self.rule().storage;
+        self.config.storages.iter().find(|s| &s.name == name)
+    }
+
+    /// The database to ask the server for.
+    pub fn backend_database(&self) -> &str {
+        self.rule()
+            .storage_db
+            .as_deref()
+            .unwrap_or(&self.key.database)
+    }
+
+    /// `db.user` as logs and errors print it.
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.key.database, self.key.user)
+    }
+
+    /// The cached ParameterStatus set, if a server has been seen.
+    pub fn params(&self) -> Option<ParamSet> {
+        self.params
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Caches a server's ParameterStatus set (first one wins; `in_hot_standby` is per server).
+    pub fn cache_params(&self, status: &[(Vec<u8>, Vec<u8>)]) {
+        let mut p = self.params.lock().unwrap_or_else(|p| p.into_inner());
+        if p.is_none() {
+            let kept = status
+                .iter()
+                .filter(|(n, _)| n != b"in_hot_standby")
+                .cloned()
+                .collect();
+            *p = Some(Arc::new(kept));
+        }
+    }
+
+    /// Counts a client in, unless the rule's `client_max` is reached.
+    pub fn enter(&self) -> bool {
+        let max = self.rule().client_max;
+        let n = self.clients.fetch_add(1, Ordering::AcqRel) + 1;
+        if max.is_some_and(|m| m > 0 && n > m) {
+            self.clients.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Counts a client out.
+    pub fn leave(&self) {
+        self.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,111 @@
+//! A server connection: the socket to PostgreSQL, its cancel key, the parameters it reported,
+//! and the protocol state the relay tracks. Detached, it is `Send` and can go back to a pool
+//! shared by every worker.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use kiwi::backend::TransactionStatus;
+use kiwi::var::Vars;
+use machinarium::net::DetachedStream;
+
+use crate::conn::{Conn, Transport};
+use crate::id::ServerId;
+
+/// Where a server lives (for connecting and for cancel requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// TCP.
+    Tcp(SocketAddr),
+    /// A unix socket path (`<dir>/.s.PGSQL.<port>`).
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(a) => write!(f, "{a}"),
+            Address::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The key PostgreSQL gave in BackendKeyData: what a CancelRequest for this server carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CancelKey {
+    /// Backend pid.
+    pub pid: i32,
+    /// Secret (4 bytes in protocol 3.0).
+    pub secret: Vec<u8>,
+}
+
+/// What stays the same while a server moves between clients and machines.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// Our id for logs.
+    pub id: ServerId,
+    /// Where it lives.
+    pub address: Address,
+    /// Its cancel key.
+    pub key: CancelKey,
+    /// Tracked parameters as the server reports them now (deploy compares with these).
+    pub vars: Vars,
+    /// Every ParameterStatus the server sent at startup, for the route's cache.
+    pub status: Vec<(Vec<u8>, Vec<u8>)>,
+    /// When it was connected.
+    pub created: Instant,
+    /// When it last went idle.
+    pub idle_since: Instant,
+}
+
+/// An attached server connection (on this machine).
+pub struct Server {
+    /// Identity, key, parameters.
+    pub info: ServerInfo,
+    /// The connection.
+    pub conn: Conn,
+    /// Transaction status from the last ReadyForQuery.
+    pub tx: TransactionStatus,
+}
+
+/// A server connection not attached to any machine: what an idle pool holds.
+pub struct DetachedServer {
+    /// Identity, key, parameters.
+    pub info: ServerInfo,
+    stream: DetachedStream,
+}
+
+impl Server {
+    /// Unregisters the socket so the server can go to another machine. When it cannot move
+    /// (bytes still buffered, or TLS, which cannot move yet) the connection is closed and the
+    /// reason returned with its info.
+    pub fn detach(self) -> Result<DetachedServer, Box<(ServerInfo, &'static str)>> {
+        if self.conn.has_pending_input() {
+            return Err(Box::new((self.info, "unread bytes left from the server")));
+        }
+        let Server { info, conn, .. } = self;
+        match conn.into_transport() {
+            (Transport::Plain(stream), _) => match stream.detach() {
+                Ok(stream) => Ok(DetachedServer { info, stream }),
+                Err(_) => Err(Box::new((info, "socket could not be detached"))),
+            },
+            (Transport::Tls(_), _) => Err(Box::new((
+                info,
+                "TLS server connections stay on their worker",
+            ))),
+        }
+    }
+}
+
+impl DetachedServer {
+    /// Registers the socket with the current machine.
+    pub fn attach(self) -> Result<Server, machinarium::Error> {
+        let stream = self.stream.attach()?;
+        Ok(Server {
+            info: self.info,
+            conn: Conn::new(Transport::Plain(stream)),
+            tx: TransactionStatus::Idle,
+        })
+    }
+}

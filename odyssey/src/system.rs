@@ -1,0 +1,390 @@
+//! The system machine: listeners and accept loops handing clients round-robin to the worker
+//! machines, the cron coroutine, signals (reload, log reopen, graceful shutdown).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use machinarium::net::{KeepAlive, ListenOptions, Listener};
+use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
+
+use crate::config::{Global, Workers};
+use crate::cron;
+use crate::frontend::{self, Accepted};
+use crate::instance::Instance;
+use crate::{od_error, od_info};
+
+/// The signals the pooler handles; blocked in every thread, read through a signalfd.
+pub const SIGNALS: &[i32] = &[
+    libc_signals::SIGHUP,
+    libc_signals::SIGTERM,
+    libc_signals::SIGINT,
+    libc_signals::SIGUSR1,
+];
+
+/// Signal numbers (Linux), without a libc dependency in this crate.
+pub mod libc_signals {
+    /// Reload the config.
+    pub const SIGHUP: i32 = 1;
+    /// Graceful shutdown.
+    pub const SIGINT: i32 = 2;
+    /// Reopen the log file.
+    pub const SIGUSR1: i32 = 10;
+    /// Graceful shutdown.
+    pub const SIGTERM: i32 = 15;
+}
+
+/// Keepalive settings of the config as machinarium takes them.
+pub fn keepalive(g: &Global) -> KeepAlive {
+    let k = &g.keepalive;
+    KeepAlive {
+        idle: (!k.idle.is_zero()).then_some(k.idle),
+        interval: (!k.interval.is_zero()).then_some(k.interval),
+        probes: (k.probes > 0).then_some(k.probes),
+        user_timeout: match k.usr_timeout_ms {
+            0 => None,
+            ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
+            // Negative: as long as keepalive takes to give up, minus a little.
+            _ => Some((k.idle + k.interval * k.probes).saturating_sub(Duration::from_millis(500))),
+        },
+    }
+}
+
+fn machine_config(g: &Global) -> MachineConfig {
+    MachineConfig {
+        stack_pages: g.coroutine_stack_size.max(4) as usize,
+        coroutine_cache: g.cache_coroutine as usize,
+        ..MachineConfig::default()
+    }
+}
+
+/// Starts the worker machines and the system machine; returns the exit code when the system
+/// machine is done (graceful shutdown: 0; startup failure: 1; shutdown timeout: 124).
+pub fn run(inst: Arc<Instance>) -> i32 {
+    let snapshot = inst.config();
+    let g = &snapshot.config.global;
+    let count = match g.workers {
+        Workers::Count(n) => n.max(1) as usize,
+        Workers::Auto => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .div_ceil(2),
+    };
+    let mut workers = Vec::with_capacity(count);
+    for i in 0..count {
+        match machinarium::machine_create(&format!("worker: {i}"), machine_config(g), || {
+            // Workers wait for clients; their work arrives as spawns.
+            let _ = machinarium::sleep(Duration::MAX);
+        }) {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                od_error!(
+                    inst.logger,
+                    "system",
+                    None,
+                    None,
+                    "cannot start worker {i}: {e}"
+                );
+                return 1;
+            }
+        }
+    }
+    let (code_tx, code_rx) = std::sync::mpsc::channel();
+    let sys_inst = inst.clone();
+    let sys_workers = workers.clone();
+    let system = machinarium::machine_create("system", machine_config(g), move || {
+        let code = system_main(sys_inst, sys_workers);
+        let _ = code_tx.send(code);
+    });
+    let code = match system {
+        Ok(system) => {
+            let _ = system.join();
+            code_rx.recv().unwrap_or(1)
+        }
+        Err(e) => {
+            od_error!(
+                inst.logger,
+                "system",
+                None,
+                None,
+                "cannot start the system machine: {e}"
+            );
+            1
+        }
+    };
+    for w in &workers {
+        w.stop();
+    }
+    for w in &workers {
+        let _ = w.join();
+    }
+    code
+}
+
+fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
+    let signals = match SignalFd::new(SIGNALS) {
+        Ok(s) => s,
+        Err(e) => {
+            od_error!(inst.logger, "system", None, None, "signalfd: {e}");
+            return 1;
+        }
+    };
+    let listeners = match bind_all(&inst) {
+        Ok(l) => l,
+        Err(e) => {
+            od_error!(inst.logger, "system", None, None, "{e}");
+            return 1;
+        }
+    };
+    let workers: Arc<[MachineHandle]> = workers.into();
+    let mut accepts = Vec::new();
+    for (listen, listener) in listeners {
+        let (inst, workers) = (inst.clone(), workers.clone());
+        accepts.push(machinarium::spawn(move || {
+            accept_loop(inst, listener, listen, workers)
+        }));
+    }
+    let cron_inst = inst.clone();
+    let cron = machinarium::spawn(move || cron::run(cron_inst));
+    od_info!(
+        inst.logger,
+        "system",
+        None,
+        None,
+        "odyssey {} started, {} worker(s)",
+        env!("CARGO_PKG_VERSION"),
+        workers.len()
+    );
+    let code = signal_loop(&inst, &signals, &workers);
+    for a in &accepts {
+        a.cancel();
+    }
+    cron.cancel();
+    code
+}
+
+/// Waits for signals until a shutdown completes.
+fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandle]) -> i32 {
+    let mut sigterms = 0;
+    let mut drain: Option<machinarium::JoinHandle<i32>> = None;
+    loop {
+        if let Some(d) = drain.take_if(|d| d.is_finished()) {
+            return d.join(Deadline::Never).unwrap_or(1);
+        }
+        let sig = match signals.wait(Duration::from_millis(100)) {
+            Ok(s) => s,
+            Err(machinarium::Error::TimedOut) => continue,
+            Err(_) => return 0,
+        };
+        match sig {
+            libc_signals::SIGHUP => reload(inst),
+            libc_signals::SIGUSR1 => {
+                if let Err(e) = inst.logger.reopen() {
+                    od_error!(inst.logger, "system", None, None, "log reopen: {e}");
+                }
+            }
+            _ => {
+                sigterms += 1;
+                let max = inst.config().config.global.max_sigterms_to_die;
+                if drain.is_none() {
+                    let (inst, workers) = (inst.clone(), workers.to_vec());
+                    drain = Some(machinarium::spawn(move || shutdown(&inst, &workers)));
+                } else if max > 0 && sigterms >= max {
+                    od_info!(
+                        inst.logger,
+                        "system",
+                        None,
+                        None,
+                        "signal {sig} received {sigterms} times, exiting"
+                    );
+                    return 1;
+                }
+            }
+        }
+    }
+}
+
+/// Graceful shutdown (spec §9.5): stop accepting, tell idle clients, wait for the rest.
+fn shutdown(inst: &Arc<Instance>, workers: &[MachineHandle]) -> i32 {
+    od_info!(
+        inst.logger,
+        "system",
+        None,
+        None,
+        "graceful shutdown started"
+    );
+    inst.shutting_down.store(true, Ordering::Release);
+    let timeout = inst.config().config.global.graceful_shutdown_timeout;
+    let started = Instant::now();
+    loop {
+        for w in workers {
+            w.wake_parked();
+        }
+        if inst.clients.load(Ordering::Acquire) == 0 {
+            od_info!(
+                inst.logger,
+                "system",
+                None,
+                None,
+                "all clients are gone, exiting"
+            );
+            inst.logger.flush();
+            return 0;
+        }
+        if !timeout.is_zero() && started.elapsed() >= timeout {
+            od_info!(
+                inst.logger,
+                "system",
+                None,
+                None,
+                "graceful shutdown timed out, exiting"
+            );
+            inst.logger.flush();
+            return 124;
+        }
+        let _ = machinarium::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGHUP: a new config for new clients; a bad one is reported and the old one kept.
+pub fn reload(inst: &Arc<Instance>) {
+    od_info!(
+        inst.logger,
+        "config",
+        None,
+        None,
+        "reloading {}",
+        inst.config_path().display()
+    );
+    match crate::config::load(inst.config_path()) {
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                od_info!(inst.logger, "config", None, None, "{w}");
+            }
+            let config = crate::option::apply(&inst.options, config);
+            inst.logger.reconfigure(&config.global.log);
+            let generation = inst.replace_config(config);
+            od_info!(
+                inst.logger,
+                "config",
+                None,
+                None,
+                "config reloaded (generation {generation})"
+            );
+        }
+        Err(errors) => {
+            for e in &errors {
+                od_error!(inst.logger, "config", None, None, "{e}");
+            }
+            od_error!(
+                inst.logger,
+                "config",
+                None,
+                None,
+                "reload failed, the old config stays"
+            );
+        }
+    }
+}
+
+fn accept_loop(
+    inst: Arc<Instance>,
+    listener: Listener,
+    listen: usize,
+    workers: Arc<[MachineHandle]>,
+) {
+    let mut next = 0usize;
+    loop {
+        let (socket, peer) = match listener.accept(Deadline::Never) {
+            Ok(pair) => pair,
+            Err(machinarium::Error::Cancelled) => return,
+            Err(e) => {
+                od_error!(inst.logger, "accept", None, None, "accept failed: {e}");
+                if machinarium::sleep(Duration::from_millis(10)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if inst.is_shutting_down() {
+            continue;
+        }
+        let g = &inst.config().config.global;
+        if !socket.is_unix() {
+            let _ = socket.set_nodelay(g.nodelay);
+            let _ = socket.set_keepalive(&keepalive(g));
+            if !g.disable_nolinger {
+                let _ = socket.set_nolinger();
+            }
+        }
+        let worker = &workers[next % workers.len()];
+        next = next.wrapping_add(1);
+        let inst = inst.clone();
+        worker.spawn_detached(move || frontend::run(inst, socket, Accepted { listen, peer }));
+    }
+}
+
+/// Binds every listen section: TCP on its host (`*` = all IPv4 and IPv6 addresses), and the
+/// unix socket `<unix_socket_dir>/.s.PGSQL.<port>` when `unix_socket_dir` is set.
+fn bind_all(inst: &Instance) -> Result<Vec<(usize, Listener)>, String> {
+    let snapshot = inst.config();
+    let config = &snapshot.config;
+    let mut out = Vec::new();
+    for (i, l) in config.listen.iter().enumerate() {
+        let opts = ListenOptions {
+            backlog: l.backlog.min(i32::MAX as u32) as i32,
+            reuseport: config.global.bindwith_reuseport,
+            v6only: true,
+            unix_mode: config.global.unix_socket_mode,
+        };
+        for addr in tcp_addresses(l.host.as_deref(), l.port)? {
+            let listener =
+                Listener::bind(addr, &opts).map_err(|e| format!("listen on {addr}: {e}"))?;
+            od_info!(inst.logger, "system", None, None, "listening on {addr}");
+            out.push((i, listener));
+        }
+        if let Some(dir) = &config.global.unix_socket_dir {
+            let path = PathBuf::from(dir).join(format!(".s.PGSQL.{}", l.port));
+            let listener = Listener::bind_unix(&path, &opts)
+                .map_err(|e| format!("listen on {}: {e}", path.display()))?;
+            od_info!(
+                inst.logger,
+                "system",
+                None,
+                None,
+                "listening on {}",
+                path.display()
+            );
+            out.push((i, listener));
+        }
+    }
+    if out.is_empty() {
+        return Err("no listen address: set listen host or unix_socket_dir".into());
+    }
+    Ok(out)
+}
+
+fn tcp_addresses(host: Option<&str>, port: u16) -> Result<Vec<SocketAddr>, String> {
+    match host {
+        None => Ok(Vec::new()),
+        Some("*") => {
+            let mut v = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)];
+            // IPv6 may be disabled on the machine; listen on it only when it works.
+            if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+                v.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
+            }
+            Ok(v)
+        }
+        Some(h) => {
+            let first = (h, port)
+                .to_socket_addrs()
+                .map_err(|e| format!("listen host {h}: {e}"))?
+                .next();
+            // Upstream binds only the first address a name resolves to.
+            first
+                .map(|a| vec![a])
+                .ok_or_else(|| format!("listen host {h}: no addresses"))
+        }
+    }
+}
