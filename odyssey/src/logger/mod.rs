@@ -21,6 +21,8 @@
 mod flags;
 mod format;
 mod sink;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::io;

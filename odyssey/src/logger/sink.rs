@@ -14,7 +14,7 @@ use syslog::{Facility, Formatter3164, LoggerBackend};
 use super::Level;
 
 /// Most lines the writer thread takes off the queue for one write.
-const BATCH_MAX: usize = 1024;
+pub(crate) const BATCH_MAX: usize = 1024;
 
 /// A finished line and the level syslog needs for its priority.
 pub(crate) struct Line {
@@ -181,6 +181,12 @@ impl Sinks {
     /// The log file path, if any.
     pub(crate) fn file_path(&self) -> Option<&Path> {
         self.file.as_ref().map(|f| f.path.as_path())
+    }
+
+    /// Holds the file lock so the writer thread stalls (tests of the full queue).
+    #[cfg(test)]
+    pub(crate) fn hold_file(&self) -> Option<MutexGuard<'_, File>> {
+        self.file.as_ref().map(|f| lock(&f.file))
     }
 }
 
