@@ -5,6 +5,9 @@
 //!   diagnostics naming `file:line:column`. Pure apart from reading the files.
 //! - `rules`: orders a config's rules by upstream precedence and matches clients to them.
 //! - `option`: the command line.
+//! - `logger`: log lines (text or JSON) to the log file, stdout and syslog, optionally through a
+//!   writer thread; a value the instance owns and clones into workers. Macros `od_info!`,
+//!   `od_error!`, `od_debug!`, `od_fatal!`.
 //!
 //! The binary (`main.rs`) parses the command line, loads the config and (later) starts the
 //! instance.
