@@ -1,0 +1,214 @@
+//! Client authentication: runs the exchange the client's rule asks for (`authentication`), then
+//! sends AuthenticationOk or the ErrorResponse upstream sends (spec §8, §10).
+//!
+//! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`.
+//! `backend` is the other direction: answering a PostgreSQL server's requests.
+
+pub mod backend;
+mod cert;
+mod password;
+mod scram;
+
+use std::fmt;
+
+use kiwi::backend::Authentication;
+use kiwi::scram::ScramKeys;
+use kiwi::sqlstate;
+use machinarium::Deadline;
+
+use crate::config::Rule;
+use crate::config::auth::AuthMethod;
+use crate::config::selector::Name;
+use crate::conn::{Conn, ConnError, DEFAULT_MAX_MESSAGE};
+use crate::id::ClientId;
+use crate::reply::Reply;
+
+/// The largest PasswordMessage body accepted, as upstream (`bad password message` above it).
+pub const MAX_PASSWORD_MESSAGE: usize = 10_000;
+
+/// Who is logging in, under which rule, and until when.
+pub struct ClientAuth<'a> {
+    /// The client's id, for the `odyssey: c…: ` prefix.
+    pub client: ClientId,
+    /// The user of the StartupMessage.
+    pub user: &'a str,
+    /// The database of the StartupMessage.
+    pub database: &'a str,
+    /// The rule the client was routed to.
+    pub rule: &'a Rule,
+    /// Whether replies carry the client id (`client_show_id`).
+    pub show_id: bool,
+    /// When the whole exchange gives up (`client_login_timeout`).
+    pub deadline: Deadline,
+}
+
+/// What a successful login leaves for backend authentication (see `backend_credentials`).
+#[derive(Debug, Default)]
+pub struct Authenticated {
+    /// The cleartext password the client sent (clear_text with `password_passthrough`).
+    pub password: Option<Vec<u8>>,
+    /// The client's SCRAM keys after a SCRAM login, for SCRAM pass-through to the server.
+    pub scram_keys: Option<ScramKeys>,
+}
+
+/// Why a login failed. In the `Rejected` and `Misconfigured` cases the client has already
+/// been sent the reply.
+#[derive(Debug)]
+pub enum AuthError {
+    /// The client failed the exchange (wrong password, blocked, bad message...).
+    Rejected(Reply),
+    /// The rule cannot authenticate anyone (no password, unusable secret); the client got
+    /// `reply`, the log gets `reason`.
+    Misconfigured {
+        /// What the client was sent.
+        reply: Reply,
+        /// Why, for the log.
+        reason: &'static str,
+    },
+    /// The client connection failed (closed, timed out, not the protocol).
+    Conn(ConnError),
+}
+
+impl AuthError {
+    /// The reply the client was sent, if any.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            AuthError::Rejected(reply) | AuthError::Misconfigured { reply, .. } => Some(reply),
+            AuthError::Conn(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::Rejected(reply) => write!(f, "rejected: {reply}"),
+            AuthError::Misconfigured { reply, reason } => {
+                write!(f, "rejected: {reply} (rule problem: {reason})")
+            }
+            AuthError::Conn(e) => write!(f, "client connection: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl From<ConnError> for AuthError {
+    fn from(e: ConnError) -> Self {
+        AuthError::Conn(e)
+    }
+}
+
+/// Authenticates the client by its rule's method. On success AuthenticationOk has been sent;
+/// on failure the ErrorResponse has been sent (when the connection still works).
+pub fn authenticate(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
+    let outcome = match a.rule.auth.method {
+        Some(AuthMethod::None) => Ok(Authenticated::default()),
+        Some(AuthMethod::Block) => Err(block(a)),
+        Some(AuthMethod::ClearText) => password::clear_text(conn, a),
+        Some(AuthMethod::Md5) => password::md5(conn, a),
+        Some(AuthMethod::ScramSha256) => scram::scram(conn, a),
+        Some(AuthMethod::Cert) => cert::cert(conn, a).map(|()| Authenticated::default()),
+        Some(AuthMethod::External) => Err(AuthError::Rejected(Reply::fatal(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "authentication method external is not supported by this build",
+        ))),
+        None => Err(AuthError::Misconfigured {
+            reply: password_failed(a),
+            reason: "the rule has no authentication method",
+        }),
+    };
+    match outcome {
+        Ok(done) => {
+            send(conn, a, &Authentication::Ok)?;
+            Ok(done)
+        }
+        Err(e) => Err(reject(conn, a, e)),
+    }
+}
+
+/// `FATAL 28000 user blocked: <db> <user>`; upstream names a `default` selector "unknown".
+fn block(a: &ClientAuth<'_>) -> AuthError {
+    let db = match a.rule.key.db {
+        Name::Named(_) => a.database,
+        Name::Default => "(unknown database)",
+    };
+    let user = match a.rule.key.user {
+        Name::Named(_) => a.user,
+        Name::Default => "(unknown user)",
+    };
+    AuthError::Rejected(Reply::fatal(
+        sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+        format!("user blocked: {db} {user}"),
+    ))
+}
+
+/// Sends the reply of a rejection; a write failure is left out (the rejection is the story).
+fn reject(conn: &mut Conn, a: &ClientAuth<'_>, e: AuthError) -> AuthError {
+    if let Some(reply) = e.reply() {
+        let mut out = Vec::new();
+        reply.encode(a.client, a.show_id, &mut out);
+        let _ = conn.write_all(&out, a.deadline);
+    }
+    e
+}
+
+/// Sends one authentication request (or SASL step, or AuthenticationOk).
+fn send(conn: &mut Conn, a: &ClientAuth<'_>, m: &Authentication<'_>) -> Result<(), AuthError> {
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    conn.write_all(&out, a.deadline)?;
+    Ok(())
+}
+
+/// Waits for the client's `p` message and returns its body; other messages are discarded, as
+/// upstream does.
+fn read_response(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthError> {
+    loop {
+        let m = conn.read_message(a.deadline, DEFAULT_MAX_MESSAGE)?;
+        if m.tag == kiwi::frontend::tag::AUTH_RESPONSE {
+            return Ok(m.body.to_vec());
+        }
+    }
+}
+
+/// The password the rule stores, or the reason to refuse: the rule has none, or it relies on
+/// a password source this build does not have yet.
+fn rule_secret<'r>(a: &ClientAuth<'r>) -> Result<&'r str, AuthError> {
+    let auth = &a.rule.auth;
+    let unsupported = [
+        (auth.query.is_some(), "auth_query"),
+        (auth.pam_service.is_some(), "auth_pam_service"),
+        (auth.ldap_endpoint.is_some(), "ldap_endpoint_name"),
+        (auth.module.is_some(), "auth_module"),
+        (auth.mdb_iamproxy, "enable_mdb_iamproxy_auth"),
+    ];
+    if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
+        return Err(AuthError::Rejected(Reply::fatal(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("authentication with {what} is not supported yet"),
+        )));
+    }
+    auth.password
+        .as_deref()
+        .ok_or_else(|| AuthError::Misconfigured {
+            reply: password_failed(a),
+            reason: "the rule has no password",
+        })
+}
+
+/// `FATAL 28P01 password authentication failed for user "u"`.
+fn password_failed(a: &ClientAuth<'_>) -> Reply {
+    Reply::fatal(
+        sqlstate::INVALID_PASSWORD,
+        format!("password authentication failed for user \"{}\"", a.user),
+    )
+}
+
+/// `ERROR 08P01 bad password message`.
+fn bad_password_message() -> AuthError {
+    AuthError::Rejected(Reply::error(
+        sqlstate::PROTOCOL_VIOLATION,
+        "bad password message",
+    ))
+}
