@@ -1,0 +1,189 @@
+//! Backend authentication against a real PostgreSQL: `auth::backend::authenticate_server`
+//! answers MD5 and SCRAM-SHA-256 requests (with a password, an md5 hash, or SCRAM
+//! pass-through keys) and the session reaches ReadyForQuery; wrong passwords surface the
+//! server's 28P01 ErrorResponse. The password precedence of spec §8.1 is checked on its own.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use kiwi::backend::Authentication;
+use kiwi::scram::{ScramKeys, ScramVerifier};
+use kiwi::startup::{ProtocolVersion, Startup};
+use machinarium::Deadline;
+use machinarium::net::Stream;
+use odyssey::auth::Authenticated;
+use odyssey::auth::backend::{
+    BackendAuthError, BackendCredentials, authenticate_server, backend_credentials,
+};
+use odyssey::config;
+use odyssey::conn::{Conn, DEFAULT_MAX_MESSAGE, Transport};
+use odyssey_test::{AuthMethod, Cluster, ClusterOptions};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn credentials(user: &str, password: Option<&str>) -> BackendCredentials {
+    BackendCredentials {
+        user: user.to_string(),
+        password: password.map(|p| p.as_bytes().to_vec()),
+        scram_keys: None,
+    }
+}
+
+/// Connects to `port`, sends a StartupMessage for `cred.user` and database `postgres`, runs
+/// `authenticate_server` and reads to ReadyForQuery; returns the tags after authentication.
+fn login(port: u16, cred: BackendCredentials) -> Result<Vec<u8>, BackendAuthError> {
+    machinarium::run(move || {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Deadline::after(TIMEOUT);
+        let stream = Stream::connect(addr, deadline).expect("connect");
+        let mut conn = Conn::new(Transport::Plain(stream));
+        let params = vec![
+            (&b"user"[..], cred.user.as_bytes()),
+            (&b"database"[..], &b"postgres"[..]),
+        ];
+        let mut out = Vec::new();
+        Startup {
+            version: ProtocolVersion::V3_0,
+            params,
+        }
+        .encode(&mut out);
+        conn.write_all(&out, deadline).expect("startup");
+        authenticate_server(&mut conn, &cred, deadline)?;
+        let mut tags = Vec::new();
+        loop {
+            let m = conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
+            tags.push(m.tag);
+            if m.tag == b'Z' || m.tag == b'E' {
+                return Ok(tags);
+            }
+        }
+    })
+    .expect("machine")
+}
+
+fn assert_ready(result: Result<Vec<u8>, BackendAuthError>) {
+    let tags = result.unwrap_or_else(|e| panic!("login failed: {e}"));
+    assert_eq!(tags.last(), Some(&b'Z'), "{tags:?}");
+    assert!(tags.contains(&b'K'), "BackendKeyData: {tags:?}");
+}
+
+fn assert_wrong_password(result: Result<Vec<u8>, BackendAuthError>) {
+    match result {
+        Err(BackendAuthError::Server(bytes, text)) => {
+            assert_eq!(bytes.first(), Some(&b'E'), "raw ErrorResponse kept");
+            assert!(text.contains("28P01"), "{text}");
+        }
+        other => panic!("expected the server's 28P01, got {other:?}"),
+    }
+}
+
+/// The SCRAM keys a client holding `password` has for `user`'s stored verifier.
+fn keys_for(cluster: &Cluster, user: &str, password: &str) -> ScramKeys {
+    let sql = format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{user}'");
+    let stored = cluster
+        .psql("postgres", "postgres", &sql)
+        .expect("verifier");
+    let v = ScramVerifier::parse(&stored).expect("a SCRAM verifier");
+    ScramKeys::derive(password.as_bytes(), &v.salt, v.iterations).expect("keys")
+}
+
+#[test]
+fn md5_and_scram_logins_against_real_postgres() {
+    let mut cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    cluster
+        .add_user("md5_u", "m5pass", AuthMethod::Md5)
+        .expect("md5 user");
+    cluster
+        .add_user("scram_u", "s3cret", AuthMethod::ScramSha256)
+        .expect("scram user");
+    let port = cluster.port();
+
+    assert_ready(login(port, credentials("md5_u", Some("m5pass"))));
+    let hash = kiwi::md5::md5_password_hash(b"md5_u", b"m5pass");
+    assert_ready(login(port, credentials("md5_u", Some(&hash))));
+    assert_wrong_password(login(port, credentials("md5_u", Some("wrong"))));
+
+    assert_ready(login(port, credentials("scram_u", Some("s3cret"))));
+    assert_wrong_password(login(port, credentials("scram_u", Some("wrong"))));
+
+    let mut pass_through = credentials("scram_u", None);
+    pass_through.scram_keys = Some(keys_for(&cluster, "scram_u", "s3cret"));
+    assert_ready(login(port, pass_through));
+    let mut wrong_keys = credentials("scram_u", None);
+    wrong_keys.scram_keys = Some(keys_for(&cluster, "scram_u", "other"));
+    assert_wrong_password(login(port, wrong_keys));
+
+    match login(port, credentials("md5_u", None)) {
+        Err(BackendAuthError::Failed(text)) => assert!(text.contains("no password"), "{text}"),
+        other => panic!("expected Failed without a password, got {other:?}"),
+    }
+}
+
+/// A fake server that asks for GSSAPI: only the shape of the refusal is checked here.
+#[test]
+fn other_methods_are_unsupported() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut out = Vec::new();
+        Authentication::Gss.encode(&mut out);
+        s.write_all(&out).expect("write");
+        s // kept open until the client is done
+    });
+    let result = login(port, credentials("u", Some("pw")));
+    drop(server.join().expect("fake server"));
+    match result {
+        Err(BackendAuthError::Unsupported(text)) => {
+            assert_eq!(text, "unsupported authentication method 7")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+fn rule(body: &str) -> config::Rule {
+    let text = format!(
+        "log_format \"%m\\n\"\nlisten {{\n\thost \"127.0.0.1\"\n\tport 6432\n}}\n\
+         storage \"pg\" {{\n\ttype \"remote\"\n\thost \"localhost\"\n}}\n\
+         database default {{\n\tuser default {{\n{body}\n\t\tstorage \"pg\"\n\t\tpool \"session\"\n\t}}\n}}\n"
+    );
+    let (c, _) = config::load_str("backend.conf", &text).expect("config");
+    c.rules.into_iter().next().expect("rule")
+}
+
+#[test]
+fn password_precedence_is_storage_then_rule_then_passthrough() {
+    let received = Authenticated {
+        password: Some(b"typed".to_vec()),
+        scram_keys: None,
+    };
+    let full = rule(
+        "authentication \"clear_text\"\npassword \"rule_pw\"\npassword_passthrough yes\n\
+         storage_user \"backend\"\nstorage_password \"storage_pw\"",
+    );
+    let c = backend_credentials(&full, "alice", &received);
+    assert_eq!(
+        (c.user.as_str(), c.password.as_deref()),
+        ("backend", Some(&b"storage_pw"[..]))
+    );
+
+    let no_storage =
+        rule("authentication \"clear_text\"\npassword \"rule_pw\"\npassword_passthrough yes");
+    let c = backend_credentials(&no_storage, "alice", &received);
+    assert_eq!(
+        (c.user.as_str(), c.password.as_deref()),
+        ("alice", Some(&b"rule_pw"[..]))
+    );
+
+    let mut passthrough = no_storage.clone();
+    passthrough.auth.password = None;
+    let c = backend_credentials(&passthrough, "alice", &received);
+    assert_eq!(c.password.as_deref(), Some(&b"typed"[..]));
+
+    passthrough.auth.password_passthrough = false;
+    assert_eq!(
+        backend_credentials(&passthrough, "alice", &received).password,
+        None
+    );
+}
