@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use kiwi::backend::{Authentication, ErrorFields};
+use kiwi::backend::{Authentication, BackendMessage, ErrorFields};
 use kiwi::frontend::{PasswordMessage, SaslInitialResponse};
 use machinarium::Deadline;
 use machinarium::net::{ListenOptions, Listener};
@@ -98,9 +98,8 @@ fn none_sends_authentication_ok() {
         c.recv().expect("recv").expect("a message")
     });
     assert!(outcome.is_ok());
-    assert_eq!(client.decode().expect("decode"), {
-        kiwi::backend::BackendMessage::Authentication(Authentication::Ok)
-    });
+    let ok = BackendMessage::Authentication(Authentication::Ok);
+    assert_eq!(client.decode().expect("decode"), ok);
 }
 
 #[test]
