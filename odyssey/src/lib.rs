@@ -1,16 +1,22 @@
 //! Odyssey in Rust: a PostgreSQL connection pooler, drop-in for Yandex Odyssey.
 //!
-//! # Layout
-//! - `config`: odyssey.conf (and includes, hba_file) to an immutable `config::Config`, or
-//!   diagnostics naming `file:line:column`. Pure apart from reading the files.
-//! - `rules`: orders a config's rules by upstream precedence and matches clients to them.
-//! - `option`: the command line.
-//! - `logger`: log lines (text or JSON) to the log file, stdout and syslog, optionally through a
-//!   writer thread; a value the instance owns and clones into workers. Macros `od_info!`,
-//!   `od_error!`, `od_debug!`, `od_fatal!`.
-//!
-//! The binary (`main.rs`) parses the command line, loads the config and (later) starts the
-//! instance.
+//! # Layout (lower layers first; a module uses its own layer or lower ones)
+//! - Foundation: `config` (odyssey.conf, includes, hba_file → an immutable `config::Config`,
+//!   or diagnostics naming `file:line:column`), `logger` (log lines, text or JSON, to the log
+//!   file, stdout and syslog; macros `od_info!`, `od_error!`, `od_debug!`, `od_fatal!`), `id`
+//!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends).
+//! - Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`,
+//!   `server` (attached and detached), `backend` (connect and log into PostgreSQL, internal
+//!   queries), `storage` (where a storage's server is).
+//! - Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
+//!   database and user), `router` (every route), `pool` (a route's servers, shared by workers),
+//!   `cancel` (client keys → the server running their query).
+//! - Flows: `auth` (client login by the rule's method; answering a server's auth requests),
+//!   `relay` (where messages begin and end in the two byte streams).
+//! - Client life: `frontend` (startup, route, auth, setup; `frontend::session` relays, attaches
+//!   and releases servers, parks idle clients without a stack, ends).
+//! - Orchestration: `instance` (what all machines share), `system` (listeners, accept, workers,
+//!   signals, reload, graceful shutdown), `cron` (expiry, stats).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
