@@ -4,7 +4,10 @@
 //!   `yield_now` is two: coroutine → scheduler and back, so a sample of `iters` switches runs
 //!   `iters / 2` yields). `switch/raw_*` switches between two stacks with a copy of the
 //!   assembly of `src/context/x86_64.rs` (the module is private), without the scheduler: the
-//!   floor the scheduler path is built on.
+//!   floor the scheduler path is built on. Variants: without the MXCSR/x87 save, and ending in
+//!   `pop rcx; jmp rcx` instead of `ret` (a `ret` into another context always misses the
+//!   return stack buffer; note the raw loop has no `ret`s after the switch, so in real code,
+//!   where the resumed side returns through its callers, part of that gain may not carry over).
 //! - `spawn_join/*`: spawn a coroutine and join it (stacks come from the machine's pool).
 //! - `cross_machine/*`: a message round trip between two machines over two channels.
 //!
@@ -62,7 +65,7 @@ fn yield_round(n: u64, k: u64) -> Duration {
 
 fn bench_switch(c: &mut Criterion) {
     let mut g = c.benchmark_group("switch");
-    for n in [2u64, 1000] {
+    for n in [2u64, 100, 1000] {
         g.bench_function(format!("yield_{n}_coroutines"), |b| {
             b.iter_custom(|iters| {
                 // n coroutines × k yields × 2 switches ≥ iters.
