@@ -13,7 +13,8 @@
 //! used for both servers.
 //!
 //! Env: `BENCH_QUICK=1` (1 s runs, one round), `ECHO_SECS` (counted seconds per run, default
-//! 4), `ECHO_ROUNDS` (pairs of runs per configuration, default 2).
+//! 4), `ECHO_ROUNDS` (pairs of runs per configuration, default 2), `ECHO_CONNS` and
+//! `ECHO_THREADS` (comma-separated lists, default `64,1000` and `1,2`).
 
 mod common;
 
@@ -310,6 +311,13 @@ fn env_num(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+/// A comma-separated list of numbers, e.g. `ECHO_CONNS=64,1000`.
+fn env_list(name: &str) -> Option<Vec<usize>> {
+    let v = std::env::var(name).ok()?;
+    let list: Vec<usize> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    (!list.is_empty()).then_some(list)
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
@@ -341,8 +349,10 @@ fn main() {
         "cl. mm",
         "cl. tk"
     );
-    for conns in [64usize, 1000] {
-        for threads in [1usize, 2] {
+    let conns_list = env_list("ECHO_CONNS").unwrap_or_else(|| vec![64, 1000]);
+    let threads_list = env_list("ECHO_THREADS").unwrap_or_else(|| vec![1, 2]);
+    for &conns in &conns_list {
+        for &threads in &threads_list {
             let mut mm: Vec<Sample> = Vec::new();
             let mut tk: Vec<Sample> = Vec::new();
             for round in 0..rounds {
