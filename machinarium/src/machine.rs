@@ -26,6 +26,9 @@ pub type MachineId = u32;
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
+/// Scheduler passes with coroutines still ready before the loop polls io anyway.
+const POLL_EVERY_PASSES: u32 = 16;
+
 thread_local! {
     static CURRENT: Cell<*const Machine> = const { Cell::new(std::ptr::null()) };
 }
@@ -278,6 +281,7 @@ impl Machine {
         };
         let mut stop_started: Option<Instant> = None;
         let mut dispatched = Dispatched::default();
+        let mut passes_without_poll = 0u32;
         loop {
             self.drain_inbox();
             self.fire_timers();
@@ -301,6 +305,13 @@ impl Machine {
                     break;
                 }
             }
+            // Coroutines still ready: run them again before asking the kernel, but poll at
+            // least every few passes so io is never starved.
+            if self.sched.has_ready() && passes_without_poll < POLL_EVERY_PASSES {
+                passes_without_poll += 1;
+                continue;
+            }
+            passes_without_poll = 0;
             let timeout = self.poll_timeout(stop_started.is_some());
             if let Err(e) = self.reactor.poll(timeout, &mut dispatched) {
                 eprintln!("machinarium: machine '{}': poll failed: {e}", self.name);

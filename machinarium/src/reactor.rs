@@ -20,6 +20,9 @@ use crate::call::Waiter;
 pub(crate) const READ: u8 = 1;
 /// Writable bit of [`IoSlot::ready`].
 pub(crate) const WRITE: u8 = 2;
+/// The peer closed its side or the socket failed; never cleared. While it is set, a short
+/// read does not clear [`READ`] (the end of stream must still be read).
+pub(crate) const CLOSED: u8 = 4;
 
 /// Token of the machine's `mio::Waker`.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -265,6 +268,9 @@ impl Reactor {
             };
             if !slot.used || slot.epoch != key.epoch {
                 continue;
+            }
+            if ev.is_read_closed() || ev.is_error() {
+                slot.ready |= CLOSED;
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                 slot.ready |= READ;

@@ -335,3 +335,27 @@ fn park_any_wakes_once_for_the_first_readable_stream() {
     assert_eq!(got.2, (1, ParkEvent::Readable));
     assert!(got.3, "woken exactly once");
 }
+
+/// Data and end of stream arriving together: the short read must not make the reader miss
+/// the end (the readiness is kept while the peer has closed).
+#[test]
+fn data_then_close_is_read_to_the_end() {
+    let peer = StdListener::bind(loopback()).expect("bind");
+    let addr = peer.local_addr().expect("addr");
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = peer.accept().expect("accept");
+        s.write_all(b"abc").expect("write");
+        drop(s);
+    });
+    let got = machinarium::run(move || {
+        let mut s = Stream::connect(addr, Duration::from_secs(5)).expect("connect");
+        machinarium::sleep(Duration::from_millis(50)).expect("sleep");
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf, Duration::from_secs(2)).expect("data");
+        let end = s.read(&mut buf, Duration::from_secs(2)).expect("end of stream");
+        (n, end)
+    })
+    .expect("run");
+    t.join().expect("peer");
+    assert_eq!(got, (3, 0));
+}

@@ -12,7 +12,7 @@ pub(crate) mod stream;
 mod tls;
 
 pub use listener::{ListenOptions, Listener, PeerAddr};
-pub use park::{ParkKey, park_any};
+pub use park::{ParkKey, park_any, wait_any};
 pub use socket::KeepAlive;
 pub use stream::{DetachedStream, Stream, wait_readable_any};
 pub use tls::TlsStream;

@@ -103,3 +103,29 @@ fn spawn_wake(m: &Machine, f: Wake, i: usize, ev: ParkEvent) {
         eprintln!("machinarium: cannot spawn for a parked stream: {e}");
     }
 }
+
+/// Waits in the running coroutine until one of `keys` is readable (or closed); returns its
+/// index. For waits expected to be short (a query in flight), where parking and respawning
+/// would cost more than keeping the coroutine.
+pub fn wait_any(keys: &[ParkKey], deadline: impl Into<Deadline>) -> crate::Result<usize> {
+    let deadline = deadline.into();
+    let m = machine::current().ok_or(crate::Error::NotInCoroutine)?;
+    loop {
+        if let Some(i) = keys.iter().position(|k| k.readable || m.reactor.is_ready(k.io, READ)) {
+            return Ok(i);
+        }
+        let mut waiter = None;
+        let r = crate::call::block(deadline, |w, _| {
+            for k in keys {
+                m.reactor.set_waiter(k.io, READ, w);
+            }
+            waiter = Some(w);
+        });
+        if let Some(w) = waiter {
+            for k in keys {
+                m.reactor.clear_waiter(k.io, w);
+            }
+        }
+        r?;
+    }
+}

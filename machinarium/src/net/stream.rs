@@ -11,7 +11,7 @@ use crate::call::{self, Waiter};
 use crate::error::{Error, Result};
 use crate::machine;
 use crate::net::socket::{self, KeepAlive, Socket};
-use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
+use crate::reactor::{CLOSED, IoKey, ParkEvent, READ, WRITE};
 use crate::scheduler::Wake;
 use crate::timer::Deadline;
 
@@ -149,7 +149,10 @@ impl Stream {
         let deadline = deadline.into();
         loop {
             match self.sock.read(buf) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    self.after_read(n, buf.len());
+                    return Ok(n);
+                }
                 Err(e) if would_block(&e) => wait_io(self.io, READ, deadline)?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
@@ -157,11 +160,33 @@ impl Stream {
         }
     }
 
-    /// Reads what is available now without waiting: `Ok(None)` when nothing is.
+    /// A stream socket that returned less than asked has nothing more right now: forget the
+    /// readiness (saving the `EAGAIN` read) unless the peer closed, whose end of stream must
+    /// still be read.
+    fn after_read(&self, n: usize, asked: usize) {
+        if n > 0
+            && n < asked
+            && let Some(m) = machine::current()
+            && !m.reactor.is_ready(self.io, CLOSED)
+        {
+            m.reactor.clear_ready(self.io, READ);
+        }
+    }
+
+    /// Reads what is available now without waiting: `Ok(None)` when nothing is. Costs no
+    /// syscall when the stream is known to have nothing.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        if let Some(m) = machine::current()
+            && !m.reactor.is_ready(self.io, READ)
+        {
+            return Ok(None);
+        }
         loop {
             match self.sock.read(buf) {
-                Ok(n) => return Ok(Some(n)),
+                Ok(n) => {
+                    self.after_read(n, buf.len());
+                    return Ok(Some(n));
+                }
                 Err(e) if would_block(&e) => {
                     if let Some(m) = machine::current() {
                         m.reactor.clear_ready(self.io, READ);

@@ -117,6 +117,12 @@ impl TlsStream {
     /// Reads decrypted bytes available now, without waiting: `Ok(None)` when there are none,
     /// `Ok(Some(0))` at the end of the session.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        if !self.pending()
+            && let Some(m) = machine::current()
+            && !m.reactor.is_ready(self.io, READ)
+        {
+            return Ok(None);
+        }
         match self.ssl.ssl_read(buf) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(Some(0)),

@@ -79,6 +79,12 @@ impl Session {
         loop {
             match self.step() {
                 Ok(true) => {}
+                // A query is in flight: its answer comes soon, wait here rather than park.
+                Ok(false) if self.busy() => {
+                    if let Err(e) = machinarium::net::wait_any(&self.park_keys(), Deadline::Never) {
+                        return self.end(EndReason::ClientGone(e.into()));
+                    }
+                }
                 Ok(false) => return self.park(),
                 Err(reason) => return self.end(reason),
             }
@@ -115,12 +121,24 @@ impl Session {
             return self.end(EndReason::Shutdown);
         }
         self.client.conn.shrink();
-        let mut keys = vec![self.client.conn.park_key()];
         if let Some(server) = self.server.as_mut() {
             server.conn.shrink();
-            keys.push(server.conn.park_key());
         }
+        let keys = self.park_keys();
         machinarium::net::park_any(&keys, Deadline::Never, move |_, _| self.serve());
+    }
+
+    /// The client's socket, and the server's when one is attached.
+    fn park_keys(&self) -> Vec<machinarium::net::ParkKey> {
+        let mut keys = vec![self.client.conn.park_key()];
+        keys.extend(self.server.as_ref().map(|s| s.conn.park_key()));
+        keys
+    }
+
+    /// A server is attached and a request is in flight (or a message half relayed).
+    fn busy(&self) -> bool {
+        self.server.is_some()
+            && (self.pending > 0 || !self.server_scan.at_boundary() || !self.client_scan.at_boundary())
     }
 
     /// No query in flight and no transaction open: the client can be dropped or the server
