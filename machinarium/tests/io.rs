@@ -352,7 +352,9 @@ fn data_then_close_is_read_to_the_end() {
         machinarium::sleep(Duration::from_millis(50)).expect("sleep");
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf, Duration::from_secs(2)).expect("data");
-        let end = s.read(&mut buf, Duration::from_secs(2)).expect("end of stream");
+        let end = s
+            .read(&mut buf, Duration::from_secs(2))
+            .expect("end of stream");
         (n, end)
     })
     .expect("run");

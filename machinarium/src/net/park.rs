@@ -111,7 +111,10 @@ pub fn wait_any(keys: &[ParkKey], deadline: impl Into<Deadline>) -> crate::Resul
     let deadline = deadline.into();
     let m = machine::current().ok_or(crate::Error::NotInCoroutine)?;
     loop {
-        if let Some(i) = keys.iter().position(|k| k.readable || m.reactor.is_ready(k.io, READ)) {
+        if let Some(i) = keys
+            .iter()
+            .position(|k| k.readable || m.reactor.is_ready(k.io, READ))
+        {
             return Ok(i);
         }
         let mut waiter = None;

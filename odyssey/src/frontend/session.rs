@@ -138,7 +138,9 @@ impl Session {
     /// A server is attached and a request is in flight (or a message half relayed).
     fn busy(&self) -> bool {
         self.server.is_some()
-            && (self.pending > 0 || !self.server_scan.at_boundary() || !self.client_scan.at_boundary())
+            && (self.pending > 0
+                || !self.server_scan.at_boundary()
+                || !self.client_scan.at_boundary())
     }
 
     /// No query in flight and no transaction open: the client can be dropped or the server

@@ -49,6 +49,9 @@ pub const TRACKED: &[&str] = &[
     "odyssey.target_session_attrs",
 ];
 
+/// `Vars` stores a tracked name's index in a byte.
+const _: () = assert!(TRACKED.len() <= 256);
+
 /// Tracked names never sent as `SET`: `compression` and the `odyssey` options are the
 /// pooler's own, `_pq_.` names are protocol options, and `is_hot_standby` is read-only.
 const NOT_DEPLOYED: &[&str] = &[
@@ -91,24 +94,23 @@ impl std::error::Error for VarError {}
 
 /// A set of tracked parameters and their values.
 ///
-/// Invariant: `values.len() == TRACKED.len()`; slot `i` holds the value of `TRACKED[i]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Invariant: `values` holds only parameters that are set, each once, sorted by their index in
+/// [`TRACKED`] (so iteration is in `TRACKED` order). A session usually sets a handful, so an
+/// idle client carries a few dozen bytes here rather than a slot per tracked name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Vars {
-    values: Vec<Option<Vec<u8>>>,
-}
-
-impl Default for Vars {
-    fn default() -> Self {
-        Self::new()
-    }
+    values: Vec<(u8, Box<[u8]>)>,
 }
 
 impl Vars {
     /// An empty set.
     pub fn new() -> Self {
-        Self {
-            values: vec![None; TRACKED.len()],
-        }
+        Self { values: Vec::new() }
+    }
+
+    fn find(&self, index: usize) -> Result<usize, usize> {
+        self.values
+            .binary_search_by_key(&index, |(i, _)| usize::from(*i))
     }
 
     /// The tracked parameters of a StartupMessage; others are ignored.
@@ -132,8 +134,11 @@ impl Vars {
                 len: value.len(),
             });
         }
-        if let Some(slot) = self.values.get_mut(index) {
-            *slot = Some(value.to_vec());
+        let value: Box<[u8]> = value.into();
+        match self.find(index) {
+            Ok(pos) => self.values[pos].1 = value,
+            // TRACKED has fewer than 256 names, so the index fits a u8.
+            Err(pos) => self.values.insert(pos, (index as u8, value)),
         }
         Ok(())
     }
@@ -145,22 +150,22 @@ impl Vars {
 
     /// Forgets `name`.
     pub fn unset(&mut self, name: &[u8]) {
-        if let Some(slot) = index_of(name).and_then(|i| self.values.get_mut(i)) {
-            *slot = None;
+        if let Some(pos) = index_of(name).and_then(|i| self.find(i).ok()) {
+            self.values.remove(pos);
         }
     }
 
     /// The value of `name` (any case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.values.get(index_of(name.as_bytes())?)?.as_deref()
+        let pos = self.find(index_of(name.as_bytes())?).ok()?;
+        Some(&self.values[pos].1)
     }
 
     /// The parameters that are set, with canonical names, in [`TRACKED`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> + '_ {
-        TRACKED
+        self.values
             .iter()
-            .zip(&self.values)
-            .filter_map(|(name, v)| Some((*name, v.as_deref()?)))
+            .filter_map(|(i, v)| Some((*TRACKED.get(usize::from(*i))?, &v[..])))
     }
 
     /// The parameters set here whose value `server` lacks or holds differently, leaving out
