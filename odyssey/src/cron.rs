@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use machinarium::Deadline;
-
-use crate::frontend::session::close_server;
+use crate::frontend::attach::close_server;
 use crate::instance::Instance;
 use crate::od_info;
 use crate::route::Route;
@@ -133,6 +131,5 @@ fn log_stats(
         );
         now.push((route, c));
     }
-    let _ = Deadline::Never;
     now
 }

@@ -31,6 +31,18 @@ pub struct ClientScan {
     pub requests: u32,
     /// A Terminate follows the forwarded bytes.
     pub terminate: bool,
+    /// Whether the forwarded bytes end inside an extended-protocol sequence (Parse, Bind,
+    /// Describe, Execute, Close, Flush or COPY data after the last Sync or Query): `None` when
+    /// they hold neither kind.
+    pub unsynced: Option<bool>,
+}
+
+/// Messages of an extended-protocol sequence (or COPY data) that a Sync closes.
+fn opens_sequence(tag: u8) -> bool {
+    matches!(
+        tag,
+        b'P' | b'B' | b'D' | b'E' | b'C' | b'H' | b'd' | b'c' | b'f'
+    )
 }
 
 /// A client broke the framing rules.
@@ -43,8 +55,14 @@ fn answered_by_ready(tag: u8) -> bool {
 }
 
 /// Walks client bytes: every message whose 5-byte header is in `buf` may be forwarded (its
-/// body can stream); a Terminate stops the walk. Lengths are checked against `max`.
-pub fn scan_client(sc: &mut Scanner, buf: &[u8], max: u32) -> Result<ClientScan, Violation> {
+/// body can stream); a Terminate stops the walk. Lengths are checked against `max`. `on` sees
+/// each message that starts here: its tag and, when it is all in `buf`, its body.
+pub fn scan_client(
+    sc: &mut Scanner,
+    buf: &[u8],
+    max: u32,
+    mut on: impl FnMut(u8, Option<&[u8]>),
+) -> Result<ClientScan, Violation> {
     let mut out = ClientScan::default();
     let mut pos = 0;
     loop {
@@ -73,9 +91,14 @@ pub fn scan_client(sc: &mut Scanner, buf: &[u8], max: u32) -> Result<ClientScan,
         }
         if answered_by_ready(tag) {
             out.requests += 1;
+            out.unsynced = Some(false);
+        } else if opens_sequence(tag) {
+            out.unsynced = Some(true);
         }
+        let body_len = len as usize - 4;
+        on(tag, buf.get(pos + 5..pos + 5 + body_len));
         pos += 5;
-        sc.need = len as usize - 4;
+        sc.need = body_len;
     }
     out.forward = pos;
     Ok(out)
@@ -92,6 +115,8 @@ pub enum ServerEvent<'a> {
     CopyIn,
     /// An ErrorResponse started.
     Error,
+    /// A CommandComplete body (the command tag).
+    Complete(&'a [u8]),
 }
 
 /// Walks server bytes up to the last point where every message that matters has been seen
@@ -135,6 +160,12 @@ pub fn scan_server<'a>(
                 };
                 on(ServerEvent::Parameter(b));
             }
+            b'C' => {
+                let Some(b) = buf.get(body..body + body_len) else {
+                    break;
+                };
+                on(ServerEvent::Complete(b));
+            }
             b'G' | b'W' => on(ServerEvent::CopyIn),
             b'E' => on(ServerEvent::Error),
             _ => {}
@@ -164,27 +195,44 @@ mod tests {
         let forwardable = buf.len();
         buf.extend(msg(b'X', b""));
         let mut sc = Scanner::default();
-        let r = scan_client(&mut sc, &buf, 1 << 30).unwrap();
+        let mut tags = Vec::new();
+        let r = scan_client(&mut sc, &buf, 1 << 30, |t, _| tags.push(t)).unwrap();
+        let expected = ClientScan {
+            forward: forwardable,
+            requests: 2,
+            terminate: true,
+            unsynced: Some(false),
+        };
+        assert_eq!(r, expected);
+        assert_eq!(tags, b"QPS");
+    }
+
+    #[test]
+    fn client_scan_tracks_an_open_extended_sequence() {
+        let mut buf = msg(b'P', b"\0select 1\0\0\0");
+        buf.extend(msg(b'B', b"\0\0\0\0\0\0\0\0"));
+        buf.extend(msg(b'E', b"\0\0\0\0\0"));
+        buf.extend(msg(b'H', b""));
+        let mut sc = Scanner::default();
+        let r = scan_client(&mut sc, &buf, 1 << 30, |_, _| {}).unwrap();
         assert_eq!(
-            r,
-            ClientScan {
-                forward: forwardable,
-                requests: 2,
-                terminate: true
-            }
+            r.unsynced,
+            Some(true),
+            "a Flush does not close the sequence"
         );
+        assert_eq!(r.requests, 0);
     }
 
     #[test]
     fn client_scan_streams_a_long_body_across_reads() {
         let big = msg(b'd', &[7u8; 100]);
         let mut sc = Scanner::default();
-        let first = scan_client(&mut sc, &big[..30], 1 << 30).unwrap();
+        let first = scan_client(&mut sc, &big[..30], 1 << 30, |_, _| {}).unwrap();
         assert_eq!(
             first.forward, 30,
             "the header is known: the body may stream"
         );
-        let rest = scan_client(&mut sc, &big[30..], 1 << 30).unwrap();
+        let rest = scan_client(&mut sc, &big[30..], 1 << 30, |_, _| {}).unwrap();
         assert_eq!(rest.forward, big.len() - 30);
         assert!(sc.at_boundary());
     }
@@ -193,15 +241,20 @@ mod tests {
     fn client_scan_keeps_a_partial_header() {
         let m = msg(b'Q', b"x\0");
         let mut sc = Scanner::default();
-        assert_eq!(scan_client(&mut sc, &m[..3], 1 << 30).unwrap().forward, 0);
+        assert_eq!(
+            scan_client(&mut sc, &m[..3], 1 << 30, |_, _| {})
+                .unwrap()
+                .forward,
+            0
+        );
     }
 
     #[test]
     fn client_scan_rejects_bad_lengths() {
         let mut sc = Scanner::default();
-        assert!(scan_client(&mut sc, &[b'Q', 0, 0, 0, 2], 1 << 30).is_err());
-        assert!(scan_client(&mut sc, &[b'Q', 0x7f, 0, 0, 0], 1000).is_err());
-        assert!(scan_client(&mut sc, &[1, 0, 0, 0, 4], 1000).is_err());
+        assert!(scan_client(&mut sc, &[b'Q', 0, 0, 0, 2], 1 << 30, |_, _| {}).is_err());
+        assert!(scan_client(&mut sc, &[b'Q', 0x7f, 0, 0, 0], 1000, |_, _| {}).is_err());
+        assert!(scan_client(&mut sc, &[1, 0, 0, 0, 4], 1000, |_, _| {}).is_err());
     }
 
     #[test]
@@ -218,11 +271,15 @@ mod tests {
             buf.len() - 6,
             "stops before a ReadyForQuery without its status"
         );
-        assert!(events.is_empty());
+        assert_eq!(
+            events,
+            vec!["Complete([83, 69, 76, 69, 67, 84, 32, 49, 0])"]
+        );
+        events.clear();
         let mut sc = Scanner::default();
         let n = scan_server(&mut sc, &buf, |e| events.push(format!("{e:?}")));
         assert_eq!(n, buf.len());
-        assert_eq!(events, vec!["Ready(InTransaction)"]);
+        assert_eq!(events[1], "Ready(InTransaction)");
     }
 
     #[test]

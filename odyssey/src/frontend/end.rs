@@ -31,6 +31,8 @@ pub enum EndReason {
     Deploy(BackendError),
     /// The pooler is shutting down and the client is idle.
     Shutdown,
+    /// Idle (or idle in a transaction) past the rule's timeout; the DETAIL says which.
+    IdleTimeout(&'static str),
     /// The machine is stopping (the coroutine was cancelled).
     Cancelled,
 }
@@ -81,6 +83,10 @@ impl EndReason {
                 Some(Reply::fatal(sqlstate::CONNECTION_FAILURE, format!("failed to set client parameters on the server: {e}"))),
                 ServerFate::Close,
             ),
+            EndReason::IdleTimeout(detail) => (
+                Some(Reply::fatal(sqlstate::CONNECTION_FAILURE, "Odyssey has dropped the connection").detail(*detail)),
+                ServerFate::Reset,
+            ),
             EndReason::Shutdown => (
                 Some(
                     Reply::fatal(sqlstate::CONNECTION_FAILURE, "Odyssey is gracefully shutting down").detail(
@@ -106,6 +112,7 @@ impl std::fmt::Display for EndReason {
             EndReason::Connect(e) => write!(f, "server connect failed: {e}"),
             EndReason::Deploy(e) => write!(f, "deploy failed: {e}"),
             EndReason::Shutdown => f.write_str("graceful shutdown"),
+            EndReason::IdleTimeout(detail) => f.write_str(detail),
             EndReason::Cancelled => f.write_str("cancelled"),
         }
     }

@@ -1,5 +1,6 @@
 //! A client's life: startup, route, authenticate, setup, then the session until it ends.
 
+pub mod attach;
 pub mod end;
 pub mod session;
 pub mod startup;

@@ -6,30 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kiwi::backend::{ParameterStatus, TransactionStatus};
-use machinarium::Deadline;
+use kiwi::backend::{CommandComplete, ParameterStatus, ReadyForQuery, TransactionStatus};
+use machinarium::{Deadline, ParkEvent};
 
 use crate::auth::Authenticated;
-use crate::auth::backend::backend_credentials;
-use crate::backend::{self, BackendError, ConnectParams};
 use crate::client::Client;
 use crate::config::PoolMode;
 use crate::conn::{ConnError, DEFAULT_MAX_MESSAGE};
 use crate::frontend::end::{EndReason, ServerFate};
 use crate::instance::Instance;
-use crate::pool::{AcquireError, Grant};
 use crate::relay::{self, Scanner, ServerEvent};
+use crate::reply::Reply;
 use crate::route::Route;
 use crate::server::Server;
-use crate::{od_debug, od_error, od_info, storage};
-
-/// Statements of the smart reset (`pool_smart_discard`): DISCARD ALL without dropping
-/// prepared statements.
-const SMART_DISCARD: &[u8] = b"SET SESSION AUTHORIZATION DEFAULT;RESET ALL;CLOSE ALL;UNLISTEN *;\
-SELECT pg_advisory_unlock_all();DISCARD PLANS;DISCARD SEQUENCES;DISCARD TEMP;";
-
-/// Deadline of the pooler's own queries when `pool_reset_timeout_ms` is not set.
-const DEFAULT_RESET_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::sql::{self, Statement};
+use crate::{od_info, reset};
 
 /// A client between login and disconnect.
 pub struct Session {
@@ -43,11 +34,17 @@ pub struct Session {
     pub auth: Authenticated,
     /// The server it holds, if any.
     pub server: Option<Server>,
-    client_scan: Scanner,
-    server_scan: Scanner,
+    pub(super) client_scan: Scanner,
+    pub(super) server_scan: Scanner,
     /// Requests sent to the server (Query, Sync, FunctionCall) not yet answered with
     /// ReadyForQuery.
-    pending: u32,
+    pub(super) pending: u32,
+    /// The client is inside an extended-protocol sequence (no Sync yet).
+    pub(super) unsynced: bool,
+    /// A bare BEGIN was answered by the pooler; the real one goes ahead of the next query.
+    pub(super) deferred_begin: bool,
+    /// The session ran something that leaves state on the server (SET, temp table, ...).
+    pub(super) dirty: bool,
 }
 
 impl Session {
@@ -67,10 +64,13 @@ impl Session {
             client_scan: Scanner::default(),
             server_scan: Scanner::default(),
             pending: 0,
+            unsynced: false,
+            deferred_begin: false,
+            dirty: false,
         }
     }
 
-    fn mode(&self) -> PoolMode {
+    pub(super) fn mode(&self) -> PoolMode {
         self.route.rule().pool.mode.unwrap_or(PoolMode::Session)
     }
 
@@ -115,7 +115,7 @@ impl Session {
         Ok(false)
     }
 
-    /// Waits, with no coroutine, for either side to speak.
+    /// Waits, with no coroutine, for either side to speak, or for an idle timeout.
     fn park(mut self) {
         if self.inst.is_shutting_down() && self.between_transactions() {
             return self.end(EndReason::Shutdown);
@@ -125,7 +125,46 @@ impl Session {
             server.conn.shrink();
         }
         let keys = self.park_keys();
-        machinarium::net::park_any(&keys, Deadline::Never, move |_, _| self.serve());
+        let timeout = self.idle_timeout();
+        machinarium::net::park_any(
+            &keys,
+            timeout.map_or(Deadline::Never, |(t, _)| Deadline::after(t)),
+            move |_, ev| match (ev, timeout) {
+                (ParkEvent::TimedOut, Some((_, detail))) => {
+                    self.end(EndReason::IdleTimeout(detail))
+                }
+                _ => self.serve(),
+            },
+        );
+    }
+
+    /// `pool_idle_in_transaction_timeout` for a client idle inside a transaction;
+    /// `pool_client_idle_timeout` for a session-pool client idle with its server.
+    fn idle_timeout(&self) -> Option<(Duration, &'static str)> {
+        let pool = &self.route.rule().pool;
+        let in_tx = self.deferred_begin
+            || self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.tx != TransactionStatus::Idle);
+        if in_tx {
+            return pool
+                .idle_in_transaction_timeout
+                .filter(|t| !t.is_zero())
+                .map(|t| {
+                    (
+                        t,
+                        "Connection was dropped by Odyssey due to idle in transaction timeout",
+                    )
+                });
+        }
+        if self.mode() == PoolMode::Session && self.server.is_some() {
+            return pool
+                .client_idle_timeout
+                .filter(|t| !t.is_zero())
+                .map(|t| (t, "Connection was dropped by Odyssey due to idle timeout"));
+        }
+        None
     }
 
     /// The client's socket, and the server's when one is attached.
@@ -145,8 +184,10 @@ impl Session {
 
     /// No query in flight and no transaction open: the client can be dropped or the server
     /// given back without anyone noticing.
-    fn between_transactions(&self) -> bool {
+    pub(super) fn between_transactions(&self) -> bool {
         self.client_scan.at_boundary()
+            && !self.unsynced
+            && !self.deferred_begin
             && self.client.conn.buffered().is_empty()
             && match &self.server {
                 None => true,
@@ -158,12 +199,25 @@ impl Session {
             }
     }
 
-    /// Forwards what the client sent; attaches a server first if it has none.
+    /// Forwards what the client sent; answers a deferred BEGIN itself; attaches a server
+    /// first if it has none.
     fn relay_client(&mut self) -> Result<bool, EndReason> {
+        if self.server.is_none() && self.client_scan.at_boundary() && self.virtual_transaction()? {
+            return Ok(true);
+        }
+        let vars = &mut self.client.vars;
         let scan = relay::scan_client(
             &mut self.client_scan,
             self.client.conn.buffered(),
             DEFAULT_MAX_MESSAGE,
+            |tag, body| {
+                if let (b'Q', Some(body)) = (tag, body)
+                    && let Statement::Set { name, value } = sql::classify(body)
+                {
+                    // Tracked even when PostgreSQL does not report it, so it follows the client.
+                    let _ = vars.set(name.as_bytes(), value.as_bytes());
+                }
+            },
         )
         .map_err(|v| EndReason::Protocol(v.0))?;
         if scan.forward == 0 {
@@ -190,6 +244,47 @@ impl Session {
             .fetch_add(scan.forward as u64, Ordering::Relaxed);
         self.client.conn.consume(scan.forward);
         self.pending += scan.requests;
+        if let Some(unsynced) = scan.unsynced {
+            self.unsynced = unsynced;
+        }
+        Ok(true)
+    }
+
+    /// `virtual_transaction`: a bare BEGIN outside a transaction is answered here and sent to a
+    /// server only when the transaction does something; a bare COMMIT/ROLLBACK of such an
+    /// empty transaction is answered here too. True when a message was handled.
+    fn virtual_transaction(&mut self) -> Result<bool, EndReason> {
+        if self.mode() == PoolMode::Session || !self.route.config().global.virtual_transaction {
+            return Ok(false);
+        }
+        let buf = self.client.conn.buffered();
+        let Some(header) = kiwi::header::Header::parse(buf, DEFAULT_MAX_MESSAGE)
+            .ok()
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        if header.tag != b'Q' || buf.len() < header.frame_len() {
+            return Ok(false);
+        }
+        let (tag, status) = match sql::classify(&buf[5..header.frame_len()]) {
+            Statement::Begin if !self.deferred_begin => ("BEGIN", TransactionStatus::InTransaction),
+            Statement::End { tag } if self.deferred_begin => (tag, TransactionStatus::Idle),
+            _ => return Ok(false),
+        };
+        let used = header.frame_len();
+        let mut out = Vec::new();
+        CommandComplete {
+            tag: tag.as_bytes(),
+        }
+        .encode(&mut out);
+        ReadyForQuery { status }.encode(&mut out);
+        self.client
+            .conn
+            .write_all(&out, Deadline::Never)
+            .map_err(EndReason::ClientGone)?;
+        self.client.conn.consume(used);
+        self.deferred_begin = status == TransactionStatus::InTransaction;
         Ok(true)
     }
 
@@ -200,7 +295,12 @@ impl Session {
             return Ok(false);
         };
         let Server { conn, info, tx } = server;
-        let (pending, vars, stats) = (&mut self.pending, &mut self.client.vars, &self.route.stats);
+        let (pending, vars, stats, dirty) = (
+            &mut self.pending,
+            &mut self.client.vars,
+            &self.route.stats,
+            &mut self.dirty,
+        );
         let n = relay::scan_server(&mut self.server_scan, conn.buffered(), |ev| match ev {
             ServerEvent::Ready(status) => {
                 *pending = pending.saturating_sub(1);
@@ -216,6 +316,7 @@ impl Session {
                     let _ = vars.set_status(&ps);
                 }
             }
+            ServerEvent::Complete(tag) => *dirty |= reset::leaves_state(tag),
             ServerEvent::CopyIn | ServerEvent::Error => {}
         });
         if n == 0 {
@@ -233,255 +334,13 @@ impl Session {
         Ok(true)
     }
 
-    /// At the first login of a route: a server, to learn the parameters clients are told.
-    /// Session pooling keeps it; the other modes give it back at once.
-    pub(crate) fn attach_for_setup(&mut self) -> Result<(), EndReason> {
-        self.attach()?;
-        if self.mode() != PoolMode::Session {
-            self.release_server(ServerFate::Reset, false);
-        }
-        Ok(())
-    }
-
-    /// Gets a server from the route's pool (or a new connection), checks it is alive, and
-    /// deploys the client's parameters on it.
-    fn attach(&mut self) -> Result<(), EndReason> {
-        let route = self.route.clone();
-        let rule = route.rule();
-        let deadline = rule
-            .pool
-            .timeout
-            .filter(|t| !t.is_zero())
-            .map_or(Deadline::Never, Deadline::after);
-        loop {
-            let grant = self
-                .route
-                .pool
-                .acquire(rule.pool.size, deadline)
-                .map_err(|e| match e {
-                    AcquireError::TimedOut => EndReason::PoolTimeout {
-                        route: self.route.name(),
-                        pool_size: rule.pool.size,
-                    },
-                    AcquireError::Cancelled => EndReason::Cancelled,
-                })?;
-            let mut server = match grant {
-                Grant::Connect => self.connect()?,
-                Grant::Server(idle) => match idle.attach() {
-                    Ok(s) => s,
-                    Err(_) => {
-                        self.route.pool.closed();
-                        continue;
-                    }
-                },
-            };
-            // An idle server that has something to say (PostgreSQL restarted, the backend was
-            // terminated) is dead: close it and take another.
-            if !matches!(server.conn.try_fill(), Ok(false)) {
-                od_info!(
-                    self.inst.logger,
-                    "router",
-                    Some(&self.client.info),
-                    Some(server.info.id),
-                    "idle server is gone, closing"
-                );
-                close_server(server);
-                self.route.pool.closed();
-                continue;
-            }
-            self.deploy(&mut server)?;
-            self.client
-                .cancel
-                .set(Some((server.info.address.clone(), server.info.key.clone())));
-            od_debug!(
-                self.inst.logger,
-                "router",
-                Some(&self.client.info),
-                Some(server.info.id),
-                "attached"
-            );
-            self.server_scan = Scanner::default();
-            self.server = Some(server);
-            return Ok(());
-        }
-    }
-
-    /// Opens a new server connection for this route.
-    fn connect(&mut self) -> Result<Server, EndReason> {
-        let config = self.route.config().clone();
-        let rule = self.route.rule();
-        let result = match self.route.storage() {
-            None => Err(BackendError::Resolve(format!(
-                "storage '{}' is not defined",
-                rule.storage
-            ))),
-            Some(storage) => {
-                storage::address(&self.inst, storage, &config.global).and_then(|address| {
-                    let credentials = backend_credentials(rule, &self.client.user, &self.auth);
-                    backend::connect(&ConnectParams {
-                        address,
-                        connect_timeout: config.global.backend_connect_timeout,
-                        login_timeout: config
-                            .global
-                            .backend_connect_timeout
-                            .max(Duration::from_secs(5)),
-                        credentials: &credentials,
-                        database: self.route.backend_database(),
-                        nodelay: config.global.nodelay,
-                        keepalive: crate::system::keepalive(&config.global),
-                    })
-                })
-            }
-        };
-        match result {
-            Ok(server) => {
-                self.route.pool.connected();
-                self.route.cache_params(&server.info.status);
-                od_info!(
-                    self.inst.logger,
-                    "router",
-                    Some(&self.client.info),
-                    Some(server.info.id),
-                    "new server connection {}",
-                    server.info.address
-                );
-                Ok(server)
-            }
-            Err(e) => {
-                self.route.pool.connect_failed();
-                od_error!(
-                    self.inst.logger,
-                    "router",
-                    Some(&self.client.info),
-                    None,
-                    "server connection failed: {e}"
-                );
-                if rule.client_fwd_error
-                    && let Some(raw) = e.server_error()
-                {
-                    {
-                        let _ = self.client.conn.write_all(
-                            &prefix_error(raw, &self.client),
-                            Deadline::after(Duration::from_secs(1)),
-                        );
-                    }
-                }
-                Err(EndReason::Connect(e))
-            }
-        }
-    }
-
-    /// Sets the client's parameters that differ on the server.
-    fn deploy(&mut self, server: &mut Server) -> Result<(), EndReason> {
-        let smart = self.route.config().global.smart_search_path_enquoting;
-        let sql = self.client.vars.deploy(&server.info.vars, smart);
-        if sql.is_empty() {
-            return Ok(());
-        }
-        od_debug!(
-            self.inst.logger,
-            "deploy",
-            Some(&self.client.info),
-            Some(server.info.id),
-            "{}",
-            String::from_utf8_lossy(&sql)
-        );
-        let deadline = Deadline::after(
-            self.route
-                .config()
-                .global
-                .backend_connect_timeout
-                .max(Duration::from_secs(5)),
-        );
-        if let Err(e) = backend::query(server, &sql, deadline) {
-            self.route.pool.closed();
-            return Err(EndReason::Deploy(e));
-        }
-        Ok(())
-    }
-
-    /// Gives the server back to the pool (after the reset the rule asks for) or closes it.
-    fn release_server(&mut self, fate: ServerFate, full_reset: bool) {
-        let Some(mut server) = self.server.take() else {
-            return;
-        };
-        self.client.cancel.set(None);
-        let clean = fate == ServerFate::Reset && self.reset(&mut server, full_reset);
-        if !clean {
-            od_info!(
-                self.inst.logger,
-                "reset",
-                Some(&self.client.info),
-                Some(server.info.id),
-                "closing server"
-            );
-            close_server(server);
-            self.route.pool.closed();
-            return;
-        }
-        match server.detach() {
-            Ok(idle) => self.route.pool.release(idle),
-            Err(failed) => {
-                let (info, why) = *failed;
-                od_info!(
-                    self.inst.logger,
-                    "reset",
-                    Some(&self.client.info),
-                    Some(info.id),
-                    "closing server: {why}"
-                );
-                self.route.pool.closed();
-            }
-        }
-        self.pending = 0;
-    }
-
-    /// Makes the server fit for another client, or says it cannot be (then it is closed).
-    /// `full` runs the configured discard (at disconnect); transaction ends only need the
-    /// transaction closed.
-    fn reset(&mut self, server: &mut Server, full: bool) -> bool {
-        if self.pending != 0 || !self.server_scan.at_boundary() || !self.client_scan.at_boundary() {
-            return false;
-        }
-        let rule = self.route.rule();
-        let deadline = Deadline::after(
-            rule.pool
-                .reset_timeout
-                .filter(|t| !t.is_zero())
-                .unwrap_or(DEFAULT_RESET_TIMEOUT),
-        );
-        if server.tx != TransactionStatus::Idle
-            && (!rule.pool.rollback || backend::query(server, b"ROLLBACK", deadline).is_err())
-        {
-            return false;
-        }
-        if !full {
-            return server.tx == TransactionStatus::Idle;
-        }
-        let mut sql: Vec<u8> = Vec::new();
-        if rule.pool.discard {
-            sql.extend_from_slice(b"DISCARD ALL;");
-        } else if rule.pool.smart_discard {
-            sql.extend_from_slice(SMART_DISCARD);
-        }
-        if let Some(q) = &rule.pool.discard_query {
-            sql.extend_from_slice(q.as_bytes());
-        }
-        sql.is_empty() || backend::query(server, &sql, deadline).is_ok()
-    }
-
     /// Ends the session: tells the client why (when it should know), decides the server's
     /// fate, logs.
     pub fn end(mut self, reason: EndReason) {
         let rule = self.route.rule();
         let (reply, fate) = reason.outcome(rule.client_fwd_error);
         if let Some(reply) = reply {
-            let mut out = Vec::new();
-            reply.encode(self.client.id, self.client.show_id, &mut out);
-            let _ = self
-                .client
-                .conn
-                .write_all(&out, Deadline::after(Duration::from_secs(1)));
+            self.send_reply(&reply);
         }
         let fate = match reason {
             EndReason::ClientGone(ConnError::Protocol(_)) => ServerFate::Close,
@@ -500,45 +359,28 @@ impl Session {
             );
         }
     }
+
+    /// Sends an error or notice with the client's id prefix (best effort: the client may be
+    /// gone).
+    pub(super) fn send_reply(&mut self, reply: &Reply) {
+        let mut out = Vec::new();
+        reply.encode(self.client.id, self.client.show_id, &mut out);
+        let _ = self
+            .client
+            .conn
+            .write_all(&out, Deadline::after(Duration::from_secs(1)));
+    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         // Reached after `end`, or when a stopping machine drops a parked session.
         if let Some(server) = self.server.take() {
-            close_server(server);
+            super::attach::close_server(server);
             self.route.pool.closed();
         }
         self.route.leave();
         self.inst.cancels.unregister(self.client.key);
         self.inst.clients.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Says goodbye to a server and drops the connection.
-pub fn close_server(mut server: Server) {
-    let _ = server.conn.write_all(
-        &[b'X', 0, 0, 0, 4],
-        Deadline::after(Duration::from_millis(100)),
-    );
-}
-
-/// A server's ErrorResponse with the client id in front of its message, for
-/// `client_fwd_error`.
-fn prefix_error(raw: &[u8], client: &Client) -> Vec<u8> {
-    let body = raw.get(5..).unwrap_or_default();
-    let Ok(fields) = kiwi::backend::ErrorFields::decode(body) else {
-        return raw.to_vec();
-    };
-    let message = String::from_utf8_lossy(fields.message().unwrap_or_default()).into_owned();
-    let text = if client.show_id {
-        format!("odyssey: {}: {message}", client.id)
-    } else {
-        format!("odyssey: {message}")
-    };
-    let mut out = Vec::new();
-    fields
-        .set(kiwi::backend::field::MESSAGE, text.as_bytes())
-        .encode_error(&mut out);
-    out
 }

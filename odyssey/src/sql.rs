@@ -1,0 +1,154 @@
+//! The few SQL statements the pooler recognises in a client's simple Query: a bare `BEGIN`
+//! (deferred until the transaction does something), a bare `COMMIT`/`ROLLBACK` of such an empty
+//! transaction, and `SET` of a tracked session parameter (so that it follows the client to its
+//! next server in transaction pooling, even when PostgreSQL does not report it).
+
+/// What a Query's text is, as far as the pooler cares.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Statement<'a> {
+    /// `BEGIN [WORK|TRANSACTION]`, `START TRANSACTION` — with nothing else.
+    Begin,
+    /// `COMMIT`/`END`/`ABORT`/`ROLLBACK` [WORK|TRANSACTION], bare.
+    End {
+        /// The command tag PostgreSQL answers with: `COMMIT` or `ROLLBACK`.
+        tag: &'static str,
+    },
+    /// `SET [SESSION] name {=|TO} value`, one statement.
+    Set {
+        /// The parameter name as written.
+        name: &'a str,
+        /// The value without quotes (a single literal or identifier list as written).
+        value: String,
+    },
+    /// Anything else.
+    Other,
+}
+
+/// Classifies the SQL of a Query message (its body without the trailing NUL).
+pub fn classify(sql: &[u8]) -> Statement<'_> {
+    let Ok(text) = std::str::from_utf8(sql) else {
+        return Statement::Other;
+    };
+    let text = text
+        .trim_end_matches('\0')
+        .trim()
+        .trim_end_matches(';')
+        .trim();
+    if text.contains(';') {
+        return Statement::Other;
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let u: Vec<&str> = upper.iter().map(String::as_str).collect();
+    match u.as_slice() {
+        ["BEGIN"] | ["BEGIN", "WORK" | "TRANSACTION"] | ["START", "TRANSACTION"] => {
+            Statement::Begin
+        }
+        ["COMMIT" | "END"] | ["COMMIT" | "END", "WORK" | "TRANSACTION"] => {
+            Statement::End { tag: "COMMIT" }
+        }
+        ["ROLLBACK" | "ABORT"] | ["ROLLBACK" | "ABORT", "WORK" | "TRANSACTION"] => {
+            Statement::End { tag: "ROLLBACK" }
+        }
+        ["SET", ..] => parse_set(text),
+        _ => Statement::Other,
+    }
+}
+
+/// `SET [SESSION] name {=|TO} value`; `SET LOCAL` and anything fancier are `Other`.
+fn parse_set(text: &str) -> Statement<'_> {
+    let rest = text[3..].trim_start();
+    let rest = match rest.get(..8) {
+        Some(w) if w.eq_ignore_ascii_case("session ") => rest[8..].trim_start(),
+        _ => rest,
+    };
+    let name_end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let (name, after) = rest.split_at(name_end);
+    if name.is_empty() || name.eq_ignore_ascii_case("local") {
+        return Statement::Other;
+    }
+    let after = after.trim_start();
+    let value = if let Some(v) = after.strip_prefix('=') {
+        v
+    } else if after.len() > 2
+        && after[..2].eq_ignore_ascii_case("to")
+        && after[2..].starts_with(char::is_whitespace)
+    {
+        &after[2..]
+    } else {
+        return Statement::Other;
+    };
+    match unquote(value.trim()) {
+        Some(value) => Statement::Set { name, value },
+        None => Statement::Other,
+    }
+}
+
+/// A single-quoted literal (with `''` escapes), or a bare word / identifier list as written.
+fn unquote(v: &str) -> Option<String> {
+    if let Some(inner) = v.strip_prefix('\'') {
+        let inner = inner.strip_suffix('\'')?;
+        if inner.replace("''", "").contains('\'') {
+            return None;
+        }
+        return Some(inner.replace("''", "'"));
+    }
+    if v.is_empty() || v.contains(['\'', '"', '$', '(', ')']) || v.eq_ignore_ascii_case("DEFAULT") {
+        return None;
+    }
+    Some(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_and_end_forms() {
+        assert_eq!(classify(b"BEGIN"), Statement::Begin);
+        assert_eq!(classify(b" begin work ;\0"), Statement::Begin);
+        assert_eq!(classify(b"start transaction"), Statement::Begin);
+        assert_eq!(
+            classify(b"BEGIN ISOLATION LEVEL SERIALIZABLE"),
+            Statement::Other
+        );
+        assert_eq!(classify(b"BEGIN; SELECT 1"), Statement::Other);
+        assert_eq!(classify(b"commit"), Statement::End { tag: "COMMIT" });
+        assert_eq!(
+            classify(b"END TRANSACTION"),
+            Statement::End { tag: "COMMIT" }
+        );
+        assert_eq!(classify(b"abort"), Statement::End { tag: "ROLLBACK" });
+    }
+
+    #[test]
+    fn set_forms() {
+        assert_eq!(
+            classify(b"SET statement_timeout = 1000"),
+            Statement::Set {
+                name: "statement_timeout",
+                value: "1000".into()
+            }
+        );
+        assert_eq!(
+            classify(b"set search_path to 'a''b'"),
+            Statement::Set {
+                name: "search_path",
+                value: "a'b".into()
+            }
+        );
+        assert_eq!(
+            classify(b"SET SESSION work_mem TO '64MB';"),
+            Statement::Set {
+                name: "work_mem",
+                value: "64MB".into()
+            }
+        );
+        assert_eq!(classify(b"SET LOCAL work_mem = 1"), Statement::Other);
+        assert_eq!(classify(b"SET work_mem = DEFAULT"), Statement::Other);
+        assert_eq!(classify(b"SET x = 1; SET y = 2"), Statement::Other);
+        assert_eq!(classify(b"SET TIME ZONE 'UTC'"), Statement::Other);
+    }
+}
