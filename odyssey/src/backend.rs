@@ -111,11 +111,13 @@ pub fn connect(p: &ConnectParams<'_>) -> Result<Server, BackendError> {
         address: p.address.clone(),
         key: CancelKey::default(),
         vars: Vars::new(),
+        defaults: Vars::new(),
         status: Vec::new(),
         created: now,
         idle_since: now,
     };
     read_startup_answers(&mut conn, &mut info, deadline)?;
+    info.defaults = info.vars.clone();
     Ok(Server {
         info,
         conn,

@@ -27,6 +27,7 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub mod cron;
+pub mod deploy;
 pub mod frontend;
 pub mod id;
 pub mod instance;

@@ -65,6 +65,10 @@ pub fn reset(
     let sql = discard_sql(p, pool);
     if !sql.is_empty() {
         backend::query(server, &sql, deadline).map_err(|_| "discard failed")?;
+        if sql.starts_with(b"DISCARD ALL") || sql.windows(9).any(|w| w == b"RESET ALL") {
+            // Every parameter is back to its startup value.
+            server.info.vars = server.info.defaults.clone();
+        }
     }
     if server.tx != TransactionStatus::Idle {
         return Err("still in a transaction after reset");

@@ -51,6 +51,8 @@ pub struct ServerInfo {
     pub key: CancelKey,
     /// Tracked parameters as the server reports them now (deploy compares with these).
     pub vars: Vars,
+    /// Tracked parameters as the server reported them at startup (what RESET returns to).
+    pub defaults: Vars,
     /// Every ParameterStatus the server sent at startup, for the route's cache.
     pub status: Vec<(Vec<u8>, Vec<u8>)>,
     /// When it was connected.

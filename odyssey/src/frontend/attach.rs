@@ -93,7 +93,12 @@ impl Session {
     /// Deploys the client's parameters, and the deferred BEGIN, in one round trip.
     fn prepare(&mut self, server: &mut Server) -> Result<(), EndReason> {
         let smart = self.route.config().global.smart_search_path_enquoting;
-        let mut sql = self.client.vars.deploy(&server.info.vars, smart);
+        let (mut sql, after) = crate::deploy::deploy(
+            &self.client.vars,
+            &server.info.vars,
+            &server.info.defaults,
+            smart,
+        );
         if self.deferred_begin {
             sql.extend_from_slice(b"BEGIN;");
         }
@@ -119,6 +124,8 @@ impl Session {
             self.route.pool.closed();
             return Err(EndReason::Deploy(e));
         }
+        // Parameters PostgreSQL does not report are known only from what was sent.
+        server.info.vars = after;
         self.deferred_begin = false;
         Ok(())
     }
@@ -214,6 +221,7 @@ impl Session {
         self.pending = 0;
         self.unsynced = false;
         self.dirty = false;
+        self.tracked_sets = 0;
         if let Err(why) = verdict {
             od_info!(
                 self.inst.logger,

@@ -45,6 +45,9 @@ pub struct Session {
     pub(super) deferred_begin: bool,
     /// The session ran something that leaves state on the server (SET, temp table, ...).
     pub(super) dirty: bool,
+    /// SETs of tracked parameters sent and not completed yet: their "SET" completions leave
+    /// nothing untracked behind (deploy carries the value to the client's next server).
+    pub(super) tracked_sets: u32,
 }
 
 impl Session {
@@ -67,6 +70,7 @@ impl Session {
             unsynced: false,
             deferred_begin: false,
             dirty: false,
+            tracked_sets: 0,
         }
     }
 
@@ -206,16 +210,18 @@ impl Session {
             return Ok(true);
         }
         let vars = &mut self.client.vars;
+        let mut sets: Vec<(String, String)> = Vec::new();
         let scan = relay::scan_client(
             &mut self.client_scan,
             self.client.conn.buffered(),
             DEFAULT_MAX_MESSAGE,
             |tag, body| {
+                // Tracked even when PostgreSQL does not report it, so it follows the client.
                 if let (b'Q', Some(body)) = (tag, body)
                     && let Statement::Set { name, value } = sql::classify(body)
+                    && vars.set(name.as_bytes(), value.as_bytes()).is_ok()
                 {
-                    // Tracked even when PostgreSQL does not report it, so it follows the client.
-                    let _ = vars.set(name.as_bytes(), value.as_bytes());
+                    sets.push((name.to_string(), value));
                 }
             },
         )
@@ -233,6 +239,10 @@ impl Session {
         let Some(server) = self.server.as_mut() else {
             return Err(EndReason::Cancelled);
         };
+        for (name, value) in &sets {
+            let _ = server.info.vars.set(name.as_bytes(), value.as_bytes());
+        }
+        self.tracked_sets += sets.len() as u32;
         let bytes = &self.client.conn.buffered()[..scan.forward];
         server
             .conn
@@ -295,11 +305,12 @@ impl Session {
             return Ok(false);
         };
         let Server { conn, info, tx } = server;
-        let (pending, vars, stats, dirty) = (
+        let (pending, vars, stats, dirty, tracked_sets) = (
             &mut self.pending,
             &mut self.client.vars,
             &self.route.stats,
             &mut self.dirty,
+            &mut self.tracked_sets,
         );
         let n = relay::scan_server(&mut self.server_scan, conn.buffered(), |ev| match ev {
             ServerEvent::Ready(status) => {
@@ -316,7 +327,13 @@ impl Session {
                     let _ = vars.set_status(&ps);
                 }
             }
-            ServerEvent::Complete(tag) => *dirty |= reset::leaves_state(tag),
+            ServerEvent::Complete(tag) => {
+                if tag == b"SET\0" && *tracked_sets > 0 {
+                    *tracked_sets -= 1;
+                } else {
+                    *dirty |= reset::leaves_state(tag);
+                }
+            }
             ServerEvent::CopyIn | ServerEvent::Error => {}
         });
         if n == 0 {

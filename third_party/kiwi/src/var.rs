@@ -199,6 +199,11 @@ impl Vars {
     }
 }
 
+/// Whether the pooler sends this tracked name to servers as `SET` (see [`Vars::deploy`]).
+pub fn is_deployed(name: &str) -> bool {
+    !NOT_DEPLOYED.contains(&name)
+}
+
 fn index_of(name: &[u8]) -> Option<usize> {
     TRACKED
         .iter()
