@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps local_build local_run test test_only bench fmt lint valgrind
+.PHONY: deps local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind
 
 deps:
 	./scripts/deps.sh
@@ -20,8 +20,16 @@ test: deps
 	$(CARGO) test --workspace --release
 	$(MAKE) valgrind
 
-bench: deps
+bench: bench_micro bench_pg
+
+# cargo bench: machinarium and kiwi micro-benchmarks.
+bench_micro: deps
 	$(CARGO) bench --workspace
+
+# pgbench through the pooler, PgBouncer and direct on a throw-away cluster (scripts/bench.sh;
+# BENCH_QUICK=1 for a smoke run). Installs pgbouncer when run as root and it is missing.
+bench_pg: deps
+	CARGO="$(CARGO)" ./scripts/bench.sh
 
 fmt:
 	$(CARGO) fmt --all

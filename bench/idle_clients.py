@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Opens N idle client connections to a PostgreSQL-speaking server and holds them.
 
-Each connection sends a StartupMessage, answers a cleartext/MD5 password request if asked, and
-waits for ReadyForQuery; then all of them stay idle. When they are all up, the script prints
+Each connection sends a StartupMessage, answers a cleartext, MD5 or SCRAM-SHA-256 password
+request if asked, and waits for ReadyForQuery; then all of them stay idle. When they are all up, the script prints
 "ready <ok> <failed>" on stdout and holds them until stdin closes or --hold seconds pass.
 Used by `make bench` to measure the pooler's memory per idle client. Loopback only.
 """
 import argparse
+import base64
 import hashlib
+import hmac
+import os
 import selectors
 import socket
 import struct
@@ -33,6 +36,42 @@ def password_message(user, password, req, body):
     return b"p" + struct.pack("!I", len(payload) + 4) + payload
 
 
+def sasl_message(payload, mechanism=None):
+    """SASLInitialResponse (with a mechanism) or SASLResponse ('p' messages)."""
+    if mechanism is not None:
+        payload = mechanism + b"\0" + struct.pack("!I", len(payload)) + payload
+    return b"p" + struct.pack("!I", len(payload) + 4) + payload
+
+
+class Scram:
+    """Client side of one SCRAM-SHA-256 exchange (RFC 5802/7677, no channel binding)."""
+
+    # PBKDF2 is the costly part and every login of a user sees the same salt: derive it once.
+    salted_cache = {}
+
+    def __init__(self, password):
+        self.password = password.encode()
+        self.nonce = base64.b64encode(os.urandom(18))
+        self.first_bare = b"n=,r=" + self.nonce
+
+    def first(self):
+        return sasl_message(b"n,," + self.first_bare, b"SCRAM-SHA-256")
+
+    def final(self, server_first):
+        attrs = dict(kv.split(b"=", 1) for kv in server_first.split(b","))
+        salt, iters = base64.b64decode(attrs[b"s"]), int(attrs[b"i"])
+        key = (self.password, salt, iters)
+        if key not in Scram.salted_cache:
+            Scram.salted_cache[key] = hashlib.pbkdf2_hmac("sha256", self.password, salt, iters)
+        client_key = hmac.new(Scram.salted_cache[key], b"Client Key", hashlib.sha256).digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        without_proof = b"c=biws,r=" + attrs[b"r"]
+        auth_message = self.first_bare + b"," + server_first + b"," + without_proof
+        signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        return sasl_message(without_proof + b",p=" + base64.b64encode(proof))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -45,6 +84,7 @@ def main():
     a = ap.parse_args()
     sel = selectors.DefaultSelector()
     conns = {}
+    a.scram = {}  # socket -> Scram while its exchange is in progress
     ok = failed = 0
     deadline = time.monotonic() + a.timeout
     for _ in range(a.n):
@@ -87,6 +127,7 @@ def step(sel, conns, s, a, ok, failed):
     if not data:
         sel.unregister(s)
         del conns[s]
+        a.scram.pop(s, None)
         return ok, failed + 1
     buf = conns[s] + data
     while len(buf) >= 5:
@@ -98,6 +139,13 @@ def step(sel, conns, s, a, ok, failed):
             req = struct.unpack("!I", body[:4])[0]
             if req in (3, 5):
                 s.send(password_message(a.user, a.password, req, body))
+            elif req == 10:  # AuthenticationSASL: mechanism list
+                a.scram[s] = Scram(a.password)
+                s.send(a.scram[s].first())
+            elif req == 11:  # AuthenticationSASLContinue: server-first-message
+                s.send(a.scram[s].final(body[4:]))
+            elif req == 12:  # AuthenticationSASLFinal (the server signature is not checked)
+                a.scram.pop(s, None)
         elif typ == b"Z":
             sel.unregister(s)
             conns[s] = b""
@@ -105,6 +153,7 @@ def step(sel, conns, s, a, ok, failed):
         elif typ == b"E":
             sel.unregister(s)
             del conns[s]
+            a.scram.pop(s, None)
             s.close()
             return ok, failed + 1
     conns[s] = buf

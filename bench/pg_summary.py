@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Turns the raw CSV of `make bench_pg` (scripts/bench.sh) into summary.md.
+
+Usage: pg_summary.py OUT_DIR   (reads OUT_DIR/results.csv, idle.csv, meta.txt; prints markdown)
+
+Every figure is the median over the rounds whose pgbench run succeeded (exit 0, no failed
+transactions, at least one transaction); runs that did not are listed under "Problems".
+"""
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+TARGETS = ("odyssey", "pgbouncer", "direct")
+SCENARIOS = (
+    ("sel_simple", "select-only, simple protocol, 50 clients"),
+    ("sel_ext", "select-only, extended protocol, 50 clients"),
+    ("tpcb", "tpcb-like, 50 clients"),
+    ("storm_scram", "login storm (-C), SCRAM, 20 clients"),
+    ("sel_c20", "select-only, simple protocol, 20 clients"),
+)
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt(v, digits=0):
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def main():
+    out = Path(sys.argv[1])
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    idle = list(csv.DictReader(open(out / "idle.csv"))) if (out / "idle.csv").exists() else []
+    meta = (out / "meta.txt").read_text() if (out / "meta.txt").exists() else ""
+
+    good = lambda r: r["rc"] == "0" and r["failed"] == "0" and int(r["txns"] or 0) > 0
+    problems = [r for r in rows if not good(r)]
+
+    def med(sc, tg, col):
+        vals = [num(r[col]) for r in rows if r["scenario"] == sc and r["target"] == tg and good(r)]
+        vals = [v for v in vals if v is not None]
+        return statistics.median(vals) if vals else None
+
+    p = print
+    p("# `make bench_pg` summary\n")
+    p("```\n" + meta.strip() + "\n```\n")
+    p("Medians over rounds. TPS and latency are pgbench's (latency average, ms). CPU µs/txn is the")
+    p("pooler process's utime+stime during the run divided by the transactions pgbench processed.\n")
+    p("| scenario | odyssey TPS | pgbouncer TPS | direct TPS | odyssey lat | pgbouncer lat | direct lat "
+      "| odyssey CPU µs/txn | pgbouncer CPU µs/txn | ody/pgb TPS | ody/pgb CPU | ody/direct TPS |")
+    p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for sc, what in SCENARIOS:
+        tps = {t: med(sc, t, "tps") for t in TARGETS}
+        lat = {t: med(sc, t, "lat_ms") for t in TARGETS}
+        cpu = {t: med(sc, t, "cpu_us_per_txn") for t in TARGETS[:2]}
+        p(f"| {sc} ({what}) | {fmt(tps['odyssey'])} | {fmt(tps['pgbouncer'])} | {fmt(tps['direct'])} "
+          f"| {fmt(lat['odyssey'], 2)} | {fmt(lat['pgbouncer'], 2)} | {fmt(lat['direct'], 2)} "
+          f"| {fmt(cpu['odyssey'], 1)} | {fmt(cpu['pgbouncer'], 1)} "
+          f"| {ratio(tps['odyssey'], tps['pgbouncer'])} | {ratio(cpu['odyssey'], cpu['pgbouncer'])} "
+          f"| {ratio(tps['odyssey'], tps['direct'])} |")
+    p("")
+    # 50 clients multiplexed over a pool of 20 against PostgreSQL serving 20 clients directly:
+    # what the pooler costs at the concurrency the database actually sees.
+    base = med("sel_c20", "direct", "tps")
+    for tg in TARGETS[:2]:
+        v = med("sel_simple", tg, "tps")
+        p(f"- {tg} sel_simple (50 clients over a pool of 20) vs direct sel_c20 (20 clients): "
+          f"{fmt(v)} / {fmt(base)} TPS = **{ratio(v, base)}**")
+    p("")
+
+    if idle:
+        p("## Memory per idle client\n")
+        p("| pooler | clients ok | failed | RSS before (KiB) | RSS with clients (KiB) | RSS after close (KiB) "
+          "| bytes per idle client |")
+        p("|---|--:|--:|--:|--:|--:|--:|")
+        per = {}
+        for r in idle:
+            per[r["target"]] = num(r["bytes_per_client"])
+            p(f"| {r['target']} | {r['ok']} | {r['failed']} | {r['rss_before_kb']} | {r['rss_with_kb']} "
+              f"| {r['rss_after_kb']} | {fmt(per[r['target']])} |")
+        p(f"\nodyssey/pgbouncer bytes per idle client: **{ratio(per.get('odyssey'), per.get('pgbouncer'))}**\n")
+
+    p("## Problems\n")
+    if not problems:
+        p("None: every pgbench run exited 0 with no failed transactions.")
+    for r in problems:
+        p(f"- round {r['round']} {r['scenario']} {r['target']}: exit {r['rc']}, {r['txns']} transactions, "
+          f"{r['failed']} failed (see logs/r{r['round']}-{r['scenario']}-{r['target']}.txt)")
+    for r in idle:
+        if r["failed"] not in ("0", ""):
+            p(f"- idle_mem {r['target']}: {r['failed']} of {r['n']} idle clients failed to log in")
+    errors = (out / "log_errors.txt").read_text().strip() if (out / "log_errors.txt").exists() else ""
+    p("\nPooler log lines at error/warning level (first 50): " + ("none." if not errors else ""))
+    if errors:
+        p("```\n" + errors + "\n```")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# `make bench_pg`: pgbench through our pooler, through PgBouncer and straight to PostgreSQL,
+# against one throw-away cluster, in interleaved rounds; prints a summary with ratios.
+#
+# Targets: odyssey (target/release/odyssey), pgbouncer (Debian package; installed here when
+# root and missing), direct. Both poolers: transaction pooling, a pool of 20, SCRAM for clients.
+# Scenarios, for each target (pgbench -n -j 2 -T $T, user `bench`):
+#   sel_simple   -S -M simple   -c 50     sel_ext  -S -M extended -c 50
+#   tpcb         tpcb-like      -c 50     storm_scram  -S -C -c 20 (a SCRAM login per transaction)
+#   sel_c20      -S -M simple   -c 20     (for direct: PostgreSQL at the pool's concurrency)
+#   idle_mem     poolers only: VmRSS of a fresh process before/with $IDLE_N idle clients
+# Per run: TPS, average latency and the pooler's CPU µs per transaction (utime+stime of its pid).
+# Order: for each round, each scenario, each target (target order reversed on even rounds),
+# so that drift on a shared machine spreads over all targets; figures are medians over rounds.
+#
+# Environment: BENCH_T (seconds per run, default 10), BENCH_ROUNDS (default 3), BENCH_QUICK=1
+# (T=3, R=1: a smoke run), BENCH_IDLE_N (default 2000), KEEP=1 (keep the temp dir), CARGO.
+# Results: build/bench/<timestamp>/ (summary.md, results.csv, idle.csv, meta.txt, logs/).
+# Loopback only. Every process started here is stopped by pid on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+T=${BENCH_T:-10}
+R=${BENCH_ROUNDS:-3}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then T=${BENCH_T:-3} R=${BENCH_ROUNDS:-1}; fi
+IDLE_N=${BENCH_IDLE_N:-2000}
+KEEP=${KEEP:-0}
+CARGO=${CARGO:-cargo}
+SCENARIOS=(sel_simple sel_ext tpcb storm_scram sel_c20)
+TARGETS=(odyssey pgbouncer direct)
+POOL_SIZE=20
+SCALE=10
+DB=bench
+USER_NAME=bench
+export PGPASSWORD=bench-scram-pw # the bench role's password, for pgbench, psql and idle clients
+export PGCONNECT_TIMEOUT=5
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- tools
+log "building target/release/odyssey"
+$CARGO build --release --bin odyssey
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+[ -x "$PGBIN/initdb" ] || PGBIN=$(pg_config --bindir 2>/dev/null) || true
+[ -x "$PGBIN/initdb" ] || die "no PostgreSQL server binaries (run make deps)"
+
+PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+if [ ! -x "$PGBOUNCER" ]; then
+  # Only the benchmark needs pgbouncer, so it is installed here and not by scripts/deps.sh.
+  [ "$(id -u)" -eq 0 ] || die "pgbouncer is missing; run: sudo apt-get install -y pgbouncer"
+  log "installing pgbouncer (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+  PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+# PostgreSQL and pgbouncer refuse to run as root. setpriv execs in place (runuser would fork
+# and stay the parent), so a background job's $! is the server's own pid, which we measure.
+AS_PG=()
+if [ "$(id -u)" -eq 0 ]; then
+  id postgres >/dev/null 2>&1 || die "no user postgres (run make deps)"
+  AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+fi
+
+# 2,000 idle clients need file descriptors in the poolers (which inherit this limit) and here.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=65536
+[ "$hard" -gt 65536 ] && hard=65536
+ulimit -n "$hard"
+[ "$hard" -gt $((IDLE_N + 500)) ] || log "WARNING: fd limit $hard is low for $IDLE_N idle clients"
+
+# ---------------------------------------------------------------- dirs, clean-up
+OUT=$ROOT/build/bench/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT/logs"
+TMP=$(mktemp -d /tmp/odyssey-bench.XXXXXX)
+chmod 755 "$TMP"
+[ ${#AS_PG[@]} -eq 0 ] || chown postgres "$TMP"
+PGDATA=$TMP/pg
+# The pooler binary is copied next to its config so that user postgres can surely run it.
+cp target/release/odyssey "$TMP/odyssey"
+chmod 755 "$TMP/odyssey"
+
+declare -A PID=() PORT=()
+IDLE_PID=
+PG_STARTED=no
+
+stop_pid() { # pid: TERM, up to 5 s, then KILL
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored TERM; KILL"; kill -KILL "$pid" 2>/dev/null || true; }
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? name
+  trap - EXIT INT TERM
+  [ -z "$IDLE_PID" ] || stop_pid "$IDLE_PID"
+  for name in "${!PID[@]}"; do stop_pid "${PID[$name]}"; done
+  if [ $PG_STARTED = yes ]; then
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -t 30 stop >/dev/null 2>&1 ||
+      as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  cp "$TMP"/*.log "$OUT/logs/" 2>/dev/null || true
+  if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+as_pg() { "${AS_PG[@]}" "$@"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+PORT[direct]=$(free_port)
+log "initdb in $PGDATA, port ${PORT[direct]}"
+as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -E UTF8 --no-locale \
+  --auth-local=trust --auth-host=scram-sha-256 >"$TMP/initdb.log" 2>&1 ||
+  { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
+cat >>"$PGDATA/postgresql.conf" <<EOF
+# --- scripts/bench.sh: a throw-away cluster, durability off ---
+listen_addresses = '127.0.0.1'
+port = ${PORT[direct]}
+unix_socket_directories = '$TMP'
+max_connections = 300
+password_encryption = 'scram-sha-256'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_min_messages = warning
+EOF
+# Setup as the superuser over the unix socket (trust); all measured traffic is TCP + SCRAM.
+cat >"$PGDATA/pg_hba.conf" <<EOF
+local all postgres trust
+host $DB $USER_NAME 127.0.0.1/32 scram-sha-256
+EOF
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 start >/dev/null ||
+  { cat "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
+PG_STARTED=yes
+
+psql_su() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "${PORT[direct]}" -U postgres "$@"; }
+psql_su -d postgres -c "CREATE ROLE $USER_NAME LOGIN PASSWORD '$PGPASSWORD'" \
+  -c "CREATE DATABASE $DB OWNER $USER_NAME"
+SCRAM_SECRET=$(psql_su -d postgres -Atc "SELECT rolpassword FROM pg_authid WHERE rolname = '$USER_NAME'")
+case "$SCRAM_SECRET" in SCRAM-SHA-256\$*) ;; *) die "bench's password is not stored as SCRAM" ;; esac
+
+log "pgbench -i -s $SCALE"
+timeout 600 "$PGBIN/pgbench" -i -q -s $SCALE -h 127.0.0.1 -p "${PORT[direct]}" -U $USER_NAME $DB \
+  >"$OUT/logs/pgbench-init.txt" 2>&1 || { cat "$OUT/logs/pgbench-init.txt" >&2; die "pgbench -i failed"; }
+
+# ---------------------------------------------------------------- pooler configs
+# Both poolers check the client's SCRAM proof against the verifier PostgreSQL stores (no PBKDF2
+# per login on their side) and log into PostgreSQL over TCP with SCRAM.
+odyssey_conf() { # name port -> $TMP/name.conf
+  cat >"$TMP/$1.conf" <<EOF
+daemonize no
+pid_file "$TMP/$1.pid"
+locks_dir "$TMP"
+log_file "$TMP/$1.log"
+log_to_stdout no
+log_format "%p %t %l [%i %s] (%c) %m\n"
+log_debug no
+log_config no
+log_session no
+log_query no
+log_stats no
+workers 2
+nodelay yes
+keepalive 15
+
+listen {
+	host "127.0.0.1"
+	port $2
+	backlog 1024
+	tls "disable"
+}
+
+storage "pg" {
+	type "remote"
+	host "127.0.0.1"
+	port ${PORT[direct]}
+	tls "disable"
+}
+
+database "$DB" {
+	user "$USER_NAME" {
+		authentication "scram-sha-256"
+		password "$SCRAM_SECRET"
+		storage "pg"
+		storage_user "$USER_NAME"
+		storage_password "$PGPASSWORD"
+		pool "transaction"
+		pool_size $POOL_SIZE
+		pool_timeout 0
+		pool_discard no
+		pool_cancel yes
+		pool_rollback yes
+		client_fwd_error yes
+	}
+}
+EOF
+}
+
+pgbouncer_ini() { # name port -> $TMP/name.ini
+  printf '"%s" "%s"\n' "$USER_NAME" "$SCRAM_SECRET" >"$TMP/userlist.txt"
+  cat >"$TMP/$1.ini" <<EOF
+[databases]
+$DB = host=127.0.0.1 port=${PORT[direct]} dbname=$DB
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $2
+unix_socket_dir =
+logfile = $TMP/$1.log
+auth_type = scram-sha-256
+auth_file = $TMP/userlist.txt
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+min_pool_size = 0
+reserve_pool_size = 0
+max_client_conn = 3000
+log_connections = 0
+log_disconnections = 0
+stats_period = 60
+EOF
+}
+
+start_pooler() { # name kind(odyssey|pgbouncer): writes a config, starts it, waits for a query
+  local name=$1 kind=$2 i
+  PORT[$name]=$(free_port)
+  if [ "$kind" = odyssey ]; then
+    odyssey_conf "$name" "${PORT[$name]}"
+    "${AS_PG[@]}" "$TMP/odyssey" --console "$TMP/$name.conf" >"$TMP/$name.out.log" 2>&1 &
+  else
+    pgbouncer_ini "$name" "${PORT[$name]}"
+    "${AS_PG[@]}" "$PGBOUNCER" "$TMP/$name.ini" >"$TMP/$name.out.log" 2>&1 &
+  fi
+  PID[$name]=$!
+  chmod 644 "$TMP"/*.conf "$TMP"/*.ini "$TMP/userlist.txt" 2>/dev/null || true
+  for i in $(seq 1 50); do # up to ~10 s
+    kill -0 "${PID[$name]}" 2>/dev/null || { cat "$TMP/$name"*.log >&2; die "$name exited at start"; }
+    if timeout 5 "$PGBIN/psql" -X -Atq -h 127.0.0.1 -p "${PORT[$name]}" -U $USER_NAME -d $DB \
+      -c "SELECT 1" >/dev/null 2>&1; then
+      log "$name: pid ${PID[$name]}, port ${PORT[$name]}"
+      return 0
+    fi
+    sleep 0.2
+  done
+  cat "$TMP/$name"*.log >&2
+  die "$name did not answer a query within 10 s"
+}
+
+stop_pooler() { stop_pid "${PID[$1]}"; unset "PID[$1]"; }
+
+cpu_ticks() { # pid -> utime+stime of the whole process (all threads), in clock ticks
+  local s f
+  s=$(<"/proc/$1/stat")
+  read -ra f <<<"${s##*) }" # fields after "pid (comm) ": f[0] is field 3 (state)
+  echo $((f[11] + f[12]))
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# ---------------------------------------------------------------- metadata
+{
+  echo "date: $(date -Is)"
+  echo "machine: $(uname -srm), nproc $(nproc)"
+  echo "odyssey: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- odyssey machinarium third_party 2>/dev/null || echo ' (modified)'), workers 2"
+  echo "pgbouncer: $("$PGBOUNCER" --version 2>&1 | head -1)"
+  echo "postgres: $("$PGBIN/postgres" --version)"
+  echo "settings: T=${T}s rounds=$R scale=$SCALE pool_size=$POOL_SIZE idle_clients=$IDLE_N pgbench -j 2"
+} >"$OUT/meta.txt"
+
+# ---------------------------------------------------------------- interleaved rounds
+start_pooler odyssey odyssey
+start_pooler pgbouncer pgbouncer
+
+echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn" >"$OUT/results.csv"
+
+run_pgbench() { # round scenario target
+  local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 pid=${PID[$3]:-} args
+  case $sc in
+    sel_simple) args=(-S -M simple -c 50) ;;
+    sel_ext) args=(-S -M extended -c 50) ;;
+    tpcb) args=(-M simple -c 50)
+      # Same starting point for every tpcb run: small hot tables vacuumed, history empty.
+      psql_su -d $DB -c "VACUUM pgbench_branches" -c "VACUUM pgbench_tellers" \
+        -c "TRUNCATE pgbench_history" >/dev/null ;;
+    storm_scram) args=(-S -M simple -C -c 20) ;;
+    sel_c20) args=(-S -M simple -c 20) ;;
+  esac
+  out=$OUT/logs/r$round-$sc-$tg.txt
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    echo "$tg is not running" >"$out"
+    echo "$round,$sc,$tg,dead,0,0,,,," >>"$OUT/results.csv"
+    log "r$round $sc $tg: NOT RUNNING"
+    return 0
+  fi
+  [ -z "$pid" ] || c0=$(cpu_ticks "$pid")
+  timeout $((T + 60)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORT[$tg]}" -U $USER_NAME \
+    "${args[@]}" -j 2 -T "$T" $DB >"$out" 2>&1 || rc=$?
+  [ -z "$pid" ] || c1=$(cpu_ticks "$pid" 2>/dev/null || echo "$c0")
+  awk -v round="$round" -v sc="$sc" -v tg="$tg" -v rc="$rc" -v ticks=$((c1 - c0)) \
+    -v hz="$CLK_TCK" -v pooled="${pid:+1}" '
+    /^number of transactions actually processed:/ { txns = $6 }
+    /^number of failed transactions:/ { failed = $5 }
+    /^tps = / { tps = $3 }
+    /^latency average = / { lat = $4 }
+    END {
+      cpu = (pooled && txns > 0) ? sprintf("%.2f", ticks * 1e6 / hz / txns) : ""
+      printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s\n", round, sc, tg, rc, txns, failed, tps, lat,
+        pooled ? ticks : "", cpu
+    }' "$out" >>"$OUT/results.csv"
+  log "r$round $sc $tg: $(tail -1 "$OUT/results.csv")"
+}
+
+log "scenarios ${SCENARIOS[*]} x targets ${TARGETS[*]} x $R rounds, ${T}s each"
+for round in $(seq 1 "$R"); do
+  order=("${TARGETS[@]}")
+  [ $((round % 2)) = 1 ] || order=("${TARGETS[2]}" "${TARGETS[1]}" "${TARGETS[0]}")
+  for sc in "${SCENARIOS[@]}"; do
+    for tg in "${order[@]}"; do run_pgbench "$round" "$sc" "$tg"; done
+  done
+done
+stop_pooler odyssey
+stop_pooler pgbouncer
+
+# ---------------------------------------------------------------- idle_mem
+echo "target,n,ok,failed,rss_before_kb,rss_with_kb,rss_after_kb,bytes_per_client" >"$OUT/idle.csv"
+run_idle() { # kind: a fresh pooler, then IDLE_N idle clients logged in with SCRAM
+  local kind=$1 name=$1-idle pid r0 r1 r2 i ready out=$OUT/logs/idle_mem-$1.txt
+  start_pooler "$name" "$kind"
+  pid=${PID[$name]}
+  sleep 1
+  r0=$(rss_kb "$pid")
+  python3 bench/idle_clients.py --port "${PORT[$name]}" --n "$IDLE_N" --user $USER_NAME \
+    --password "$PGPASSWORD" --db $DB --hold 180 --timeout 120 </dev/null >"$out" 2>&1 &
+  IDLE_PID=$!
+  for i in $(seq 1 1300); do # up to ~130 s: the clients give up after 120 s
+    ready=$(grep -m1 '^ready ' "$out" || true)
+    [ -z "$ready" ] && kill -0 "$IDLE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 2 # let the pooler settle (buffers of the last logins)
+  r1=$(rss_kb "$pid")
+  stop_pid "$IDLE_PID"
+  IDLE_PID=
+  sleep 2
+  r2=$(rss_kb "$pid")
+  stop_pooler "$name"
+  set -- $ready
+  local ok=${2:-0} failed=${3:-$IDLE_N}
+  echo "$kind,$IDLE_N,$ok,$failed,$r0,$r1,$r2,$([ "$ok" -gt 0 ] && echo $(((r1 - r0) * 1024 / ok)))" \
+    >>"$OUT/idle.csv"
+  log "idle_mem $kind: $(tail -1 "$OUT/idle.csv")"
+}
+run_idle odyssey
+run_idle pgbouncer
+
+# ---------------------------------------------------------------- summary
+# Pooler log lines worth a look (odyssey's %l is error/fatal; pgbouncer writes ERROR/WARNING).
+grep -HE ' (error|fatal) |ERROR|WARNING|panicked' "$TMP"/odyssey*.log "$TMP"/pgbouncer*.log \
+  2>/dev/null | sed "s|$TMP/||" | head -50 >"$OUT/log_errors.txt" || true
+python3 bench/pg_summary.py "$OUT" >"$OUT/summary.md"
+echo
+cat "$OUT/summary.md"
+log "results in ${OUT#"$ROOT"/}"
