@@ -26,6 +26,10 @@ pub type MachineId = u32;
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
+/// How often cached stacks are trimmed, and how many hot ones are kept resident.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+const HOT_STACKS: usize = 32;
+
 /// Scheduler passes with coroutines still ready before the loop polls io anyway.
 const POLL_EVERY_PASSES: u32 = 16;
 
@@ -282,6 +286,7 @@ impl Machine {
         let mut stop_started: Option<Instant> = None;
         let mut dispatched = Dispatched::default();
         let mut passes_without_poll = 0u32;
+        let mut trimmed_at = Instant::now();
         loop {
             self.drain_inbox();
             self.fire_timers();
@@ -312,6 +317,10 @@ impl Machine {
                 continue;
             }
             passes_without_poll = 0;
+            if trimmed_at.elapsed() >= TRIM_EVERY {
+                self.sched.trim_stacks(HOT_STACKS);
+                trimmed_at = Instant::now();
+            }
             let timeout = self.poll_timeout(stop_started.is_some());
             if let Err(e) = self.reactor.poll(timeout, &mut dispatched) {
                 eprintln!("machinarium: machine '{}': poll failed: {e}", self.name);
@@ -406,6 +415,8 @@ impl Machine {
                 t.min(Duration::from_millis(100))
             }));
         }
+        // Wake at least every TRIM_EVERY so cold stacks are trimmed on an idle machine too.
+        timeout = Some(timeout.map_or(TRIM_EVERY, |t| t.min(TRIM_EVERY)));
         // Round up to whole milliseconds (epoll's resolution) so a timer is never polled early
         // in a busy loop.
         timeout.map(|t| {

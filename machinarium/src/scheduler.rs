@@ -181,6 +181,11 @@ impl Scheduler {
         }
     }
 
+    /// Returns the resident pages of cold cached stacks to the kernel.
+    pub(crate) fn trim_stacks(&self, keep: usize) {
+        self.stacks.borrow_mut().trim(keep);
+    }
+
     /// Puts the running coroutine at the back of the ready queue (yield without waiting).
     pub(crate) fn requeue(&self, co: &Rc<Coroutine>) {
         self.ready.borrow_mut().push_back(co.clone());

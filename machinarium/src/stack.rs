@@ -25,6 +25,8 @@ pub(crate) struct Stack {
     len: usize,
     guard: usize,
     valgrind_id: u64,
+    /// Its pages were given back to the kernel since it last ran (see [`StackPool::trim`]).
+    trimmed: bool,
 }
 
 impl Stack {
@@ -52,6 +54,7 @@ impl Stack {
             len,
             guard,
             valgrind_id: 0,
+            trimmed: true,
         };
         stack.install_guard()?;
         stack.valgrind_id = valgrind::stack_register(stack.bottom() as usize, stack.top() as usize);
@@ -137,9 +140,31 @@ impl StackPool {
 
     /// A stack from the cache, or a new one.
     pub(crate) fn take(&mut self) -> io::Result<Stack> {
-        match self.free.pop() {
-            Some(stack) => Ok(stack),
-            None => Stack::new(self.pages, self.guard_pages),
+        let mut stack = match self.free.pop() {
+            Some(stack) => stack,
+            None => Stack::new(self.pages, self.guard_pages)?,
+        };
+        stack.trimmed = false;
+        Ok(stack)
+    }
+
+    /// Gives the pages of cached stacks back to the kernel, except the `keep` most recently
+    /// used (which the next coroutines will take). A burst of coroutines (logins, a wave of
+    /// disconnects) would otherwise leave its touched stack pages resident for good. The
+    /// stacks stay mapped; a trimmed page comes back zero-filled when touched again.
+    pub(crate) fn trim(&mut self, keep: usize) {
+        let cold = self.free.len().saturating_sub(keep);
+        for stack in self.free[..cold].iter_mut().filter(|s| !s.trimmed) {
+            // SAFETY: the usable part of a stack no coroutine runs on (it is in the free
+            // list); MADV_DONTNEED on a private anonymous mapping only drops its contents.
+            unsafe {
+                libc::madvise(
+                    stack.bottom().cast(),
+                    stack.top() as usize - stack.bottom() as usize,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            stack.trimmed = true;
         }
     }
 
