@@ -35,4 +35,4 @@ stop_pg() {
 trap stop_pg EXIT
 
 echo "local_run: connect with:  psql -h 127.0.0.1 -p 6432 -U postgres postgres"
-./target/release/odyssey --console odyssey-dev.conf
+./target/release/odyssey --console ${ODYSSEY_CONF:-odyssey-dev.conf}

@@ -103,8 +103,18 @@ where
     Ok(spawn_in(m, f)?)
 }
 
-pub(crate) fn spawn_boxed(m: &Machine, f: Box<dyn FnOnce()>) -> io::Result<JoinHandle<()>> {
+/// Spawns a machine's main function, whose end the machine watches.
+pub(crate) fn spawn_main(m: &Machine, f: Box<dyn FnOnce()>) -> io::Result<JoinHandle<()>> {
     spawn_in(m, f)
+}
+
+/// Spawns a function nobody joins (parked wakes, remote spawns): no join state is kept.
+pub(crate) fn spawn_boxed(m: &Machine, f: Box<dyn FnOnce()>) -> io::Result<()> {
+    let key = m.sched.spawn(f, co_entry)?;
+    if m.is_stopping() {
+        m.sched.cancel(key);
+    }
+    Ok(())
 }
 
 fn spawn_in<F, T>(m: &Machine, f: F) -> io::Result<JoinHandle<T>>

@@ -275,7 +275,7 @@ impl Machine {
     fn run(&self, main: Box<dyn FnOnce()>) {
         let _altstack = overflow::AltStack::ensure();
         CURRENT.with(|c| c.set(self as *const Machine));
-        let main: JoinHandle<()> = match coroutine::spawn_boxed(self, main) {
+        let main: JoinHandle<()> = match coroutine::spawn_main(self, main) {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("machinarium: machine '{}' cannot start: {e}", self.name);

@@ -17,8 +17,12 @@ use machinarium::{Deadline, Error as IoError};
 /// The largest message accepted by default (kiwi's protocol maximum).
 pub const DEFAULT_MAX_MESSAGE: u32 = kiwi::header::DEFAULT_MAX_MESSAGE;
 
-/// How much the read buffer grows by at a time; also the readahead of one socket read.
-const READ_CHUNK: usize = 16 * 1024;
+/// The read buffer's first size; it doubles while reads fill it, up to [`MAX_READAHEAD`].
+/// Small because it is allocated (and zeroed) again after every idle period.
+const FIRST_CHUNK: usize = 4 * 1024;
+
+/// The most one socket read asks for.
+const MAX_READAHEAD: usize = 64 * 1024;
 
 /// The socket under a connection.
 pub enum Transport {
@@ -168,14 +172,18 @@ impl Conn {
             self.start = 0;
             self.end = 0;
         }
-        if self.buf.len() - self.end < READ_CHUNK / 4 {
+        let want = (self.buf.len() / 4).clamp(FIRST_CHUNK / 4, MAX_READAHEAD / 4);
+        if self.buf.len() - self.end < want {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.buf.len() - self.end < READ_CHUNK / 4 {
-                self.buf.resize(self.end + READ_CHUNK, 0);
+            if self.buf.len() - self.end < want {
+                let grown = (self.buf.len() * 2)
+                    .clamp(FIRST_CHUNK, MAX_READAHEAD)
+                    .max(self.end + want);
+                self.buf.resize(grown, 0);
             }
         }
     }

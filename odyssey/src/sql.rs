@@ -24,8 +24,27 @@ pub enum Statement<'a> {
     Other,
 }
 
+/// Whether `sql` may be one of the statements [`classify`] recognises: a cheap look at its
+/// first word, so ordinary queries cost nothing more.
+pub fn may_matter(sql: &[u8]) -> bool {
+    let start = sql
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(sql.len());
+    let word = &sql[start..sql.len().min(start + 5)];
+    const FIRST: &[&[u8]] = &[
+        b"BEGIN", b"START", b"COMMI", b"END", b"ROLLB", b"ABORT", b"SET",
+    ];
+    FIRST
+        .iter()
+        .any(|f| word.len() >= f.len() && word[..f.len()].eq_ignore_ascii_case(f))
+}
+
 /// Classifies the SQL of a Query message (its body without the trailing NUL).
 pub fn classify(sql: &[u8]) -> Statement<'_> {
+    if !may_matter(sql) {
+        return Statement::Other;
+    }
     let Ok(text) = std::str::from_utf8(sql) else {
         return Statement::Other;
     };

@@ -59,6 +59,11 @@ where
     {
         return spawn_wake(m, Box::new(f), i, ParkEvent::Readable);
     }
+    if let [key] = keys {
+        // One stream: no group to coordinate.
+        let part: Parked = Box::new(move |ev| f(0, ev));
+        return park_one(m, key.io, part, deadline);
+    }
     let shared: Rc<Cell<Option<Wake>>> = Rc::new(Cell::new(Some(Box::new(f))));
     let ios: Rc<[IoKey]> = keys.iter().map(|k| k.io).collect();
     for (i, key) in keys.iter().enumerate() {
@@ -93,6 +98,24 @@ where
                 if let Err(e) = r {
                     eprintln!("machinarium: cannot spawn for a parked stream: {e}");
                 }
+            }
+        }
+    }
+}
+
+/// Parks one function on one stream, with the deadline's timer.
+fn park_one(m: &Machine, io: IoKey, part: Parked, deadline: Deadline) {
+    match m.reactor.park(io, part, deadline != Deadline::Never) {
+        Ok(epoch) => {
+            if let Deadline::At(at) = deadline {
+                m.timers.borrow_mut().arm(at, Target::Park(io, epoch));
+            }
+        }
+        Err(part) => {
+            if let Err(e) =
+                crate::coroutine::spawn_boxed(m, Box::new(move || part(ParkEvent::Readable)))
+            {
+                eprintln!("machinarium: cannot spawn for a parked stream: {e}");
             }
         }
     }
