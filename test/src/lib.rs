@@ -36,3 +36,17 @@ pub use error::{Error, Result};
 pub use pooler::{Pooler, PoolerOptions};
 pub use postgres::{AuthMethod, Cluster, ClusterOptions};
 pub use process::Signal;
+
+/// Polls `check` every 20 ms until it is true or `timeout` has passed; its last answer.
+pub fn wait_for(timeout: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -9,10 +9,11 @@ use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::clients::free_port;
+use crate::clients::{ConnParams, free_port};
 use crate::command::{self, Output};
 use crate::error::{Error, Result};
 use crate::process::{self, Signal};
@@ -37,6 +38,12 @@ pub struct PoolerOptions {
     pub ready_timeout: Duration,
     /// Arguments before the config path.
     pub args: Vec<String>,
+    /// Extra environment variables for the process (`ODYSSEY_SYSLOG_SOCKET`, ...).
+    pub env: Vec<(String, String)>,
+    /// The pooler is killed (SIGKILL) this long after its start if the test still runs: a
+    /// client blocked on a hung pooler then sees its connection close and the test fails
+    /// instead of hanging.
+    pub deadline: Duration,
 }
 
 impl Default for PoolerOptions {
@@ -44,6 +51,8 @@ impl Default for PoolerOptions {
         PoolerOptions {
             ready_timeout: Duration::from_secs(10),
             args: Vec::new(),
+            env: Vec::new(),
+            deadline: Duration::from_secs(120),
         }
     }
 }
@@ -55,6 +64,28 @@ pub struct Pooler {
     child: Child,
     port: u16,
     dir: TempDir,
+    /// Dropped with the pooler, which disarms it.
+    _watchdog: Watchdog,
+}
+
+/// Kills a process with SIGKILL when its deadline passes, unless dropped first.
+#[derive(Debug)]
+struct Watchdog {
+    /// Dropping the sender wakes the thread, which then exits without killing.
+    _disarm: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn arm(pid: u32, deadline: Duration) -> Watchdog {
+        let (disarm, disarmed) = mpsc::channel::<()>();
+        thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(deadline) {
+                eprintln!("odyssey-test watchdog: odyssey {pid} still running after {deadline:?}, killing it");
+                process::send_signal(pid, Signal::Kill);
+            }
+        });
+        Watchdog { _disarm: disarm }
+    }
 }
 
 impl Pooler {
@@ -80,13 +111,20 @@ impl Pooler {
             let child = Command::new(&bin)
                 .args(&options.args)
                 .arg(&config)
+                .envs(options.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(dir.path())
                 .stdin(Stdio::null())
                 .stdout(console)
                 .stderr(stderr)
                 .spawn()
                 .map_err(|e| Error::io(format!("spawn {}", bin.display()), e))?;
-            let mut pooler = Pooler { child, port, dir };
+            let _watchdog = Watchdog::arm(child.id(), options.deadline);
+            let mut pooler = Pooler {
+                child,
+                port,
+                dir,
+                _watchdog,
+            };
             match pooler.wait_ready(options.ready_timeout) {
                 Ok(()) => return Ok(pooler),
                 Err(Error::Startup { log, .. })
@@ -99,6 +137,16 @@ impl Pooler {
     /// The listen port (on 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Client connection parameters for `user` through the pooler, database `postgres`.
+    pub fn params(&self, user: &str) -> ConnParams {
+        ConnParams::tcp(self.port, user)
+    }
+
+    /// Waits up to `timeout` for the log to contain `needle`; true if it did.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        crate::wait_for(timeout, || self.log().contains(needle))
     }
 
     /// The process id.
@@ -218,6 +266,36 @@ pub fn odyssey_bin() -> Result<PathBuf> {
             hint: "run `cargo build --release --bin odyssey` or set ODYSSEY_BIN".to_string(),
         })
     }
+}
+
+/// A config template for tests: `daemonize no`, a text log with client and server ids
+/// (`%i %s`) to [`LOG_FILE`] only, a listener on `127.0.0.1:`[`PORT`], and the storage
+/// `"postgres_server"` at `127.0.0.1:storage_port`; then `rest` verbatim (the rules and any
+/// global the test is about), so each test states what matters inline.
+pub fn config(storage_port: u16, rest: &str) -> String {
+    format!(
+        r#"daemonize no
+log_format "%p %t %l [%i %s] (%c) %m\n"
+log_file "{LOG_FILE}"
+log_to_stdout no
+log_session yes
+pid_file "{PID_FILE}"
+workers 2
+
+listen {{
+	host "127.0.0.1"
+	port {PORT}
+}}
+
+storage "postgres_server" {{
+	type "remote"
+	host "127.0.0.1"
+	port {storage_port}
+}}
+
+{rest}
+"#
+    )
 }
 
 /// `template` with the placeholders replaced for a pooler living in `dir` on `port`.

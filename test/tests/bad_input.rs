@@ -1,0 +1,95 @@
+//! Malformed startup input: the pooler drops the connection and keeps serving others.
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use odyssey_test::pooler::config;
+use odyssey_test::raw::RawConn;
+use odyssey_test::{Cluster, ClusterOptions, Error, Pooler, connect};
+
+/// Bound on waiting for the pooler to close a connection.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn start() -> (Cluster, Pooler) {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let pooler = Pooler::start(&config(
+        cluster.port(),
+        r#"
+database default {
+	user default {
+		authentication "none"
+		storage "postgres_server"
+		pool "session"
+	}
+}
+"#,
+    ))
+    .expect("pooler");
+    (cluster, pooler)
+}
+
+/// Sends `bytes`, then reads until the pooler closes: the messages it sent first. Fails the
+/// test if the connection is still open after [`CLOSE_TIMEOUT`].
+fn send_and_wait_close(pooler: &Pooler, bytes: &[u8]) -> Vec<(String, String)> {
+    let mut conn = RawConn::connect(pooler.port(), CLOSE_TIMEOUT).unwrap();
+    conn.send(bytes).unwrap();
+    let mut errors = Vec::new();
+    loop {
+        match conn.recv() {
+            Ok(Some(m)) => errors.extend(m.error()),
+            Ok(None) => return errors,
+            Err(Error::Io { source, .. })
+                if matches!(source.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                panic!("connection still open after {bytes:?}")
+            }
+            // A reset is a close too.
+            Err(_) => return errors,
+        }
+    }
+}
+
+fn still_serves(pooler: &Pooler) {
+    let mut client = connect(&pooler.params("postgres"))
+        .unwrap_or_else(|e| panic!("pooler no longer serves: {e}\n{}", pooler.log()));
+    let n: i32 = client.query_one("SELECT 41 + 1", &[]).unwrap().get(0);
+    assert_eq!(n, 42);
+}
+
+#[test]
+fn garbage_absurd_length_and_truncated_packets_are_dropped() {
+    let (_cluster, pooler) = start();
+    still_serves(&pooler);
+
+    send_and_wait_close(&pooler, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    still_serves(&pooler);
+
+    // Length 0x7fffffff: the pooler must not wait for (or allocate) 2 GB.
+    send_and_wait_close(&pooler, &[0x7f, 0xff, 0xff, 0xff, 0x00, 0x03, 0x00, 0x00]);
+    still_serves(&pooler);
+
+    // A startup packet cut short, then the client goes away.
+    {
+        let mut conn = RawConn::connect(pooler.port(), CLOSE_TIMEOUT).unwrap();
+        conn.send(&[0, 0, 0, 100, 0, 3, 0, 0, b'u', b's']).unwrap();
+    }
+    still_serves(&pooler);
+}
+
+#[test]
+fn unsupported_protocol_version_gets_0a000() {
+    let (_cluster, pooler) = start();
+    let mut packet = Vec::new();
+    let body = b"user\0postgres\0\0";
+    packet.extend_from_slice(&((8 + body.len()) as u32).to_be_bytes());
+    packet.extend_from_slice(&0x0002_0000u32.to_be_bytes());
+    packet.extend_from_slice(body);
+    let errors = send_and_wait_close(&pooler, &packet);
+    let (code, msg) = errors.first().expect("an ErrorResponse before the close");
+    assert_eq!(code, "0A000");
+    assert!(
+        msg.contains("unsupported frontend protocol 2.0: server supports 3.0 to 3.0"),
+        "{msg}"
+    );
+    still_serves(&pooler);
+}
