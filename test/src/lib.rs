@@ -37,6 +37,14 @@ pub use pooler::{Pooler, PoolerOptions};
 pub use postgres::{AuthMethod, Cluster, ClusterOptions};
 pub use process::Signal;
 
+/// A fresh cluster with default options and a pooler in front of it on
+/// [`pooler::config`]`(cluster port, rules)`: the setup most pooler tests share.
+pub fn cluster_and_pooler(rules: &str) -> (Cluster, Pooler) {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("start cluster");
+    let pooler = Pooler::start(&pooler::config(cluster.port(), rules)).expect("start odyssey");
+    (cluster, pooler)
+}
+
 /// Polls `check` every 20 ms until it is true or `timeout` has passed; its last answer.
 pub fn wait_for(timeout: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;

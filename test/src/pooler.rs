@@ -80,7 +80,9 @@ impl Watchdog {
         let (disarm, disarmed) = mpsc::channel::<()>();
         thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(deadline) {
-                eprintln!("odyssey-test watchdog: odyssey {pid} still running after {deadline:?}, killing it");
+                eprintln!(
+                    "odyssey-test watchdog: odyssey {pid} still running after {deadline:?}, killing it"
+                );
                 process::send_signal(pid, Signal::Kill);
             }
         });

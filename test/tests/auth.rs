@@ -76,9 +76,8 @@ fn start() -> (Cluster, Pooler) {
 
 /// `SELECT current_user` through a client logged in with `params`.
 fn backend_user(params: &ConnParams, pooler: &Pooler) -> String {
-    let mut client = connect(params).unwrap_or_else(|e| {
-        panic!("{} cannot log in: {e}\n{}", params.user, pooler.log())
-    });
+    let mut client = connect(params)
+        .unwrap_or_else(|e| panic!("{} cannot log in: {e}\n{}", params.user, pooler.log()));
     client
         .query_one("SELECT current_user::text", &[])
         .unwrap()
@@ -87,7 +86,10 @@ fn backend_user(params: &ConnParams, pooler: &Pooler) -> String {
 
 fn login_error(params: &ConnParams) -> (Option<SqlState>, String) {
     match connect(params) {
-        Ok(_) => panic!("{} logged in with password {:?}", params.user, params.password),
+        Ok(_) => panic!(
+            "{} logged in with password {:?}",
+            params.user, params.password
+        ),
         Err(e) => (
             e.code().cloned(),
             e.as_db_error()
@@ -100,10 +102,17 @@ fn login_error(params: &ConnParams) -> (Option<SqlState>, String) {
 fn client_auth_methods_accept_right_and_reject_wrong_passwords() {
     let (_cluster, pooler) = start();
 
-    assert_eq!(backend_user(&pooler.params("postgres"), &pooler), "postgres");
+    assert_eq!(
+        backend_user(&pooler.params("postgres"), &pooler),
+        "postgres"
+    );
 
     let (code, msg) = login_error(&pooler.params("blocked"));
-    assert_eq!(code, Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION), "{msg}");
+    assert_eq!(
+        code,
+        Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION),
+        "{msg}"
+    );
     assert!(msg.contains("user blocked"), "{msg}");
 
     for (user, password) in [
@@ -136,7 +145,10 @@ fn user_without_a_rule_has_no_route() {
     let (_cluster, pooler) = start();
     let (code, msg) = login_error(&pooler.params("nobody"));
     assert_eq!(code, Some(SqlState::INVALID_CATALOG_NAME), "{msg}");
-    assert!(msg.contains("route for 'postgres.nobody' is not found"), "{msg}");
+    assert!(
+        msg.contains("route for 'postgres.nobody' is not found"),
+        "{msg}"
+    );
     assert!(msg.contains("odyssey: c"), "the client id prefix: {msg}");
 }
 
@@ -160,7 +172,9 @@ fn pooler_logs_into_postgres_with_md5_and_scram_passwords() {
     let (_, msg) = login_error(&pooler.params("wrong_server"));
     assert!(!msg.is_empty());
     assert!(
-        cluster.log().contains("password authentication failed for user \"md5_server\""),
+        cluster
+            .log()
+            .contains("password authentication failed for user \"md5_server\""),
         "{}",
         cluster.log()
     );

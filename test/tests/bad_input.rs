@@ -3,17 +3,14 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use odyssey_test::pooler::config;
 use odyssey_test::raw::RawConn;
-use odyssey_test::{Cluster, ClusterOptions, Error, Pooler, connect};
+use odyssey_test::{Cluster, Error, Pooler, cluster_and_pooler, connect};
 
 /// Bound on waiting for the pooler to close a connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn start() -> (Cluster, Pooler) {
-    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
-    let pooler = Pooler::start(&config(
-        cluster.port(),
+    cluster_and_pooler(
         r#"
 database default {
 	user default {
@@ -23,9 +20,7 @@ database default {
 	}
 }
 "#,
-    ))
-    .expect("pooler");
-    (cluster, pooler)
+    )
 }
 
 /// Sends `bytes`, then reads until the pooler closes: the messages it sent first. Fails the

@@ -29,7 +29,10 @@ database default {
 /// Whether `word` is `prefix` followed by exactly 12 lowercase hex digits.
 fn is_id(word: &str, prefix: char) -> bool {
     word.strip_prefix(prefix).is_some_and(|hex| {
-        hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 12
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -66,11 +69,20 @@ fn ids_in_log_lines_client_errors_and_syslog() {
                 None => false,
             })
     });
-    assert!(with_both.is_some(), "no line with a client and a server id:\n{log}");
+    assert!(
+        with_both.is_some(),
+        "no line with a client and a server id:\n{log}"
+    );
 
     // The blocked user's error names its client id, and the log knows that id.
-    let err = connect(&pooler.params("blocked")).err().expect("blocked got in");
-    let msg = err.as_db_error().expect("an ErrorResponse").message().to_string();
+    let err = connect(&pooler.params("blocked"))
+        .err()
+        .expect("blocked got in");
+    let msg = err
+        .as_db_error()
+        .expect("an ErrorResponse")
+        .message()
+        .to_string();
     let id = msg
         .strip_prefix("odyssey: ")
         .and_then(|rest| rest.split_once(": "))
@@ -95,7 +107,9 @@ fn ids_in_log_lines_client_errors_and_syslog() {
         }
     }
     assert!(
-        datagrams.iter().any(|d| d.contains("odyssey-e2e") && d.contains("client disconnected")),
+        datagrams
+            .iter()
+            .any(|d| d.contains("odyssey-e2e") && d.contains("client disconnected")),
         "syslog datagrams: {datagrams:#?}"
     );
 }

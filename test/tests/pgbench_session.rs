@@ -19,7 +19,12 @@ fn run(params: &ConnParams, what: &str) -> PgbenchSummary {
 #[test]
 fn twenty_clients_run_without_failures() {
     let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
-    let init = pgbench(&cluster.params("postgres"), &["-i", "-q", "-s", "1"], TIMEOUT).unwrap();
+    let init = pgbench(
+        &cluster.params("postgres"),
+        &["-i", "-q", "-s", "1"],
+        TIMEOUT,
+    )
+    .unwrap();
     assert!(init.success(), "{}", init.combined());
     let pooler = Pooler::start(&config(
         cluster.port(),

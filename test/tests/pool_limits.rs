@@ -52,7 +52,9 @@ database default {
     assert_eq!(err.code(), Some(&SqlState::TOO_MANY_CONNECTIONS), "{err}");
     let msg = db_message(&err);
     assert!(
-        msg.contains("too many active clients for user (pool_size for user limited.postgres reached 1)"),
+        msg.contains(
+            "too many active clients for user (pool_size for user limited.postgres reached 1)"
+        ),
         "{msg}"
     );
     assert!(
@@ -89,7 +91,10 @@ database default {
     let err = connect(&params).err().expect("second client got in");
     assert_eq!(err.code(), Some(&SqlState::TOO_MANY_CONNECTIONS), "{err}");
     let msg = db_message(&err);
-    assert!(msg.contains("client_max for user limited.postgres 1"), "{msg}");
+    assert!(
+        msg.contains("client_max for user limited.postgres 1"),
+        "{msg}"
+    );
     // Other routes are not limited.
     let _a = connect(&pooler.params("postgres")).expect("other route");
     let _b = connect(&pooler.params("postgres")).expect("other route");
@@ -131,7 +136,11 @@ database default {
     drop(client);
     // The server goes back to the pool idle...
     thread::sleep(Duration::from_millis(200));
-    assert_eq!(backends(), "1", "the idle server should be kept for a while");
+    assert_eq!(
+        backends(),
+        "1",
+        "the idle server should be kept for a while"
+    );
     // ...and is closed after pool_ttl (cron ticks every second).
     assert!(
         wait_for(Duration::from_secs(5), || backends() == "0"),

@@ -4,15 +4,12 @@
 use std::time::Duration;
 
 use odyssey_test::pg::error::SqlState;
-use odyssey_test::pooler::config;
-use odyssey_test::{Cluster, ClusterOptions, Pooler, connect, psql};
+use odyssey_test::{Cluster, Pooler, cluster_and_pooler, connect, psql};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn start() -> (Cluster, Pooler) {
-    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
-    let pooler = Pooler::start(&config(
-        cluster.port(),
+    cluster_and_pooler(
         r#"
 database default {
 	user default {
@@ -23,9 +20,7 @@ database default {
 	}
 }
 "#,
-    ))
-    .expect("pooler");
-    (cluster, pooler)
+    )
 }
 
 #[test]
@@ -44,9 +39,7 @@ fn simple_and_extended_queries_are_relayed() {
 
     let mut client = connect(&pooler.params("postgres")).expect("connect through the pooler");
     // Simple query protocol.
-    let rows = client
-        .simple_query("SELECT 'a' || 'b'; SELECT 42")
-        .unwrap();
+    let rows = client.simple_query("SELECT 'a' || 'b'; SELECT 42").unwrap();
     let values: Vec<String> = rows
         .iter()
         .filter_map(|m| match m {
@@ -57,7 +50,9 @@ fn simple_and_extended_queries_are_relayed() {
     assert_eq!(values, ["ab", "42"]);
 
     // Extended protocol: a named prepared statement run twice with binary parameters.
-    let stmt = client.prepare("SELECT $1::int8 + $2::int8, $3::text").unwrap();
+    let stmt = client
+        .prepare("SELECT $1::int8 + $2::int8, $3::text")
+        .unwrap();
     for (a, b) in [(1i64, 2i64), (40, 2)] {
         let row = client.query_one(&stmt, &[&a, &b, &"txt"]).unwrap();
         assert_eq!(row.get::<_, i64>(0), a + b);
@@ -69,7 +64,6 @@ fn simple_and_extended_queries_are_relayed() {
         .unwrap();
     assert_eq!(rows.len(), 1000);
     assert_eq!(rows[999].get::<_, i32>(0), 1000);
-
 }
 
 /// Regression: about one run in four hangs: after an ErrorResponse, the next request is
@@ -80,12 +74,18 @@ fn simple_and_extended_queries_are_relayed() {
 fn an_error_leaves_the_session_usable() {
     let (_cluster, pooler) = start();
     let mut client = connect(&pooler.params("postgres")).expect("connect through the pooler");
-    let stmt = client.prepare("SELECT $1::int8 + $2::int8, $3::text").unwrap();
+    let stmt = client
+        .prepare("SELECT $1::int8 + $2::int8, $3::text")
+        .unwrap();
     // An error in either protocol leaves the session usable, with its state intact.
-    client.batch_execute("SET application_name = 'kept'").unwrap();
+    client
+        .batch_execute("SET application_name = 'kept'")
+        .unwrap();
     let err = client.simple_query("SELECT 1 / 0").unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO), "{err}");
-    let err = client.query_one("SELECT 1 / $1::int4", &[&0i32]).unwrap_err();
+    let err = client
+        .query_one("SELECT 1 / $1::int4", &[&0i32])
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO), "{err}");
     let row = client
         .query_one("SELECT current_setting('application_name')", &[])
@@ -96,10 +96,15 @@ fn an_error_leaves_the_session_usable() {
 
     // A failed transaction is rolled back and the next one works.
     client.batch_execute("BEGIN").unwrap();
-    let err = client.batch_execute("SELECT * FROM no_such_table").unwrap_err();
+    let err = client
+        .batch_execute("SELECT * FROM no_such_table")
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
     let err = client.batch_execute("SELECT 1").unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
     client.batch_execute("ROLLBACK").unwrap();
-    assert_eq!(client.query_one("SELECT 7", &[]).unwrap().get::<_, i32>(0), 7);
+    assert_eq!(
+        client.query_one("SELECT 7", &[]).unwrap().get::<_, i32>(0),
+        7
+    );
 }

@@ -55,7 +55,9 @@ fn sighup_adds_a_route_and_keeps_connected_clients() {
     let mut connected = connect(&pooler.params("postgres")).unwrap();
     connected.batch_execute("SELECT 1").unwrap();
 
-    pooler.rewrite_config(&config(cluster.port(), AFTER)).unwrap();
+    pooler
+        .rewrite_config(&config(cluster.port(), AFTER))
+        .unwrap();
     pooler.signal(Signal::Hup).unwrap();
     assert!(
         wait_for(Duration::from_secs(5), || connect(&added).is_ok()),
@@ -95,7 +97,8 @@ fn broken_config_on_sighup_keeps_the_old_one() {
     assert!(reported, "nothing logged about the broken config\n{log}");
     let new = log.get(log_before..).unwrap_or_default();
     assert!(
-        new.lines().any(|l| l.contains(" error ") || l.contains(" fatal ")),
+        new.lines()
+            .any(|l| l.contains(" error ") || l.contains(" fatal ")),
         "the failed reload is not logged as an error:\n{new}"
     );
 
