@@ -229,11 +229,6 @@ impl Reactor {
         .flatten()
     }
 
-    /// Takes whatever is parked on `key` (another stream of a group fired first).
-    pub(crate) fn unpark(&self, key: IoKey) -> Option<Parked> {
-        self.with_slot(key, |s| s.parked.take()).flatten()
-    }
-
     /// Whether `key` still has the park of generation `epoch` (for timer compaction).
     pub(crate) fn is_parked(&self, key: IoKey, epoch: u32) -> bool {
         self.with_slot(key, |s| s.parked.is_some() && s.park_epoch == epoch)

@@ -361,3 +361,68 @@ fn data_then_close_is_read_to_the_end() {
     t.join().expect("peer");
     assert_eq!(got, (3, 0));
 }
+
+/// Regression: two streams of a group readable in the same poll batch. The first part runs
+/// the function, which parks the group again; the second (stale) part must not withdraw the
+/// new park, or a later byte on that stream wakes nobody.
+#[test]
+fn a_stale_part_of_a_group_does_not_withdraw_a_newer_park() {
+    let a = StdListener::bind(loopback()).expect("bind");
+    let b = StdListener::bind(loopback()).expect("bind");
+    let (aa, ba) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut sa, _) = a.accept().expect("a");
+        let (mut sb, _) = b.accept().expect("b");
+        std::thread::sleep(Duration::from_millis(50));
+        // Both at once: one poll batch sees both streams readable.
+        sa.write_all(b"1").expect("a1");
+        sb.write_all(b"1").expect("b1");
+        for s in [&mut sa, &mut sb] {
+            if go_rx.recv_timeout(Duration::from_secs(5)).is_err() {
+                return;
+            }
+            s.write_all(b"2").expect("second byte");
+        }
+        let _ = go_rx.recv_timeout(Duration::from_secs(5));
+    });
+    fn wait(streams: (Stream, Stream), tx: machinarium::Sender<usize>) {
+        let keys = [streams.0.park_key(), streams.1.park_key()];
+        machinarium::net::park_any(&keys, Duration::from_secs(5), move |i, ev| {
+            let (mut a, mut b) = streams;
+            if ev != ParkEvent::Readable {
+                return;
+            }
+            let mut buf = [0u8; 8];
+            while a.try_read(&mut buf).expect("read a").is_some_and(|n| n > 0) {}
+            while b.try_read(&mut buf).expect("read b").is_some_and(|n| n > 0) {}
+            let _ = tx.send(i);
+            wait((a, b), tx);
+        });
+    }
+    let wakes = machinarium::run(move || {
+        let sa = Stream::connect(aa, Duration::from_secs(5)).expect("a");
+        let sb = Stream::connect(ba, Duration::from_secs(5)).expect("b");
+        let (tx, rx) = channel();
+        wait((sa, sb), tx);
+        let mut wakes = 0;
+        // First wake (both streams), then one wake per later byte on each stream.
+        for round in 0..3 {
+            if rx.recv(Duration::from_secs(2)).is_err() {
+                break;
+            }
+            wakes += 1;
+            // Give the stale part of the same batch time to run before the next byte.
+            machinarium::sleep(Duration::from_millis(30)).expect("sleep");
+            while rx.try_recv().is_some() {}
+            if round < 2 {
+                go_tx.send(()).expect("go");
+            }
+        }
+        let _ = go_tx.send(());
+        wakes
+    })
+    .expect("run");
+    peer.join().expect("peer");
+    assert_eq!(wakes, 3, "every later byte must wake the parked group");
+}

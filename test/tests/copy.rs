@@ -71,7 +71,6 @@ database default {
 /// Passed alone; hung in a full-suite run (2 cores busy): the COPY TO STDOUT stream stopped
 /// mid-way and the client waited until the harness watchdog killed odyssey after 120 s.
 #[test]
-#[ignore = "pooler bug: the relay intermittently stops reading a server with data waiting (lost wakeup), here mid COPY TO STDOUT"]
 fn fifty_megabytes_copy_in_and_out_are_byte_exact() {
     let (cluster, pooler) = start();
     let data = copy_data();

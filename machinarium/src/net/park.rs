@@ -2,7 +2,7 @@
 //! readable, or at a deadline. This is how an idle client waits between transactions, holding
 //! only its structs — and, when it keeps a server, wakes for whichever side speaks first.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 use std::rc::Rc;
@@ -41,6 +41,9 @@ pub(crate) fn key_for(io: IoKey, fd: BorrowedFd<'_>, pending: bool) -> ParkKey {
 
 type Wake = Box<dyn FnOnce(usize, ParkEvent)>;
 
+/// The parked parts of a group: each stream's key and park epoch, once parked.
+type Group = Rc<RefCell<Vec<Option<(IoKey, u32)>>>>;
+
 /// Parks until one of `keys` is readable (or closed), or the deadline: then `f(index, event)`
 /// runs in a new coroutine. `f` usually owns the streams behind the keys; the streams must
 /// stay alive until `f` runs (dropping one of them cancels its part of the park). If a stream
@@ -65,27 +68,30 @@ where
         return park_one(m, key.io, part, deadline);
     }
     let shared: Rc<Cell<Option<Wake>>> = Rc::new(Cell::new(Some(Box::new(f))));
-    let ios: Rc<[IoKey]> = keys.iter().map(|k| k.io).collect();
+    // Each key's park epoch, filled in as the parts are parked: a part withdraws only parts
+    // of its own group, never a newer park of the same stream.
+    let parked: Group = Rc::new(RefCell::new(vec![None; keys.len()]));
     for (i, key) in keys.iter().enumerate() {
         let shared = shared.clone();
-        let ios = ios.clone();
+        let group = parked.clone();
         let part: Parked = Box::new(move |ev| {
-            // The first part to fire takes the function and unparks the others.
+            // The first part of the group to fire takes the function; a later one (fired in
+            // the same poll batch) finds it gone and does nothing.
+            let Some(f) = shared.take() else { return };
             if let Some(m) = machine::current() {
-                for (j, io) in ios.iter().enumerate() {
-                    if j != i {
-                        drop(m.reactor.unpark(*io));
+                for (j, entry) in group.borrow().iter().enumerate() {
+                    if let (true, Some((io, epoch))) = (j != i, *entry) {
+                        drop(m.reactor.take_parked(io, epoch));
                     }
                 }
             }
-            if let Some(f) = shared.take() {
-                f(i, ev);
-            }
+            f(i, ev);
         });
         // Only the first key carries the deadline's timer.
         let timed = i == 0 && deadline != Deadline::Never;
         match m.reactor.park(key.io, part, timed) {
             Ok(epoch) => {
+                parked.borrow_mut()[i] = Some((key.io, epoch));
                 if let (true, Deadline::At(at)) = (timed, deadline) {
                     m.timers.borrow_mut().arm(at, Target::Park(key.io, epoch));
                 }
