@@ -79,7 +79,12 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
             if let (Some((reply, show_id)), Some(conn)) = (failure.reply, conn.as_mut()) {
                 let mut out = Vec::new();
                 reply.encode(id, show_id, &mut out);
-                let _ = conn.write_all(&out, Deadline::after(Duration::from_secs(1)));
+                if conn
+                    .write_all(&out, Deadline::after(Duration::from_secs(1)))
+                    .is_ok()
+                {
+                    conn.close_gracefully(Deadline::after(Duration::from_secs(1)));
+                }
             }
             if let Some(log) = failure.log {
                 od_info!(inst.logger, "startup", Some(&info), None, "{log}");

@@ -358,6 +358,9 @@ impl Session {
         let (reply, fate) = reason.outcome(rule.client_fwd_error);
         if let Some(reply) = reply {
             self.send_reply(&reply);
+            self.client
+                .conn
+                .close_gracefully(Deadline::after(Duration::from_secs(1)));
         }
         let fate = match reason {
             EndReason::ClientGone(ConnError::Protocol(_)) => ServerFate::Close,
