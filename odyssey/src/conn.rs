@@ -275,15 +275,13 @@ impl Conn {
         Ok(())
     }
 
-    /// Ends the connection after a last message: our side is shut down for writing, and the
-    /// peer is given until the deadline to read what was sent and close. Without this, a
+    /// Ends the connection after a last message: the peer is given until the deadline to read
+    /// what was sent and close. Without this, a
     /// socket with SO_LINGER 0 (the default, as upstream) resets on close and the peer may lose
     /// the error it was just sent.
     pub fn close_gracefully(&mut self, deadline: Deadline) {
-        let _ = match &mut self.transport {
-            Transport::Plain(s) => s.shutdown(std::net::Shutdown::Write),
-            Transport::Tls(t) => t.shutdown(deadline),
-        };
+        // No shutdown(Write) here: some clients treat the FIN right behind the error as the
+        // connection closing before they have read it. They close themselves after a FATAL.
         self.start = 0;
         self.end = 0;
         while self.fill(deadline).is_ok() {

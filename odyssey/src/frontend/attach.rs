@@ -221,7 +221,7 @@ impl Session {
         self.pending = 0;
         self.unsynced = false;
         self.dirty = false;
-        self.tracked_sets = 0;
+        self.sets = Default::default();
         if let Err(why) = verdict {
             od_info!(
                 self.inst.logger,

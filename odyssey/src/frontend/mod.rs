@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod end;
 pub mod session;
+pub mod sets;
 pub mod startup;
 
 use std::sync::Arc;

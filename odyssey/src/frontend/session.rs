@@ -14,6 +14,7 @@ use crate::client::Client;
 use crate::config::PoolMode;
 use crate::conn::{ConnError, DEFAULT_MAX_MESSAGE};
 use crate::frontend::end::{EndReason, ServerFate};
+use crate::frontend::sets::SetTracker;
 use crate::instance::Instance;
 use crate::relay::{self, Scanner, ServerEvent};
 use crate::reply::Reply;
@@ -45,9 +46,9 @@ pub struct Session {
     pub(super) deferred_begin: bool,
     /// The session ran something that leaves state on the server (SET, temp table, ...).
     pub(super) dirty: bool,
-    /// SETs of tracked parameters sent and not completed yet: their "SET" completions leave
-    /// nothing untracked behind (deploy carries the value to the client's next server).
-    pub(super) tracked_sets: u32,
+    /// SETs of tracked parameters on their way; once in effect, deploy carries them to the
+    /// client's next server (so their completions leave nothing untracked behind).
+    pub(super) sets: SetTracker,
 }
 
 impl Session {
@@ -70,7 +71,7 @@ impl Session {
             unsynced: false,
             deferred_begin: false,
             dirty: false,
-            tracked_sets: 0,
+            sets: SetTracker::default(),
         }
     }
 
@@ -209,7 +210,6 @@ impl Session {
         if self.server.is_none() && self.client_scan.at_boundary() && self.virtual_transaction()? {
             return Ok(true);
         }
-        let vars = &mut self.client.vars;
         let mut sets: Vec<(String, String)> = Vec::new();
         let scan = relay::scan_client(
             &mut self.client_scan,
@@ -219,7 +219,7 @@ impl Session {
                 // Tracked even when PostgreSQL does not report it, so it follows the client.
                 if let (b'Q', Some(body)) = (tag, body)
                     && let Statement::Set { name, value } = sql::classify(body)
-                    && vars.set(name.as_bytes(), value.as_bytes()).is_ok()
+                    && kiwi::var::is_tracked(name)
                 {
                     sets.push((name.to_string(), value));
                 }
@@ -239,10 +239,9 @@ impl Session {
         let Some(server) = self.server.as_mut() else {
             return Err(EndReason::Cancelled);
         };
-        for (name, value) in &sets {
-            let _ = server.info.vars.set(name.as_bytes(), value.as_bytes());
+        for setting in sets {
+            self.sets.sent(setting);
         }
-        self.tracked_sets += sets.len() as u32;
         let bytes = &self.client.conn.buffered()[..scan.forward];
         server
             .conn
@@ -305,13 +304,19 @@ impl Session {
             return Ok(false);
         };
         let Server { conn, info, tx } = server;
-        let (pending, vars, stats, dirty, tracked_sets) = (
+        let (pending, vars, stats, dirty, sets) = (
             &mut self.pending,
             &mut self.client.vars,
             &self.route.stats,
             &mut self.dirty,
-            &mut self.tracked_sets,
+            &mut self.sets,
         );
+        let apply = |vars: &mut kiwi::var::Vars,
+                     server: &mut kiwi::var::Vars,
+                     (name, value): (String, String)| {
+            let _ = vars.set(name.as_bytes(), value.as_bytes());
+            let _ = server.set(name.as_bytes(), value.as_bytes());
+        };
         let n = relay::scan_server(&mut self.server_scan, conn.buffered(), |ev| match ev {
             ServerEvent::Ready(status) => {
                 *pending = pending.saturating_sub(1);
@@ -319,6 +324,7 @@ impl Session {
                     stats.transactions.fetch_add(1, Ordering::Relaxed);
                 }
                 *tx = status;
+                sets.ready(status);
                 stats.queries.fetch_add(1, Ordering::Relaxed);
             }
             ServerEvent::Parameter(body) => {
@@ -327,13 +333,17 @@ impl Session {
                     let _ = vars.set_status(&ps);
                 }
             }
-            ServerEvent::Complete(tag) => {
-                if tag == b"SET\0" && *tracked_sets > 0 {
-                    *tracked_sets -= 1;
-                } else {
-                    *dirty |= reset::leaves_state(tag);
+            ServerEvent::Complete(b"SET\0") => match sets.completed(*tx) {
+                (Some(setting), _) => apply(vars, &mut info.vars, setting),
+                (None, true) => {}
+                (None, false) => *dirty = true,
+            },
+            ServerEvent::Complete(b"COMMIT\0") => {
+                for setting in sets.committed() {
+                    apply(vars, &mut info.vars, setting);
                 }
             }
+            ServerEvent::Complete(tag) => *dirty |= reset::leaves_state(tag),
             ServerEvent::CopyIn | ServerEvent::Error => {}
         });
         if n == 0 {

@@ -199,6 +199,11 @@ impl Vars {
     }
 }
 
+/// Whether `name` (any case) is one of the [`TRACKED`] parameters.
+pub fn is_tracked(name: &str) -> bool {
+    index_of(name.as_bytes()).is_some()
+}
+
 /// Whether the pooler sends this tracked name to servers as `SET` (see [`Vars::deploy`]).
 pub fn is_deployed(name: &str) -> bool {
     !NOT_DEPLOYED.contains(&name)
