@@ -245,15 +245,21 @@ impl ErrorText {
     }
 }
 
-/// Reads messages until end of stream (or a read error, such as the socket timeout); returns
-/// what came and whether the stream really ended.
-pub fn read_to_end(conn: &mut RawConn) -> (Vec<Message>, bool) {
+/// Reads messages until the connection closes or a read fails (such as the socket timeout);
+/// returns what came, and the error when it did not close. A reset counts as a close: odyssey
+/// sets SO_LINGER {1, 0} on client sockets (unless `disable_nolinger`), so its close is a RST.
+pub fn read_to_end(conn: &mut RawConn) -> (Vec<Message>, Option<Error>) {
     let mut got = Vec::new();
     loop {
         match conn.recv() {
             Ok(Some(m)) => got.push(m),
-            Ok(None) => return (got, true),
-            Err(_) => return (got, false),
+            Ok(None) => return (got, None),
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                return (got, None);
+            }
+            Err(e) => return (got, Some(e)),
         }
     }
 }
