@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use odyssey_test::tx::{TxPoolConfig, TxSetup, first_values, ready_status, send_query, simple_query, tags};
+use odyssey_test::tx::{
+    TxPoolConfig, TxSetup, first_values, ready_status, send_query, simple_query, tags,
+};
 
 /// How long the dead client's leftovers may linger.
 const CLEAN_WITHIN: Duration = Duration::from_secs(2);

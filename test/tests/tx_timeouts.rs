@@ -22,11 +22,18 @@ fn expect_dropped(conn: &mut odyssey_test::raw::RawConn, detail: &str) -> Durati
     let started = Instant::now();
     let (got, failed) = read_to_end(conn);
     let waited = started.elapsed();
-    assert!(failed.is_none(), "no clean end after {waited:?}: {failed:?} {got:?}");
+    assert!(
+        failed.is_none(),
+        "no clean end after {waited:?}: {failed:?} {got:?}"
+    );
     assert_eq!(got.len(), 1, "one FATAL then EOF, got {}", tags(&got));
     let err = ErrorText::of(&got[0]).expect("an ErrorResponse");
     assert_eq!(
-        (err.severity.as_str(), err.code.as_str(), err.detail.as_str()),
+        (
+            err.severity.as_str(),
+            err.code.as_str(),
+            err.detail.as_str()
+        ),
         ("FATAL", "08006", detail),
         "{err:?}"
     );
@@ -55,13 +62,14 @@ fn idle_in_transaction_client_is_dropped_and_its_server_rolled_back() {
     // The insert was rolled back and no backend is left inside a transaction.
     assert_eq!(setup.backend("SELECT count(*) FROM t").unwrap(), "0");
     let stuck = "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'";
-    assert_eq!(
-        setup.backend_until(stuck, "0", DROP_WITHIN).unwrap(),
-        "0"
-    );
+    assert_eq!(setup.backend_until(stuck, "0", DROP_WITHIN).unwrap(), "0");
     // The only server went back to the pool, usable.
     let mut next = setup.raw().unwrap();
-    let row = simple_query(&mut next, "INSERT INTO t VALUES (2); SELECT count(*) FROM t").unwrap();
+    let row = simple_query(
+        &mut next,
+        "INSERT INTO t VALUES (2); SELECT count(*) FROM t",
+    )
+    .unwrap();
     assert_eq!(first_values(&row), ["1"], "{}", setup.pooler.log());
 }
 
@@ -92,7 +100,10 @@ fn idle_session_client_is_dropped_after_client_idle_timeout() {
     let first = simple_query(&mut client, "SELECT 1").unwrap();
     assert_eq!(first_values(&first), ["1"]);
     let waited = expect_dropped(&mut client, IDLE_DETAIL);
-    assert!(waited >= Duration::from_millis(800), "dropped after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(800),
+        "dropped after {waited:?}"
+    );
 
     // Its server is free again for the next session (pool_size 1).
     let mut next = setup.raw().unwrap();

@@ -34,9 +34,17 @@ fn bare_begin_is_answered_without_a_server_and_runs_once_one_is_free() {
         "BEGIN waited {:?} for the held server",
         started.elapsed()
     );
-    assert_eq!(tags(&begin), "CZ", "BEGIN answered with CommandComplete and RFQ");
+    assert_eq!(
+        tags(&begin),
+        "CZ",
+        "BEGIN answered with CommandComplete and RFQ"
+    );
     assert_eq!(begin[0].body, b"BEGIN\0");
-    assert_eq!(ready_status(&begin), Some(b'T'), "the client is told it is in a transaction");
+    assert_eq!(
+        ready_status(&begin),
+        Some(b'T'),
+        "the client is told it is in a transaction"
+    );
 
     // The first real query needs the server: it waits until the holder is done.
     tx::send_query(&mut client, "SELECT 1").unwrap();
@@ -49,11 +57,7 @@ fn bare_begin_is_answered_without_a_server_and_runs_once_one_is_free() {
     assert_eq!(first_values(&select), ["1"]);
     // 'T' comes from PostgreSQL: the deferred BEGIN really ran ahead of the SELECT.
     assert_eq!(ready_status(&select), Some(b'T'));
-    let xact = simple_query(
-        &mut client,
-        "SELECT (now() < statement_timestamp())::text",
-    )
-    .unwrap();
+    let xact = simple_query(&mut client, "SELECT (now() < statement_timestamp())::text").unwrap();
     assert_eq!(first_values(&xact), ["true"], "one transaction since BEGIN");
     let commit = simple_query(&mut client, "COMMIT").unwrap();
     assert_eq!(tags(&commit), "CZ");
@@ -68,7 +72,11 @@ fn empty_begin_commit_and_rollback_never_touch_a_server() {
     assert_eq!(ready_status(&held), Some(b'T'));
 
     let mut client = setup.raw().unwrap();
-    for (end, tag) in [("COMMIT", "COMMIT"), ("ROLLBACK", "ROLLBACK"), ("end", "COMMIT")] {
+    for (end, tag) in [
+        ("COMMIT", "COMMIT"),
+        ("ROLLBACK", "ROLLBACK"),
+        ("end", "COMMIT"),
+    ] {
         let started = Instant::now();
         let begin = simple_query(&mut client, "BEGIN").unwrap();
         let finish = simple_query(&mut client, end).unwrap();
@@ -77,7 +85,10 @@ fn empty_begin_commit_and_rollback_never_touch_a_server() {
             "BEGIN; {end} waited {:?}: it went to a server",
             started.elapsed()
         );
-        assert_eq!((tags(&begin), ready_status(&begin)), ("CZ".into(), Some(b'T')));
+        assert_eq!(
+            (tags(&begin), ready_status(&begin)),
+            ("CZ".into(), Some(b'T'))
+        );
         assert_eq!(tags(&finish), "CZ", "{end}: {finish:?}");
         assert_eq!(finish[0].body, format!("{tag}\0").as_bytes(), "{end}");
         assert_eq!(ready_status(&finish), Some(b'I'), "{end}");
