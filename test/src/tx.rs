@@ -264,15 +264,15 @@ pub fn read_to_end(conn: &mut RawConn) -> (Vec<Message>, Option<Error>) {
     }
 }
 
-/// Runs `f` on a thread and waits at most `timeout` for it; `None` when it is still running
-/// (the thread is left to finish on its own bounded waits).
-pub fn within<T: Send + 'static>(
-    timeout: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(timeout).ok()
+/// Joins worker threads; the errors they returned (a panic is re-raised).
+pub fn join_errors(
+    workers: Vec<thread::JoinHandle<std::result::Result<(), String>>>,
+) -> Vec<String> {
+    workers
+        .into_iter()
+        .filter_map(|w| match w.join() {
+            Ok(result) => result.err(),
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+        .collect()
 }

@@ -96,7 +96,7 @@ fn client_dropped_during_a_query_gets_it_cancelled_and_the_server_reused() {
     // backend, idle and outside any transaction.
     let mut next = setup.raw().unwrap();
     let got = simple_query(&mut next, "SELECT pg_backend_pid()::text").unwrap();
-    assert_eq!(first_values(&got), [pid.clone()], "{}", setup.pooler.log());
+    assert_eq!(first_values(&got), [pid], "{}", setup.pooler.log());
     assert_eq!(ready_status(&got), Some(b'I'));
     let log = setup.pooler.log();
     assert!(!log.contains("closing server"), "{log}");

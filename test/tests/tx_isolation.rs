@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
 
 use odyssey_test::raw::RawConn;
 use odyssey_test::tx::{
-    TxPoolConfig, TxSetup, bodiless, extended_query, first_values, ready_status, simple_query, tags,
+    TxPoolConfig, TxSetup, bodiless, extended_query, first_values, join_errors, ready_status,
+    simple_query, tags,
 };
 
 const CLIENTS: usize = 8;
@@ -80,10 +80,7 @@ fn sets_of_one_client_are_never_seen_by_another() {
             })
         })
         .collect();
-    let errors: Vec<String> = workers
-        .into_iter()
-        .filter_map(|w| w.join().unwrap().err())
-        .collect();
+    let errors = join_errors(workers);
     assert!(errors.is_empty(), "{errors:#?}\n{}", setup.pooler.log());
 
     // A fresh client gets the defaults whichever server it lands on.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use odyssey_test::tx::{TxPoolConfig, TxSetup};
+use odyssey_test::tx::{TxPoolConfig, TxSetup, join_errors};
 use odyssey_test::{PgbenchSummary, pgbench};
 
 const CLIENTS: usize = 200;
@@ -132,10 +132,7 @@ fn rust_clients_insert_exactly_what_they_commit() {
             })
         })
         .collect();
-    let errors: Vec<String> = threads
-        .into_iter()
-        .filter_map(|t| t.join().unwrap().err())
-        .collect();
+    let errors = join_errors(threads);
     assert!(errors.is_empty(), "{errors:#?}\n{}", setup.pooler.log());
 
     let (mut rows, mut sum) = (0i64, 0i64);
