@@ -11,6 +11,8 @@
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
+//! - [`tx`]: [`tx::TxSetup`], a cluster behind an odyssey in a chosen pool mode, and raw
+//!   protocol shortcuts for the pooling-mode tests.
 //! - [`run_as`], [`temp_dir`], [`error`]: who runs PostgreSQL, scratch dirs, [`Error`].
 //!
 //! Tests live in `tests/<behavior>.rs`, one file per behavior, each with its config inline.
@@ -26,6 +28,7 @@ pub mod process;
 pub mod raw;
 pub mod run_as;
 pub mod temp_dir;
+pub mod tx;
 
 /// The Rust client crate, re-exported so tests use the version the harness connects with.
 pub use ::postgres as pg;
