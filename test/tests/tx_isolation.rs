@@ -210,9 +210,6 @@ fn pipelined_extended_queries_come_back_complete_and_in_order() {
 
 /// Regression: the pooler tracked `SET` when the client sent it, not when it took effect.
 #[test]
-#[ignore = "pooler bug: a tracked SET is recorded in the client's vars when sent (session.rs \
-            relay_client), so a SET undone by ROLLBACK is deployed again on the client's next \
-            server: SHOW statement_timeout says 0, then 7s after another client used the server"]
 fn a_set_rolled_back_with_its_transaction_stays_rolled_back() {
     let setup = TxSetup::start(&TxPoolConfig::new("transaction", 1), "").expect("setup");
     let mut c = setup.raw().unwrap();
@@ -239,10 +236,6 @@ fn a_set_rolled_back_with_its_transaction_stays_rolled_back() {
 /// Regression: an invalid value was recorded before the server refused it, and then killed
 /// the session when deployed.
 #[test]
-#[ignore = "pooler bug: `SET statement_timeout = 'soon'` sent with no server attached is \
-            recorded in the client's vars first, so the attach deploys it, the deploy fails \
-            (22023) and the session ends ('deploy failed'; the FATAL is lost to the RST close) \
-            instead of ERROR 22023 + ReadyForQuery"]
 fn a_failed_set_is_not_replayed_on_the_next_server() {
     let setup = TxSetup::start(&TxPoolConfig::new("transaction", 1), "").expect("setup");
     let mut c = setup.raw().unwrap();
