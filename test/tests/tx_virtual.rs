@@ -104,3 +104,19 @@ fn empty_begin_commit_and_rollback_never_touch_a_server() {
     assert_eq!(first_values(&after), ["3"]);
     assert_eq!(ready_status(&after), Some(b'I'));
 }
+
+/// Statement pooling gives the server back after every statement: a bare BEGIN is refused
+/// with 0A000 and the session goes on (as upstream).
+#[test]
+fn statement_pooling_refuses_a_transaction_block() {
+    let setup = TxSetup::start(&TxPoolConfig::new("statement", 1), "").expect("cluster and pooler");
+    let mut client = setup.raw().unwrap();
+    let begin = simple_query(&mut client, "BEGIN").unwrap();
+    assert_eq!(tags(&begin), "EZ", "{begin:?}");
+    let (code, message) = begin[0].error().expect("an ErrorResponse");
+    assert_eq!(code, "0A000");
+    assert!(message.contains("statement pooling"), "{message}");
+    assert_eq!(ready_status(&begin), Some(b'I'));
+    let select = simple_query(&mut client, "SELECT 2").unwrap();
+    assert_eq!(first_values(&select), ["2"]);
+}

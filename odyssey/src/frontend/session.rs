@@ -263,7 +263,8 @@ impl Session {
     /// server only when the transaction does something; a bare COMMIT/ROLLBACK of such an
     /// empty transaction is answered here too. True when a message was handled.
     fn virtual_transaction(&mut self) -> Result<bool, EndReason> {
-        if self.mode() == PoolMode::Session || !self.route.config().global.virtual_transaction {
+        let mode = self.mode();
+        if mode == PoolMode::Session {
             return Ok(false);
         }
         let buf = self.client.conn.buffered();
@@ -276,7 +277,14 @@ impl Session {
         if header.tag != b'Q' || buf.len() < header.frame_len() {
             return Ok(false);
         }
-        let (tag, status) = match sql::classify(&buf[5..header.frame_len()]) {
+        let statement = sql::classify(&buf[5..header.frame_len()]);
+        if mode == PoolMode::Statement && statement == Statement::Begin {
+            return self.refuse_transaction_block(header.frame_len());
+        }
+        if !self.route.config().global.virtual_transaction {
+            return Ok(false);
+        }
+        let (tag, status) = match statement {
             Statement::Begin if !self.deferred_begin => ("BEGIN", TransactionStatus::InTransaction),
             Statement::End { tag } if self.deferred_begin => (tag, TransactionStatus::Idle),
             _ => return Ok(false),
@@ -294,6 +302,27 @@ impl Session {
             .map_err(EndReason::ClientGone)?;
         self.client.conn.consume(used);
         self.deferred_begin = status == TransactionStatus::InTransaction;
+        Ok(true)
+    }
+
+    /// Statement pooling gives the server back after every statement, so a transaction block
+    /// cannot work: a bare BEGIN is refused (as upstream), the session goes on.
+    fn refuse_transaction_block(&mut self, used: usize) -> Result<bool, EndReason> {
+        self.client.conn.consume(used);
+        let reply = Reply::error(
+            kiwi::sqlstate::FEATURE_NOT_SUPPORTED,
+            "transaction blocks are not supported in statement pooling mode",
+        );
+        let mut out = Vec::new();
+        reply.encode(self.client.id, self.client.show_id, &mut out);
+        ReadyForQuery {
+            status: TransactionStatus::Idle,
+        }
+        .encode(&mut out);
+        self.client
+            .conn
+            .write_all(&out, Deadline::Never)
+            .map_err(EndReason::ClientGone)?;
         Ok(true)
     }
 
