@@ -112,6 +112,8 @@ pub fn connect(p: &ConnectParams<'_>) -> Result<Server, BackendError> {
         key: CancelKey::default(),
         vars: Vars::new(),
         defaults: Vars::new(),
+        prepared: Default::default(),
+        stale: Vec::new(),
         status: Vec::new(),
         created: now,
         idle_since: now,

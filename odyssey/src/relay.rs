@@ -113,10 +113,17 @@ pub enum ServerEvent<'a> {
     Parameter(&'a [u8]),
     /// CopyInResponse or CopyBothResponse: the client will send COPY data.
     CopyIn,
-    /// An ErrorResponse started.
-    Error,
+    /// An ErrorResponse (its body).
+    Error(&'a [u8]),
     /// A CommandComplete body (the command tag).
     Complete(&'a [u8]),
+    /// Any message starts at this offset of the buffer (after the events above for it).
+    Start {
+        /// Its tag.
+        tag: u8,
+        /// Where its header begins in the scanned buffer.
+        at: usize,
+    },
 }
 
 /// Walks server bytes up to the last point where every message that matters has been seen
@@ -167,9 +174,15 @@ pub fn scan_server<'a>(
                 on(ServerEvent::Complete(b));
             }
             b'G' | b'W' => on(ServerEvent::CopyIn),
-            b'E' => on(ServerEvent::Error),
+            b'E' => {
+                let Some(b) = buf.get(body..body + body_len) else {
+                    break;
+                };
+                on(ServerEvent::Error(b));
+            }
             _ => {}
         }
+        on(ServerEvent::Start { tag, at: pos });
         pos = body;
         sc.need = body_len;
     }
@@ -273,13 +286,17 @@ mod tests {
         );
         assert_eq!(
             events,
-            vec!["Complete([83, 69, 76, 69, 67, 84, 32, 49, 0])"]
+            [
+                "Complete([83, 69, 76, 69, 67, 84, 32, 49, 0])",
+                "Start { tag: 67, at: 0 }"
+            ]
         );
         events.clear();
         let mut sc = Scanner::default();
         let n = scan_server(&mut sc, &buf, |e| events.push(format!("{e:?}")));
         assert_eq!(n, buf.len());
-        assert_eq!(events[1], "Ready(InTransaction)");
+        assert_eq!(events[2], "Ready(InTransaction)");
+        assert_eq!(events[3], "Start { tag: 90, at: 14 }");
     }
 
     #[test]

@@ -62,12 +62,18 @@ pub fn reset(
         }
         backend::query(server, b"ROLLBACK", deadline).map_err(|_| "ROLLBACK failed")?;
     }
-    let sql = discard_sql(p, pool);
+    let mut sql = discard_sql(p, pool);
+    for name in std::mem::take(&mut server.info.stale) {
+        sql.extend_from_slice(format!("DEALLOCATE {name};").as_bytes());
+    }
     if !sql.is_empty() {
         backend::query(server, &sql, deadline).map_err(|_| "discard failed")?;
         if sql.starts_with(b"DISCARD ALL") || sql.windows(9).any(|w| w == b"RESET ALL") {
             // Every parameter is back to its startup value.
             server.info.vars = server.info.defaults.clone();
+        }
+        if sql.starts_with(b"DISCARD ALL") {
+            server.info.prepared.clear();
         }
     }
     if server.tx != TransactionStatus::Idle {

@@ -53,6 +53,10 @@ pub struct ServerInfo {
     pub vars: Vars,
     /// Tracked parameters as the server reported them at startup (what RESET returns to).
     pub defaults: Vars,
+    /// Prepared statements of ours the server has (by key; see `frontend::pstmt`).
+    pub prepared: std::collections::HashSet<u64>,
+    /// Statements to DEALLOCATE before the server is reused (their cached plans broke).
+    pub stale: Vec<String>,
     /// Every ParameterStatus the server sent at startup, for the route's cache.
     pub status: Vec<(Vec<u8>, Vec<u8>)>,
     /// When it was connected.

@@ -20,6 +20,8 @@ pub enum Statement<'a> {
         /// The value without quotes (a single literal or identifier list as written).
         value: String,
     },
+    /// `DEALLOCATE [PREPARE] name` (`Some`) or `DEALLOCATE [PREPARE] ALL` (`None`).
+    Deallocate(Option<String>),
     /// Anything else.
     Other,
 }
@@ -33,7 +35,7 @@ pub fn may_matter(sql: &[u8]) -> bool {
         .unwrap_or(sql.len());
     let word = &sql[start..sql.len().min(start + 5)];
     const FIRST: &[&[u8]] = &[
-        b"BEGIN", b"START", b"COMMI", b"END", b"ROLLB", b"ABORT", b"SET",
+        b"BEGIN", b"START", b"COMMI", b"END", b"ROLLB", b"ABORT", b"SET", b"DEALL",
     ];
     FIRST
         .iter()
@@ -70,6 +72,16 @@ pub fn classify(sql: &[u8]) -> Statement<'_> {
             Statement::End { tag: "ROLLBACK" }
         }
         ["SET", ..] => parse_set(text),
+        ["DEALLOCATE", "ALL"] | ["DEALLOCATE", "PREPARE", "ALL"] => Statement::Deallocate(None),
+        ["DEALLOCATE", _] | ["DEALLOCATE", "PREPARE", _] => {
+            // An unquoted name folds to lower case, as in PostgreSQL.
+            let raw = words[words.len() - 1];
+            let name = raw
+                .strip_prefix('"')
+                .and_then(|n| n.strip_suffix('"'))
+                .map_or_else(|| raw.to_ascii_lowercase(), str::to_string);
+            Statement::Deallocate(Some(name))
+        }
         _ => Statement::Other,
     }
 }
@@ -140,6 +152,19 @@ mod tests {
             Statement::End { tag: "COMMIT" }
         );
         assert_eq!(classify(b"abort"), Statement::End { tag: "ROLLBACK" });
+    }
+
+    #[test]
+    fn deallocate_forms() {
+        assert_eq!(classify(b"DEALLOCATE ALL"), Statement::Deallocate(None));
+        assert_eq!(
+            classify(b"deallocate prepare S_1"),
+            Statement::Deallocate(Some("s_1".into()))
+        );
+        assert_eq!(
+            classify(b"DEALLOCATE \"Mixed\""),
+            Statement::Deallocate(Some("Mixed".into()))
+        );
     }
 
     #[test]

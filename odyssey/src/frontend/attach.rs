@@ -51,7 +51,7 @@ impl Session {
                 })?;
             let mut server = match grant {
                 Grant::Connect => self.connect()?,
-                Grant::Server(idle) => match idle.attach() {
+                Grant::Server(idle) => match (*idle).attach() {
                     Ok(s) => s,
                     Err(_) => {
                         route.pool.closed();
@@ -222,6 +222,9 @@ impl Session {
         self.unsynced = false;
         self.dirty = false;
         self.sets = Default::default();
+        if let Some(statements) = self.statements.as_mut() {
+            statements.forget_owed();
+        }
         if let Err(why) = verdict {
             od_info!(
                 self.inst.logger,

@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod end;
+pub mod pstmt;
 pub mod session;
 pub mod sets;
 pub mod startup;
@@ -213,7 +214,7 @@ fn login(
         show_id,
         connected_at: started,
     };
-    let mut session = Session::new(inst.clone(), client, route, authenticated);
+    let mut session = Session::new(inst.clone(), client, route, authenticated).with_statements();
     setup(&mut session).map_err(|e| LoginFailure::silent(Some(e)))?;
     if config.global.log.session {
         od_info!(

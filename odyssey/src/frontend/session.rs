@@ -14,6 +14,7 @@ use crate::client::Client;
 use crate::config::PoolMode;
 use crate::conn::{ConnError, DEFAULT_MAX_MESSAGE};
 use crate::frontend::end::{EndReason, ServerFate};
+use crate::frontend::pstmt::{self, Expect, Statements, Verdict};
 use crate::frontend::sets::SetTracker;
 use crate::instance::Instance;
 use crate::relay::{self, Scanner, ServerEvent};
@@ -46,6 +47,9 @@ pub struct Session {
     pub(super) deferred_begin: bool,
     /// The session ran something that leaves state on the server (SET, temp table, ...).
     pub(super) dirty: bool,
+    /// Named prepared statements and the replies owed, in transaction and statement pooling
+    /// with `pool_reserve_prepared_statement`.
+    pub(super) statements: Option<Statements>,
     /// SETs of tracked parameters on their way; once in effect, deploy carries them to the
     /// client's next server (so their completions leave nothing untracked behind).
     pub(super) sets: SetTracker,
@@ -72,7 +76,17 @@ impl Session {
             deferred_begin: false,
             dirty: false,
             sets: SetTracker::default(),
+            statements: None,
         }
+    }
+
+    /// Turns on prepared-statement handling when the route's pool mode needs it.
+    pub fn with_statements(mut self) -> Session {
+        let pool = &self.route.rule().pool;
+        if self.mode() != PoolMode::Session && pool.reserve_prepared_statement {
+            self.statements = Some(Statements::default());
+        }
+        self
     }
 
     pub(super) fn mode(&self) -> PoolMode {
@@ -183,6 +197,7 @@ impl Session {
     fn busy(&self) -> bool {
         self.server.is_some()
             && (self.pending > 0
+                || self.statements.as_ref().is_some_and(Statements::owed)
                 || !self.server_scan.at_boundary()
                 || !self.client_scan.at_boundary())
     }
@@ -193,6 +208,7 @@ impl Session {
         self.client_scan.at_boundary()
             && !self.unsynced
             && !self.deferred_begin
+            && !self.statements.as_ref().is_some_and(Statements::owed)
             && self.client.conn.buffered().is_empty()
             && match &self.server {
                 None => true,
@@ -209,6 +225,9 @@ impl Session {
     fn relay_client(&mut self) -> Result<bool, EndReason> {
         if self.server.is_none() && self.client_scan.at_boundary() && self.virtual_transaction()? {
             return Ok(true);
+        }
+        if self.statements.is_some() && self.client_scan.at_boundary() {
+            return self.relay_client_statements();
         }
         let mut sets: Vec<(String, String)> = Vec::new();
         let scan = relay::scan_client(
@@ -257,6 +276,161 @@ impl Session {
             self.unsynced = unsynced;
         }
         Ok(true)
+    }
+
+    /// The relay for clients with prepared statements: whole messages, Parse/Bind/Describe/
+    /// Close rewritten to the pooler's statement names (see `frontend::pstmt`), replies owed
+    /// queued in order. Other messages pass as they are; a long one (COPY data) streams.
+    fn relay_client_statements(&mut self) -> Result<bool, EndReason> {
+        if self.server.is_none()
+            && let Some(statements) = self.statements.as_mut()
+        {
+            // Preparing needs no server: a client waiting for one to prepare would hold up
+            // nothing, but a client that prepares synchronously while others of its thread
+            // hold every server would wait for ever (pgbench -M prepared does).
+            let tx = if self.deferred_begin {
+                TransactionStatus::InTransaction
+            } else {
+                TransactionStatus::Idle
+            };
+            if let Some((replies, used)) =
+                statements.answer_locally(self.client.conn.buffered(), tx)
+            {
+                self.client
+                    .conn
+                    .write_all(&replies, Deadline::Never)
+                    .map_err(EndReason::ClientGone)?;
+                self.client.conn.consume(used);
+                return Ok(true);
+            }
+        }
+        if self.server.is_none() {
+            match self.client.conn.buffered() {
+                [b'X', ..] => return Err(EndReason::ClientQuit),
+                b if b.len() >= 5 => self.attach()?,
+                _ => return Ok(false),
+            }
+        }
+        let Some(server) = self.server.as_mut() else {
+            return Err(EndReason::Cancelled);
+        };
+        let Some(statements) = self.statements.as_mut() else {
+            return Ok(false);
+        };
+        let buffered = self.client.conn.buffered();
+        let mut out = Vec::new();
+        // Replies the pooler gives at once (DEALLOCATE), before anything queued after them.
+        let mut direct = Vec::new();
+        let mut used = 0;
+        let mut terminate = false;
+        while buffered.len() - used >= 5 {
+            let buf = &buffered[used..];
+            let (tag, len) = (
+                buf[0],
+                u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize,
+            );
+            if tag < 0x20 || len < 4 || len > DEFAULT_MAX_MESSAGE as usize {
+                return Err(EndReason::Protocol(format!(
+                    "message '{}' with length {len}",
+                    tag.escape_ascii()
+                )));
+            }
+            if tag == b'X' {
+                terminate = true;
+                break;
+            }
+            if buf.len() < len + 1 {
+                // Not all here: a long message other than the ones rewritten may stream.
+                if used == 0 && !matches!(tag, b'P' | b'B' | b'D' | b'C' | b'Q') {
+                    let scan = relay::scan_client(
+                        &mut self.client_scan,
+                        buf,
+                        DEFAULT_MAX_MESSAGE,
+                        |_, _| {},
+                    )
+                    .map_err(|v| EndReason::Protocol(v.0))?;
+                    out.extend_from_slice(&buf[..scan.forward]);
+                    used = scan.forward;
+                }
+                break;
+            }
+            let (msg, body) = (&buf[..len + 1], &buf[5..len + 1]);
+            let prepared = &mut server.info.prepared;
+            let result = match tag {
+                b'P' => statements.parse(body, |k| prepared.contains(&k), &mut out),
+                b'B' => statements.bind(body, |k| prepared.contains(&k), &mut out),
+                b'D' => statements.describe(body, |k| prepared.contains(&k), &mut out),
+                b'C' => statements.close(body, &mut out).map(|()| None),
+                b'Q' => {
+                    if let Some(reply) = deallocate(statements, body, server.tx) {
+                        if statements.owed() || !out.is_empty() {
+                            // Answer it in turn, once what came before it is answered.
+                            break;
+                        }
+                        direct.extend_from_slice(&reply);
+                        used += msg.len();
+                        continue;
+                    }
+                    if let Statement::Set { name, value } = sql::classify(body)
+                        && kiwi::var::is_tracked(name)
+                    {
+                        self.sets.sent((name.to_string(), value));
+                    }
+                    statements.expect.push_back(Expect::Query);
+                    self.pending += 1;
+                    self.unsynced = false;
+                    out.extend_from_slice(msg);
+                    Ok(None)
+                }
+                _ => {
+                    match tag {
+                        b'E' => statements.expect.push_back(Expect::Execute),
+                        b'S' => statements.expect.push_back(Expect::Sync),
+                        b'F' => statements.expect.push_back(Expect::Query),
+                        _ => {}
+                    }
+                    out.extend_from_slice(msg);
+                    Ok(None)
+                }
+            };
+            let sent = result.map_err(EndReason::Protocol)?;
+            prepared.extend(sent);
+            match tag {
+                b'S' | b'F' => {
+                    self.pending += 1;
+                    self.unsynced = false;
+                }
+                b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => self.unsynced = true,
+                _ => {}
+            }
+            used += msg.len();
+        }
+        if !out.is_empty() {
+            server
+                .conn
+                .write_all(&out, Deadline::Never)
+                .map_err(EndReason::ServerGone)?;
+            self.route
+                .stats
+                .bytes_in
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+        }
+        let mut ours = direct;
+        pstmt::take_synthetic(&mut statements.expect, &mut ours);
+        if !ours.is_empty() {
+            self.client
+                .conn
+                .write_all(&ours, Deadline::Never)
+                .map_err(EndReason::ClientGone)?;
+        }
+        self.client.conn.consume(used);
+        if used == 0 && terminate {
+            return Err(EndReason::ClientQuit);
+        }
+        if self.mode() != PoolMode::Session && self.between_transactions() {
+            self.release_server(ServerFate::Reset, false);
+        }
+        Ok(used > 0)
     }
 
     /// `virtual_transaction`: a bare BEGIN outside a transaction is answered here and sent to a
@@ -332,6 +506,10 @@ impl Session {
         let Some(server) = self.server.as_mut() else {
             return Ok(false);
         };
+        let mut starts: Vec<(u8, usize)> = Vec::new();
+        let mut stale_error = false;
+        let mut discarded = false;
+        let track = self.statements.is_some();
         let Server { conn, info, tx } = server;
         let (pending, vars, stats, dirty, sets) = (
             &mut self.pending,
@@ -372,17 +550,40 @@ impl Session {
                     apply(vars, &mut info.vars, setting);
                 }
             }
+            ServerEvent::Complete(b"DISCARD ALL\0") => {
+                info.prepared.clear();
+                info.vars = info.defaults.clone();
+                discarded = true;
+            }
             ServerEvent::Complete(tag) => *dirty |= reset::leaves_state(tag),
-            ServerEvent::CopyIn | ServerEvent::Error => {}
+            ServerEvent::Start { tag, at } if track => starts.push((tag, at)),
+            ServerEvent::Error(body) => stale_error |= is_cached_plan_error(body),
+            ServerEvent::CopyIn | ServerEvent::Start { .. } => {}
         });
         if n == 0 {
             return Ok(false);
         }
-        self.client
-            .conn
-            .write_all(&conn.buffered()[..n], Deadline::Never)
-            .map_err(EndReason::ClientGone)?;
+        match self.statements.as_mut() {
+            None => self
+                .client
+                .conn
+                .write_all(&conn.buffered()[..n], Deadline::Never),
+            Some(statements) => {
+                let out = filter_replies(
+                    statements,
+                    &conn.buffered()[..n],
+                    &starts,
+                    info,
+                    stale_error,
+                );
+                self.client.conn.write_all(&out, Deadline::Never)
+            }
+        }
+        .map_err(EndReason::ClientGone)?;
         conn.consume(n);
+        if discarded && let Some(statements) = self.statements.as_mut() {
+            statements.discard();
+        }
         stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         if self.mode() != PoolMode::Session && self.between_transactions() {
             self.release_server(ServerFate::Reset, false);
@@ -442,4 +643,70 @@ impl Drop for Session {
         self.inst.cancels.unregister(self.client.key);
         self.inst.clients.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// "cached plan must not change result type" (0A000): the server's copy of a statement went
+/// stale after a schema change.
+fn is_cached_plan_error(body: &[u8]) -> bool {
+    kiwi::backend::ErrorFields::decode(body).is_ok_and(|f| {
+        f.code().is_some_and(|c| c.as_str() == "0A000")
+            && f.message()
+                .is_some_and(|m| m.windows(11).any(|w| w == b"cached plan"))
+    })
+}
+
+/// The server's bytes as the client must see them: ParseCompletes of injected Parses taken
+/// out, the pooler's own replies put in where they are owed.
+fn filter_replies(
+    statements: &mut Statements,
+    buf: &[u8],
+    starts: &[(u8, usize)],
+    info: &mut crate::server::ServerInfo,
+    stale_error: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(buf.len() + 16);
+    let mut cursor = 0;
+    for &(tag, at) in starts {
+        if matches!(statements.expect.front(), Some(Expect::Synthetic(_))) {
+            out.extend_from_slice(&buf[cursor..at]);
+            cursor = at;
+            pstmt::take_synthetic(&mut statements.expect, &mut out);
+        }
+        if tag == b'E'
+            && stale_error
+            && let Some(Expect::Bind(Some(key))) = statements.expect.front().copied()
+        {
+            // Drop this server's copy (before it is reused); the next Bind prepares it again.
+            info.prepared.remove(&key);
+            info.stale.push(format!("odyssey_{key:016x}"));
+        }
+        let verdict = pstmt::on_server_message(&mut statements.expect, tag, |key| {
+            info.prepared.remove(&key);
+        });
+        if verdict == Verdict::Swallow {
+            out.extend_from_slice(&buf[cursor..at]);
+            cursor = at + 5;
+        }
+    }
+    out.extend_from_slice(&buf[cursor..]);
+    pstmt::take_synthetic(&mut statements.expect, &mut out);
+    out
+}
+
+/// `DEALLOCATE [PREPARE] name|ALL` from the client: its names are forgotten here (the server
+/// keeps the statements other clients share), and the pooler answers.
+fn deallocate(statements: &mut Statements, body: &[u8], tx: TransactionStatus) -> Option<Vec<u8>> {
+    let Statement::Deallocate(name) = sql::classify(body) else {
+        return None;
+    };
+    statements.deallocate(name.as_deref());
+    let tag: &[u8] = if name.is_some() {
+        b"DEALLOCATE"
+    } else {
+        b"DEALLOCATE ALL"
+    };
+    let mut out = Vec::new();
+    CommandComplete { tag }.encode(&mut out);
+    ReadyForQuery { status: tx }.encode(&mut out);
+    Some(out)
 }

@@ -16,7 +16,7 @@ use crate::server::DetachedServer;
 /// What a client gets from the pool.
 pub enum Grant {
     /// An idle server to attach.
-    Server(DetachedServer),
+    Server(Box<DetachedServer>),
     /// Permission to open a new connection (counted as connecting already).
     Connect,
 }
@@ -75,7 +75,7 @@ impl ServerPool {
             if s.waiters.is_empty() {
                 if let Some(server) = s.idle.pop() {
                     s.active += 1;
-                    return Ok(Grant::Server(server));
+                    return Ok(Grant::Server(Box::new(server)));
                 }
                 if size == 0 || s.idle.len() as u32 + s.active + s.connecting < size {
                     s.connecting += 1;
@@ -125,7 +125,7 @@ impl ServerPool {
         server.info.idle_since = Instant::now();
         let mut s = lock(&self.state);
         match s.waiters.pop_front() {
-            Some(w) => give(&w, Grant::Server(server)),
+            Some(w) => give(&w, Grant::Server(Box::new(server))),
             None => {
                 s.active -= 1;
                 s.idle.push(server);

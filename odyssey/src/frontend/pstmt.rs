@@ -1,0 +1,469 @@
+//! Named prepared statements in transaction and statement pooling.
+//!
+//! A client prepares statements on "its" connection, but each transaction may run on another
+//! server. So a client's Parse is kept (client name → statement), and the statement gets a
+//! server-side name of our own derived from its text and parameter types
+//! (`odyssey_<hash>`), shared by every client that prepares the same statement. A server
+//! remembers which of those it has. When a Bind or Describe for a statement lands on a server
+//! that lacks it, the pooler sends the Parse first and swallows its ParseComplete; a Parse of a
+//! statement the server already has is not sent at all, and the client gets its ParseComplete
+//! from the pooler. A Close of a named statement only forgets the client's name.
+//!
+//! To keep the replies in the order the client expects, every message sent to the server
+//! pushes what it will be answered with onto a queue; replies of our own (ParseComplete,
+//! CloseComplete) are queue entries too, sent when they reach the front.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+use kiwi::frontend::{Bind, Close, Describe, Parse, Target};
+
+/// A statement as the pooler prepares it on servers.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Identifies the statement (text and parameter types).
+    pub key: u64,
+    /// The whole Parse message with our server-side name.
+    pub parse: Vec<u8>,
+    /// Our server-side name.
+    pub name: String,
+}
+
+/// What a message sent to the server will be answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The client's Parse: ParseComplete forwarded. On error the server lacks `key`.
+    Parse(Option<u64>),
+    /// A Parse we sent ahead of a Bind/Describe: its ParseComplete is swallowed.
+    Injected(u64),
+    /// Bind (of statement `key`, if named).
+    Bind(Option<u64>),
+    /// Describe of a statement: ParameterDescription, then RowDescription or NoData.
+    DescribeStatement,
+    /// Describe of a portal: RowDescription or NoData.
+    DescribePortal,
+    /// Execute: rows, then CommandComplete, EmptyQueryResponse or PortalSuspended.
+    Execute,
+    /// Close of a portal (or of the unnamed statement): CloseComplete.
+    Close,
+    /// Sync: ReadyForQuery.
+    Sync,
+    /// A simple Query or FunctionCall: everything up to ReadyForQuery.
+    Query,
+    /// A reply of our own, sent when it reaches the front: ParseComplete (`1`) or
+    /// CloseComplete (`3`).
+    Synthetic(u8),
+}
+
+/// A client's named statements and the replies it is owed.
+#[derive(Default)]
+pub struct Statements {
+    by_name: HashMap<Vec<u8>, Rc<Prepared>>,
+    /// Replies owed, in order.
+    pub expect: VecDeque<Expect>,
+}
+
+/// The statement key: text and parameter types.
+fn key_of(query: &[u8], types: &[u32]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    query.hash(&mut h);
+    types.hash(&mut h);
+    h.finish()
+}
+
+impl Statements {
+    /// The client's Parse: returns the bytes to send to a server that has `has(key)`, and
+    /// queues the reply.
+    pub fn parse(
+        &mut self,
+        body: &[u8],
+        has: impl Fn(u64) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u64>, String> {
+        let p = Parse::decode(body).map_err(|e| e.to_string())?;
+        if p.name.is_empty() {
+            kiwi::header::Header {
+                tag: b'P',
+                length: body.len() as u32 + 4,
+            }
+            .encode(out);
+            out.extend_from_slice(body);
+            self.expect.push_back(Expect::Parse(None));
+            return Ok(None);
+        }
+        let key = key_of(p.query, &p.param_types);
+        let name = format!("odyssey_{key:016x}");
+        let mut parse = Vec::new();
+        Parse {
+            name: name.as_bytes(),
+            query: p.query,
+            param_types: p.param_types.clone(),
+        }
+        .encode(&mut parse);
+        let prepared = Rc::new(Prepared { key, parse, name });
+        self.by_name.insert(p.name.to_vec(), prepared.clone());
+        if has(key) {
+            self.expect.push_back(Expect::Synthetic(b'1'));
+            Ok(None)
+        } else {
+            out.extend_from_slice(&prepared.parse);
+            self.expect.push_back(Expect::Parse(Some(key)));
+            Ok(Some(key))
+        }
+    }
+
+    /// Answers a batch of named Parse/Close messages closed by a Sync without any server:
+    /// the statements are only recorded (each is prepared on a server when first used, where a
+    /// mistake in it shows up as the error of that Bind or Describe). Returns the replies, or
+    /// `None` when the batch holds anything else. `tx` is the transaction status to report.
+    pub fn answer_locally(
+        &mut self,
+        buf: &[u8],
+        tx: kiwi::backend::TransactionStatus,
+    ) -> Option<(Vec<u8>, usize)> {
+        let mut replies = Vec::new();
+        let mut pos = 0;
+        let mut pending: Vec<(Vec<u8>, Option<Rc<Prepared>>)> = Vec::new();
+        loop {
+            let rest = buf.get(pos..)?;
+            let (&tag, len) = match rest {
+                [tag, a, b, c, d, ..] => (tag, u32::from_be_bytes([*a, *b, *c, *d]) as usize),
+                _ => return None,
+            };
+            let body = rest.get(5..len + 1)?;
+            match tag {
+                b'P' => {
+                    let p = Parse::decode(body).ok()?;
+                    if p.name.is_empty() {
+                        return None;
+                    }
+                    let key = key_of(p.query, &p.param_types);
+                    let name = format!("odyssey_{key:016x}");
+                    let mut parse = Vec::new();
+                    Parse {
+                        name: name.as_bytes(),
+                        query: p.query,
+                        param_types: p.param_types.clone(),
+                    }
+                    .encode(&mut parse);
+                    pending.push((
+                        p.name.to_vec(),
+                        Some(Rc::new(Prepared { key, parse, name })),
+                    ));
+                    replies.extend_from_slice(&synthetic(b'1'));
+                }
+                b'C' => {
+                    let c = Close::decode(body).ok()?;
+                    if c.target != Target::Statement || c.name.is_empty() {
+                        return None;
+                    }
+                    pending.push((c.name.to_vec(), None));
+                    replies.extend_from_slice(&synthetic(b'3'));
+                }
+                b'H' => {}
+                b'S' => {
+                    for (name, prepared) in pending {
+                        match prepared {
+                            Some(p) => self.by_name.insert(name, p),
+                            None => self.by_name.remove(&name),
+                        };
+                    }
+                    kiwi::backend::ReadyForQuery { status: tx }.encode(&mut replies);
+                    return Some((replies, pos + len + 1));
+                }
+                _ => return None,
+            }
+            pos += len + 1;
+        }
+    }
+
+    /// A statement the server must have before `name` is used: the Parse to inject, if any.
+    fn ensure(
+        &mut self,
+        name: &[u8],
+        has: &dyn Fn(u64) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Option<Rc<Prepared>> {
+        let prepared = self.by_name.get(name)?.clone();
+        if !has(prepared.key) {
+            out.extend_from_slice(&prepared.parse);
+            self.expect.push_back(Expect::Injected(prepared.key));
+        }
+        Some(prepared)
+    }
+
+    /// The client's Bind, rewritten to our statement name (a Parse injected ahead if needed).
+    /// Returns the key of a statement injected on the server.
+    pub fn bind(
+        &mut self,
+        body: &[u8],
+        has: impl Fn(u64) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u64>, String> {
+        let b = Bind::decode(body).map_err(|e| e.to_string())?;
+        match self.ensure(b.statement, &has, out) {
+            Some(prepared) => {
+                let injected = (!has(prepared.key)).then_some(prepared.key);
+                Bind {
+                    statement: prepared.name.as_bytes(),
+                    ..b
+                }
+                .encode(out);
+                self.expect.push_back(Expect::Bind(Some(prepared.key)));
+                Ok(injected)
+            }
+            None => {
+                b.encode(out);
+                self.expect.push_back(Expect::Bind(None));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The client's Describe.
+    pub fn describe(
+        &mut self,
+        body: &[u8],
+        has: impl Fn(u64) -> bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u64>, String> {
+        let d = Describe::decode(body).map_err(|e| e.to_string())?;
+        if d.target == Target::Portal {
+            d.encode(out);
+            self.expect.push_back(Expect::DescribePortal);
+            return Ok(None);
+        }
+        let prepared = self.ensure(d.name, &has, out);
+        let injected = prepared.as_ref().filter(|p| !has(p.key)).map(|p| p.key);
+        let name = prepared.as_ref().map_or(d.name, |p| p.name.as_bytes());
+        Describe {
+            target: Target::Statement,
+            name,
+        }
+        .encode(out);
+        self.expect.push_back(Expect::DescribeStatement);
+        Ok(injected)
+    }
+
+    /// The client's Close: a named statement is only forgotten (other clients may share it
+    /// on the server), and CloseComplete comes from the pooler.
+    pub fn close(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let c = Close::decode(body).map_err(|e| e.to_string())?;
+        if c.target == Target::Statement && !c.name.is_empty() {
+            self.by_name.remove(c.name);
+            self.expect.push_back(Expect::Synthetic(b'3'));
+        } else {
+            c.encode(out);
+            self.expect.push_back(Expect::Close);
+        }
+        Ok(())
+    }
+
+    /// `DEALLOCATE name` / `DEALLOCATE ALL` from the client: forget its names.
+    pub fn deallocate(&mut self, name: Option<&str>) {
+        match name {
+            Some(n) => {
+                self.by_name.remove(n.as_bytes());
+            }
+            None => self.by_name.clear(),
+        }
+    }
+
+    /// `DISCARD ALL` ran: the client's statements are gone, as in PostgreSQL.
+    pub fn discard(&mut self) {
+        self.by_name.clear();
+    }
+
+    /// Whether replies are still owed.
+    pub fn owed(&self) -> bool {
+        !self.expect.is_empty()
+    }
+
+    /// Forgets owed replies (the server is gone or reset).
+    pub fn forget_owed(&mut self) {
+        self.expect.clear();
+    }
+}
+
+/// What to do with one server message, given the queue of owed replies.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass it to the client.
+    Forward,
+    /// Drop it (the ParseComplete of a Parse we injected).
+    Swallow,
+}
+
+/// Bytes of a reply of our own.
+pub fn synthetic(tag: u8) -> [u8; 5] {
+    [tag, 0, 0, 0, 4]
+}
+
+/// Moves the queue past the server message `tag` (an ErrorResponse skips every owed reply up
+/// to the next Sync, as the server does). `lost` is told about statements a failed Parse did
+/// not create.
+pub fn on_server_message(
+    expect: &mut VecDeque<Expect>,
+    tag: u8,
+    mut lost: impl FnMut(u64),
+) -> Verdict {
+    let front = expect.front().copied();
+    match (tag, front) {
+        (b'E', Some(Expect::Query)) => Verdict::Forward,
+        (b'E', _) => {
+            while let Some(e) = expect.front().copied() {
+                if e == Expect::Sync {
+                    break;
+                }
+                if let Expect::Parse(Some(k)) | Expect::Injected(k) = e {
+                    lost(k);
+                }
+                expect.pop_front();
+            }
+            Verdict::Forward
+        }
+        (b'Z', _) => {
+            expect.pop_front();
+            Verdict::Forward
+        }
+        (b'1', Some(Expect::Injected(_))) => {
+            expect.pop_front();
+            Verdict::Swallow
+        }
+        (b'1', Some(Expect::Parse(_)))
+        | (b'2', Some(Expect::Bind(_)))
+        | (b'3', Some(Expect::Close)) => {
+            expect.pop_front();
+            Verdict::Forward
+        }
+        (b'T' | b'n', Some(Expect::DescribeStatement | Expect::DescribePortal))
+        | (b'C' | b'I' | b's', Some(Expect::Execute)) => {
+            expect.pop_front();
+            Verdict::Forward
+        }
+        _ => Verdict::Forward,
+    }
+}
+
+/// Takes the replies of our own now at the front of the queue.
+pub fn take_synthetic(expect: &mut VecDeque<Expect>, out: &mut Vec<u8>) {
+    while let Some(Expect::Synthetic(tag)) = expect.front().copied() {
+        out.extend_from_slice(&synthetic(tag));
+        expect.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_body(name: &str, query: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        Parse {
+            name: name.as_bytes(),
+            query: query.as_bytes(),
+            param_types: vec![],
+        }
+        .encode(&mut out);
+        out[5..].to_vec()
+    }
+
+    fn bind_body(stmt: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        Bind {
+            portal: b"",
+            statement: stmt.as_bytes(),
+            param_formats: vec![],
+            params: vec![],
+            result_formats: vec![],
+        }
+        .encode(&mut out);
+        out[5..].to_vec()
+    }
+
+    #[test]
+    fn parse_once_per_server_and_inject_where_missing() {
+        let mut s = Statements::default();
+        let mut out = Vec::new();
+        let key = s
+            .parse(&parse_body("s1", "select 1"), |_| false, &mut out)
+            .unwrap()
+            .unwrap();
+        assert!(out.windows(8).any(|w| w == b"odyssey_"), "renamed");
+        assert_eq!(s.expect.pop_front(), Some(Expect::Parse(Some(key))));
+        // Another server that lacks it: Bind injects the Parse first.
+        out.clear();
+        let injected = s.bind(&bind_body("s1"), |_| false, &mut out).unwrap();
+        assert_eq!(injected, Some(key));
+        assert_eq!(out[0], b'P');
+        assert_eq!(
+            s.expect.iter().copied().collect::<Vec<_>>(),
+            [Expect::Injected(key), Expect::Bind(Some(key))]
+        );
+        // The injected ParseComplete is swallowed, the BindComplete forwarded.
+        assert_eq!(
+            on_server_message(&mut s.expect, b'1', |_| {}),
+            Verdict::Swallow
+        );
+        assert_eq!(
+            on_server_message(&mut s.expect, b'2', |_| {}),
+            Verdict::Forward
+        );
+        // A server that has it: a second Parse is answered by us.
+        out.clear();
+        s.parse(&parse_body("s2", "select 1"), |_| true, &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        let mut replies = Vec::new();
+        take_synthetic(&mut s.expect, &mut replies);
+        assert_eq!(replies, synthetic(b'1'));
+    }
+
+    #[test]
+    fn an_error_skips_owed_replies_up_to_sync_and_reports_lost_statements() {
+        let mut s = Statements::default();
+        let mut out = Vec::new();
+        let key = s
+            .parse(&parse_body("bad", "selec 1"), |_| false, &mut out)
+            .unwrap()
+            .unwrap();
+        s.bind(&bind_body("bad"), |_| true, &mut out).unwrap();
+        s.expect.push_back(Expect::Execute);
+        s.expect.push_back(Expect::Sync);
+        let mut lost = Vec::new();
+        assert_eq!(
+            on_server_message(&mut s.expect, b'E', |k| lost.push(k)),
+            Verdict::Forward
+        );
+        assert_eq!(lost, [key]);
+        assert_eq!(s.expect.iter().copied().collect::<Vec<_>>(), [Expect::Sync]);
+        on_server_message(&mut s.expect, b'Z', |_| {});
+        assert!(!s.owed());
+    }
+
+    #[test]
+    fn close_of_a_named_statement_is_answered_by_the_pooler() {
+        let mut s = Statements::default();
+        let mut out = Vec::new();
+        s.parse(&parse_body("s1", "select 1"), |_| false, &mut out)
+            .unwrap();
+        s.expect.clear();
+        out.clear();
+        let mut close = Vec::new();
+        Close {
+            target: Target::Statement,
+            name: b"s1",
+        }
+        .encode(&mut close);
+        s.close(&close[5..], &mut out).unwrap();
+        assert!(out.is_empty(), "nothing sent to the server");
+        assert_eq!(s.expect.front(), Some(&Expect::Synthetic(b'3')));
+        out.clear();
+        s.bind(&bind_body("s1"), |_| true, &mut out).unwrap();
+        assert!(
+            out.windows(2).any(|w| w == b"s1"),
+            "an unknown name goes through as is"
+        );
+    }
+}
