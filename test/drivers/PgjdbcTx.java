@@ -197,6 +197,7 @@ public class PgjdbcTx {
                 fail(failed + " of " + clients + " clients failed; " + first);
             }
 
+            String version;
             try (Connection conn = connect();
                     PreparedStatement p = conn.prepareStatement(
                             "SELECT count(*), coalesce(sum(v), 0)::bigint, (SELECT sum(total)::bigint FROM "
@@ -206,9 +207,10 @@ public class PgjdbcTx {
                 check("table totals (rows/sum/counters)",
                         rs.getLong(1) + "/" + rs.getLong(2) + "/" + rs.getLong(3),
                         rows + "/" + vsum + "/" + vsum);
+                version = conn.getMetaData().getDriverVersion();
             }
             System.out.println(NAME + ": ok: " + clients + " clients x " + txs + " transactions, "
-                    + rows + " rows committed, pgjdbc " + org.postgresql.Driver.getVersion());
+                    + rows + " rows committed, pgjdbc " + version);
             System.out.flush();
             Runtime.getRuntime().halt(0);
         } catch (Exception e) {
