@@ -30,9 +30,10 @@ if [ -x "$VENV/bin/python" ] &&
   "$VENV/bin/python" -c 'import asyncpg, psycopg' >/dev/null 2>&1; then
   echo "drivers: skip python: $VENV has asyncpg and psycopg"
 else
-  if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$VENV/bin/python" -c '' >/dev/null 2>&1; then
+    # Absent, or left by a python that is gone: (re)create it.
     echo "drivers: creating $VENV"
-    "$PYTHON" -m venv "$VENV" ||
+    "$PYTHON" -m venv --clear "$VENV" ||
       fail "python3 -m venv failed; as root: apt-get install -y python3-venv"
   fi
   echo "drivers: pip install asyncpg psycopg[binary] into $VENV"
