@@ -54,6 +54,23 @@ public class PgjdbcTx {
         return DriverManager.getConnection(url, props);
     }
 
+    /** Runs `ps` with `params` (Integer: int4, Long: int8); its one row, columns joined by '/'. */
+    static String row(PreparedStatement ps, Object... params) throws SQLException {
+        for (int i = 0; i < params.length; i++) {
+            ps.setObject(i + 1, params[i]);
+        }
+        try (ResultSet rs = ps.executeQuery()) {
+            if (!rs.next()) {
+                throw new IllegalStateException("no row from " + ps);
+            }
+            StringBuilder out = new StringBuilder();
+            for (int c = 1; c <= rs.getMetaData().getColumnCount(); c++) {
+                out.append(c > 1 ? "/" : "").append(rs.getString(c));
+            }
+            return out.toString();
+        }
+    }
+
     static String arg(String[] args, int i, String env, String dflt) {
         if (args.length > i) {
             return args[i];
@@ -76,25 +93,11 @@ public class PgjdbcTx {
             for (int n = 0; n < txs; n++) {
                 long v = value(cid, n);
                 conn.setAutoCommit(false);
-                ins.setInt(1, cid);
-                ins.setInt(2, n);
-                ins.setLong(3, v);
-                try (ResultSet rs = ins.executeQuery()) {
-                    rs.next();
-                    check("client " + cid + " tx " + n + " INSERT RETURNING", rs.getLong(1), v);
-                }
-                upd.setLong(1, v);
-                upd.setInt(2, cid);
-                try (ResultSet rs = upd.executeQuery()) {
-                    rs.next();
-                    check("client " + cid + " tx " + n + " UPDATE RETURNING", rs.getLong(1), total + v);
-                }
-                cnt.setInt(1, cid);
-                try (ResultSet rs = cnt.executeQuery()) {
-                    rs.next();
-                    check("client " + cid + " tx " + n + " count/sum",
-                            rs.getLong(1) + "/" + rs.getLong(2), (rows + 1) + "/" + (vsum + v));
-                }
+                check("client " + cid + " tx " + n + " INSERT RETURNING", row(ins, cid, n, v), "" + v);
+                check("client " + cid + " tx " + n + " UPDATE RETURNING", row(upd, v, cid),
+                        "" + (total + v));
+                check("client " + cid + " tx " + n + " count/sum", row(cnt, cid),
+                        (rows + 1) + "/" + (vsum + v));
                 if (n % 10 == 9) {
                     conn.rollback();
                 } else {
@@ -105,19 +108,9 @@ public class PgjdbcTx {
                 }
                 // Autocommit: each statement is its own transaction.
                 conn.setAutoCommit(true);
-                add.setInt(1, cid);
-                add.setInt(2, n);
-                try (ResultSet rs = add.executeQuery()) {
-                    rs.next();
-                    check("client " + cid + " after tx " + n + " SELECT", rs.getInt(1), cid + n);
-                }
+                check("client " + cid + " after tx " + n + " SELECT", row(add, cid, n), "" + (cid + n));
             }
-            cnt.setInt(1, cid);
-            try (ResultSet rs = cnt.executeQuery()) {
-                rs.next();
-                check("client " + cid + " final count/sum", rs.getLong(1) + "/" + rs.getLong(2),
-                        rows + "/" + vsum);
-            }
+            check("client " + cid + " final count/sum", row(cnt, cid), rows + "/" + vsum);
             check("client " + cid + " server-prepared INSERT",
                     ins.unwrap(org.postgresql.PGStatement.class).isUseServerPrepare(), true);
             if ("1".equals(System.getenv("CHECK_SERVER_PREPARED"))) {
@@ -201,12 +194,8 @@ public class PgjdbcTx {
             try (Connection conn = connect();
                     PreparedStatement p = conn.prepareStatement(
                             "SELECT count(*), coalesce(sum(v), 0)::bigint, (SELECT sum(total)::bigint FROM "
-                                    + COUNTER + ") FROM " + TABLE);
-                    ResultSet rs = p.executeQuery()) {
-                rs.next();
-                check("table totals (rows/sum/counters)",
-                        rs.getLong(1) + "/" + rs.getLong(2) + "/" + rs.getLong(3),
-                        rows + "/" + vsum + "/" + vsum);
+                                    + COUNTER + ") FROM " + TABLE)) {
+                check("table totals (rows/sum/counters)", row(p), rows + "/" + vsum + "/" + vsum);
                 version = conn.getMetaData().getDriverVersion();
             }
             System.out.println(NAME + ": ok: " + clients + " clients x " + txs + " transactions, "

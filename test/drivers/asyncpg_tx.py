@@ -16,11 +16,12 @@ pass.
 """
 
 import asyncio
-import os
 import signal
 import sys
 
 import asyncpg
+
+from drivers_common import check, check_server_prepared, params, schema, timeout, value
 
 NAME = "asyncpg_tx"
 TABLE = "asyncpg_ledger"
@@ -29,28 +30,6 @@ COUNTER = "asyncpg_counter"
 
 class Rollback(Exception):
     """Raised inside a transaction to roll it back on purpose."""
-
-
-class Mismatch(Exception):
-    pass
-
-
-def check(what, got, want):
-    if got != want:
-        raise Mismatch(f"{what}: got {got!r}, want {want!r}")
-
-
-def value(client, n):
-    return client * 100_000 + n
-
-
-def params():
-    argv = sys.argv[1:]
-    env = [os.environ.get(k, d) for k, d in
-           [("PGHOST", "127.0.0.1"), ("PGPORT", "6432"), ("PGUSER", "postgres"),
-            ("PGDATABASE", "postgres"), ("CLIENTS", "20"), ("TXS", "200")]]
-    host, port, user, db, clients, txs = (argv + env[len(argv):])[:6]
-    return host, int(port), user, db, int(clients), int(txs)
 
 
 async def connect(host, port, user, db):
@@ -91,7 +70,7 @@ async def client(cid, txs, conninfo):
             check(f"client {cid} after tx {n} SELECT", got, cid + n)
         row = await count_sum.fetchrow(cid)
         check(f"client {cid} final count/sum", tuple(row), (rows, vsum))
-        if os.environ.get("CHECK_SERVER_PREPARED") == "1":
+        if check_server_prepared():
             # Session pooling only: this server holds what asyncpg prepared.
             got = await conn.fetchval("SELECT count(*) >= 4 FROM pg_prepared_statements")
             check(f"client {cid} server has its prepared statements", got, True)
@@ -105,11 +84,7 @@ async def main():
     conninfo = (host, port, user, db)
     setup = await connect(*conninfo)
     try:
-        await setup.execute(
-            f"DROP TABLE IF EXISTS {TABLE}, {COUNTER}; "
-            f"CREATE TABLE {TABLE} (client int NOT NULL, n int NOT NULL, v bigint NOT NULL); "
-            f"CREATE TABLE {COUNTER} (client int PRIMARY KEY, total bigint NOT NULL); "
-            f"INSERT INTO {COUNTER} SELECT g, 0 FROM generate_series(0, {clients - 1}) g")
+        await setup.execute(schema(TABLE, COUNTER, clients))
     finally:
         await setup.close(timeout=5)
 
@@ -130,12 +105,12 @@ async def main():
 
 
 if __name__ == "__main__":
-    timeout = float(os.environ.get("DRIVER_TIMEOUT", "90"))
-    signal.alarm(int(timeout) + 15)  # the last resort if the event loop itself is stuck
+    bound = timeout()
+    signal.alarm(int(bound) + 15)  # the last resort if the event loop itself is stuck
     try:
-        asyncio.run(asyncio.wait_for(main(), timeout))
+        asyncio.run(asyncio.wait_for(main(), bound))
     except asyncio.TimeoutError:
-        print(f"{NAME}: FAIL: not done in {timeout:.0f}s", file=sys.stderr)
+        print(f"{NAME}: FAIL: not done in {bound:.0f}s", file=sys.stderr)
         sys.exit(1)
     except Exception as e:  # any driver error or mismatch
         print(f"{NAME}: FAIL: {type(e).__name__}: {e}", file=sys.stderr)

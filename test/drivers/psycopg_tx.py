@@ -22,31 +22,12 @@ import time
 
 import psycopg
 
+from drivers_common import (Mismatch, check, check_server_prepared, params, schema,
+                            timeout, value)
+
 NAME = "psycopg_tx"
 TABLE = "psycopg_ledger"
 COUNTER = "psycopg_counter"
-
-
-class Mismatch(Exception):
-    pass
-
-
-def check(what, got, want):
-    if got != want:
-        raise Mismatch(f"{what}: got {got!r}, want {want!r}")
-
-
-def value(client, n):
-    return client * 100_000 + n
-
-
-def params():
-    argv = sys.argv[1:]
-    env = [os.environ.get(k, d) for k, d in
-           [("PGHOST", "127.0.0.1"), ("PGPORT", "6432"), ("PGUSER", "postgres"),
-            ("PGDATABASE", "postgres"), ("CLIENTS", "20"), ("TXS", "200")]]
-    host, port, user, db, clients, txs = (argv + env[len(argv):])[:6]
-    return host, int(port), user, db, int(clients), int(txs)
 
 
 def connect(host, port, user, db):
@@ -84,7 +65,7 @@ def client(cid, txs, conninfo, results):
                 f"SELECT count(*), coalesce(sum(v), 0)::bigint FROM {TABLE} WHERE client = %s",
                 (cid,)).fetchone()
             check(f"client {cid} final count/sum", got, (rows, vsum))
-            if os.environ.get("CHECK_SERVER_PREPARED") == "1":
+            if check_server_prepared():
                 # Session pooling only: this server holds what psycopg prepared (psycopg
                 # sends DEALLOCATE ALL after a ROLLBACK, so at least the two statements
                 # run since the last one).
@@ -98,16 +79,11 @@ def client(cid, txs, conninfo, results):
 
 def main():
     host, port, user, db, clients, txs = params()
-    timeout = float(os.environ.get("DRIVER_TIMEOUT", "90"))
-    deadline = time.monotonic() + timeout
+    bound = timeout()
+    deadline = time.monotonic() + bound
     conninfo = (host, port, user, db)
     with connect(*conninfo) as conn:
-        conn.execute(
-            f"DROP TABLE IF EXISTS {TABLE}, {COUNTER}; "
-            f"CREATE TABLE {TABLE} (client int NOT NULL, n int NOT NULL, v bigint NOT NULL); "
-            f"CREATE TABLE {COUNTER} (client int PRIMARY KEY, total bigint NOT NULL); "
-            f"INSERT INTO {COUNTER} SELECT g, 0 FROM generate_series(0, {clients - 1}) g",
-            prepare=False)
+        conn.execute(schema(TABLE, COUNTER, clients), prepare=False)
 
     results = [None] * clients
     threads = [threading.Thread(target=client, args=(c, txs, conninfo, results), daemon=True)
@@ -117,7 +93,7 @@ def main():
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
         if t.is_alive():
-            raise Mismatch(f"not done in {timeout:.0f}s")
+            raise Mismatch(f"not done in {bound:.0f}s")
     errors = [(c, r) for c, r in enumerate(results) if isinstance(r, Exception)]
     if errors:
         c, e = errors[0]
@@ -136,7 +112,7 @@ def main():
 
 
 if __name__ == "__main__":
-    signal.alarm(int(float(os.environ.get("DRIVER_TIMEOUT", "90"))) + 15)
+    signal.alarm(int(timeout()) + 15)  # the last resort if a thread is stuck in C
     try:
         main()
     except Exception as e:

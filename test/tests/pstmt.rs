@@ -1,9 +1,10 @@
 //! Named prepared statements through the pooler, from pgbench (`-M prepared`) and the Rust
 //! `postgres` client (`prepare` once per connection, then `query` in many transactions).
 //!
-//! Config: `pool "transaction"`, `pool_size 4`, `pool_reserve_prepared_statement yes`, so
-//! the clients (50 pgbench clients, 20 Rust connections) share 4 servers and a statement
-//! prepared on one server is executed in transactions that land on the others. The
+//! Config (`odyssey_test::pstmt`): `pool "transaction"`, `pool_size 4`,
+//! `pool_reserve_prepared_statement yes`, so the clients (50 pgbench clients, 20 Rust
+//! connections) share 4 servers and a statement prepared on one server is executed in
+//! transactions that land on the others. The
 //! session-mode variants (a server per client) prove the workloads themselves right; the
 //! transaction-mode ones are ignored until the pooler keeps prepared statements across
 //! servers (issue 6).
@@ -13,62 +14,8 @@
 use std::thread;
 use std::time::Duration;
 
-use odyssey_test::pooler::config;
-use odyssey_test::{Cluster, ClusterOptions, PgbenchSummary, Pooler, connect, pgbench};
-
-const POOL_SIZE: u32 = 4;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Session,
-    Transaction,
-}
-
-/// The pooler's rules: in session mode a server for each of `clients` (and a few spare).
-fn rules(mode: Mode, clients: u32) -> String {
-    let pool = match mode {
-        Mode::Transaction => format!(
-            "pool \"transaction\"\n\t\tpool_size {POOL_SIZE}\n\
-             \t\tpool_reserve_prepared_statement yes"
-        ),
-        Mode::Session => format!("pool \"session\"\n\t\tpool_size {}", clients + 4),
-    };
-    format!(
-        "database default {{\n\tuser default {{\n\
-         \t\tauthentication \"none\"\n\
-         \t\tstorage \"postgres_server\"\n\
-         \t\t{pool}\n\
-         \t\tpool_timeout 10000\n\
-         \t}}\n}}\n"
-    )
-}
-
-/// The cluster (max_connections 100) and the pooler in front of it.
-fn start(mode: Mode, clients: u32, schema: &str) -> (Cluster, Pooler) {
-    let cluster = Cluster::start(ClusterOptions::default()).expect("start cluster");
-    if !schema.is_empty() {
-        cluster
-            .psql("postgres", "postgres", schema)
-            .expect("schema");
-    }
-    let pooler =
-        Pooler::start(&config(cluster.port(), &rules(mode, clients))).expect("start odyssey");
-    (cluster, pooler)
-}
-
-/// How many servers the pooler holds open now (all of them client backends but psql's own).
-fn servers(cluster: &Cluster) -> u32 {
-    cluster
-        .psql(
-            "postgres",
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-        )
-        .unwrap()
-        .parse()
-        .unwrap()
-}
+use odyssey_test::pstmt::{self, Mode};
+use odyssey_test::{Cluster, ClusterOptions, PgbenchSummary, connect, pgbench};
 
 const PGBENCH_CLIENTS: u32 = 50;
 
@@ -82,18 +29,17 @@ fn pgbench_prepared(mode: Mode) {
     )
     .unwrap();
     assert!(init.success(), "pgbench -i: {}", init.combined());
-    let pooler = Pooler::start(&config(cluster.port(), &rules(mode, PGBENCH_CLIENTS)))
-        .expect("start odyssey");
+    let pooler = pstmt::start_pooler(mode, PGBENCH_CLIENTS, &cluster);
 
     let clients = PGBENCH_CLIENTS.to_string();
     let args = ["-M", "prepared", "-c", &clients, "-j", "2", "-T", "15"];
     let out = pgbench(&pooler.params("postgres"), &args, Duration::from_secs(60)).unwrap();
-    let log = pooler.log();
     assert!(
         out.success(),
-        "pgbench -M prepared, {mode:?} pooling: {}\n--- odyssey log (last 4000 bytes) ---\n{}",
+        "pgbench -M prepared, {mode:?} pooling: {}
+{}",
         out.combined(),
-        &log[log.len().saturating_sub(4000)..]
+        pstmt::log_tail(&pooler)
     );
     let summary = PgbenchSummary::parse(&out.stdout).expect(&out.stdout);
     assert!(summary.processed > 0, "{}", out.stdout);
@@ -102,13 +48,7 @@ fn pgbench_prepared(mode: Mode) {
         "pgbench -M prepared -c {clients} -j 2 -T 15, {mode:?} pooling: {} transactions, {:.0} tps",
         summary.processed, summary.tps
     );
-    if mode == Mode::Transaction {
-        let servers = servers(&cluster);
-        assert!(
-            servers <= POOL_SIZE,
-            "{servers} servers, pool_size {POOL_SIZE}"
-        );
-    }
+    pstmt::assert_pool_bounded(mode, &cluster);
 }
 
 #[test]
@@ -252,7 +192,7 @@ fn rust_prepared(mode: Mode) {
          INSERT INTO counter SELECT g, 0 FROM generate_series(0, {}) g",
         RUST_CLIENTS - 1
     );
-    let (cluster, pooler) = start(mode, RUST_CLIENTS, &schema);
+    let (cluster, pooler) = pstmt::start(mode, RUST_CLIENTS, &schema);
     let port = pooler.port();
     let check_server = mode == Mode::Session;
     let workers: Vec<_> = (0..RUST_CLIENTS as i32)
@@ -266,13 +206,11 @@ fn rust_prepared(mode: Mode) {
             Err(panic) => std::panic::resume_unwind(panic),
         }
     }
-    let log = pooler.log();
     assert!(
         errors.is_empty(),
-        "{} of {RUST_CLIENTS} clients failed in {mode:?} pooling: {errors:#?}\n\
-         --- odyssey log (last 4000 bytes) ---\n{}",
+        "{} of {RUST_CLIENTS} clients failed in {mode:?} pooling: {errors:#?}\n{}",
         errors.len(),
-        &log[log.len().saturating_sub(4000)..]
+        pstmt::log_tail(&pooler)
     );
     let rows: i64 = totals.iter().map(|t| t.0).sum();
     let sum: i64 = totals.iter().map(|t| t.1).sum();
@@ -284,13 +222,7 @@ fn rust_prepared(mode: Mode) {
         )
         .unwrap();
     assert_eq!(got, format!("{rows} {sum} {sum}"));
-    if mode == Mode::Transaction {
-        let servers = servers(&cluster);
-        assert!(
-            servers <= POOL_SIZE,
-            "{servers} servers, pool_size {POOL_SIZE}"
-        );
-    }
+    pstmt::assert_pool_bounded(mode, &cluster);
 }
 
 #[test]

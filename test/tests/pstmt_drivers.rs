@@ -4,9 +4,9 @@
 //! queries). Each program (`test/drivers/`) runs 20 clients x 200 transactions, checks every
 //! value that comes back and the totals, and exits non-zero on any mismatch or error.
 //!
-//! Config: `pool "transaction"`, `pool_size 4`, `pool_reserve_prepared_statement yes`, so
-//! 20 clients share 4 servers and a statement prepared in one transaction is used in a later
-//! one that may land on another server. The session-mode variants (`pool_size` 24: a server
+//! Config (`odyssey_test::pstmt`): `pool "transaction"`, `pool_size 4`,
+//! `pool_reserve_prepared_statement yes`, so 20 clients share 4 servers and a statement
+//! prepared in one transaction is used in a later one that may land on another server. The session-mode variants (`pool_size` 24: a server
 //! per client) prove the programs themselves right, and there each client also checks that
 //! its server holds its prepared statements (`CHECK_SERVER_PREPARED=1`), so a driver that
 //! prepared nothing cannot pass.
@@ -20,23 +20,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use odyssey_test::command;
-use odyssey_test::pooler::config;
+use odyssey_test::pstmt::{self, Mode};
 use odyssey_test::temp_dir::TempDir;
-use odyssey_test::{Cluster, ClusterOptions, Pooler};
 
 const CLIENTS: u32 = 20;
 const TXS: u32 = 200;
-const POOL_SIZE: u32 = 4;
 /// The programs' own bound on their run (DRIVER_TIMEOUT).
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The harness's bound: the program is killed after this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Session,
-    Transaction,
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Driver {
@@ -44,26 +36,6 @@ enum Driver {
     Psycopg,
     Pgjdbc,
     NodePg,
-}
-
-/// The pooler's rules for `mode`.
-fn rules(mode: Mode) -> String {
-    let pool = match mode {
-        Mode::Transaction => format!(
-            "pool \"transaction\"\n\t\tpool_size {POOL_SIZE}\n\
-             \t\tpool_reserve_prepared_statement yes"
-        ),
-        // A server for each client and the setup connection, which may not be back yet.
-        Mode::Session => format!("pool \"session\"\n\t\tpool_size {}", CLIENTS + 4),
-    };
-    format!(
-        "database default {{\n\tuser default {{\n\
-         \t\tauthentication \"none\"\n\
-         \t\tstorage \"postgres_server\"\n\
-         \t\t{pool}\n\
-         \t\tpool_timeout 10000\n\
-         \t}}\n}}\n"
-    )
 }
 
 fn repo_root() -> PathBuf {
@@ -142,8 +114,7 @@ fn driver_command(driver: Driver, scratch: &Path) -> Command {
 fn run(driver: Driver, mode: Mode) {
     let scratch = TempDir::new("pstmt-driver").expect("temp dir");
     let mut cmd = driver_command(driver, scratch.path());
-    let cluster = Cluster::start(ClusterOptions::default()).expect("start cluster");
-    let pooler = Pooler::start(&config(cluster.port(), &rules(mode))).expect("start odyssey");
+    let (cluster, pooler) = pstmt::start(mode, CLIENTS, "");
     cmd.args([
         "127.0.0.1",
         &pooler.port().to_string(),
@@ -159,32 +130,17 @@ fn run(driver: Driver, mode: Mode) {
     }
     let what = format!("{driver:?} in {mode:?} pooling");
     let out = command::run(cmd, &what, RUN_TIMEOUT).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let log = pooler.log();
     assert!(
         out.success(),
-        "{what} failed ({}):\n{}\n--- odyssey log (last 4000 bytes) ---\n{}",
+        "{what} failed ({}):\n{}\n{}",
         out.status,
         out.combined(),
-        &log[log.len().saturating_sub(4000)..]
+        pstmt::log_tail(&pooler)
     );
     assert!(out.stdout.contains(": ok: "), "{what}: {}", out.combined());
     println!("{what}: {}", out.stdout.trim());
 
-    if mode == Mode::Transaction {
-        let servers = cluster
-            .psql(
-                "postgres",
-                "postgres",
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-            )
-            .unwrap();
-        let servers: u32 = servers.parse().unwrap();
-        assert!(
-            servers <= POOL_SIZE,
-            "{servers} servers for pool_size {POOL_SIZE}"
-        );
-    }
+    pstmt::assert_pool_bounded(mode, &cluster);
 }
 
 #[test]
