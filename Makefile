@@ -1,10 +1,15 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind
+.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind
 
 deps:
 	./scripts/deps.sh
+
+# Client drivers for test/tests/pstmt_drivers.rs, into build/ (python venv, node-postgres);
+# pgjdbc and the JDK come from deps.
+drivers: deps
+	./scripts/drivers.sh
 
 local_build: deps
 	$(CARGO) build --release
@@ -13,7 +18,7 @@ local_run: local_build
 	./scripts/local_run.sh
 
 # Everything CI checks: formatting, lints, every test, and valgrind over machinarium.
-test: deps
+test: deps drivers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --release --bin odyssey

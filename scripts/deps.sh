@@ -5,7 +5,10 @@
 # fails, so that `make test` never half-runs on a machine that lacks PostgreSQL or valgrind.
 set -euo pipefail
 
-# Debian packages, each with a command or file that proves it is there.
+# Debian packages, each with a file (absolute path) or a command (bare name, found on $PATH)
+# that proves it is there. The last five serve the driver tests (scripts/drivers.sh,
+# test/tests/pstmt_drivers.rs): a venv for pip, npm for node-postgres, a JDK and Debian's
+# pgjdbc jar (Maven Central is not reachable from the build machines).
 declare -A need=(
   [pkg-config]=/usr/bin/pkg-config
   [libssl-dev]=/usr/include/openssl/ssl.h
@@ -13,11 +16,24 @@ declare -A need=(
   [postgresql-client]=/usr/bin/psql
   [valgrind]=/usr/bin/valgrind
   [openssl]=/usr/bin/openssl
+  [python3-venv]=/usr/share/doc/python3-venv
+  [nodejs]=node
+  [npm]=npm
+  [default-jdk-headless]=javac
+  [libpostgresql-jdbc-java]=/usr/share/java/postgresql.jar
 )
+
+# A file that exists, or a command on $PATH.
+present() {
+  case "$1" in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 missing=()
 for pkg in "${!need[@]}"; do
-  [ -e "${need[$pkg]}" ] || missing+=("$pkg")
+  present "${need[$pkg]}" || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -gt 0 ]; then

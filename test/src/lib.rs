@@ -13,6 +13,8 @@
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
 //! - [`tx`]: [`tx::TxSetup`], a cluster behind an odyssey in a chosen pool mode, and raw
 //!   protocol shortcuts for the pooling-mode tests.
+//! - [`pstmt`]: a cluster behind an odyssey in session or transaction pooling for the
+//!   prepared-statement tests.
 //! - [`run_as`], [`temp_dir`], [`error`]: who runs PostgreSQL, scratch dirs, [`Error`].
 //!
 //! Tests live in `tests/<behavior>.rs`, one file per behavior, each with its config inline.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod pooler;
 pub mod postgres;
 pub mod process;
+pub mod pstmt;
 pub mod raw;
 pub mod run_as;
 pub mod temp_dir;
