@@ -57,7 +57,6 @@ fn pgbench_prepared_session_pool() {
 }
 
 #[test]
-#[ignore = "needs prepared statements in transaction pooling (issue 6)"]
 fn pgbench_prepared_transaction_pool() {
     pgbench_prepared(Mode::Transaction);
 }
@@ -231,7 +230,6 @@ fn rust_client_prepared_statements_session_pool() {
 }
 
 #[test]
-#[ignore = "needs prepared statements in transaction pooling (issue 6)"]
 fn rust_client_prepared_statements_transaction_pool() {
     rust_prepared(Mode::Transaction);
 }

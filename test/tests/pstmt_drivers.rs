@@ -149,7 +149,6 @@ fn asyncpg_statement_cache_session_pool() {
 }
 
 #[test]
-#[ignore = "needs prepared statements in transaction pooling (issue 6)"]
 fn asyncpg_statement_cache_transaction_pool() {
     run(Driver::Asyncpg, Mode::Transaction);
 }
@@ -160,7 +159,6 @@ fn psycopg_prepare_threshold_0_session_pool() {
 }
 
 #[test]
-#[ignore = "needs prepared statements in transaction pooling (issue 6)"]
 fn psycopg_prepare_threshold_0_transaction_pool() {
     run(Driver::Psycopg, Mode::Transaction);
 }
@@ -171,7 +169,6 @@ fn pgjdbc_prepare_threshold_1_session_pool() {
 }
 
 #[test]
-#[ignore = "needs prepared statements in transaction pooling (issue 6)"]
 fn pgjdbc_prepare_threshold_1_transaction_pool() {
     run(Driver::Pgjdbc, Mode::Transaction);
 }
@@ -182,7 +179,6 @@ fn node_pg_named_queries_session_pool() {
 }
 
 #[test]
-#[ignore = "needs prepared statements in transaction pooling (issue 6)"]
 fn node_pg_named_queries_transaction_pool() {
     run(Driver::NodePg, Mode::Transaction);
 }
