@@ -63,7 +63,16 @@ pub fn reset(
         backend::query(server, b"ROLLBACK", deadline).map_err(|_| "ROLLBACK failed")?;
     }
     let mut sql = discard_sql(p, pool);
-    for name in std::mem::take(&mut server.info.stale) {
+    let evicted = server
+        .info
+        .prepared
+        .take_evicted()
+        .into_iter()
+        .map(crate::frontend::pstmt::server_name);
+    for name in std::mem::take(&mut server.info.stale)
+        .into_iter()
+        .chain(evicted)
+    {
         sql.extend_from_slice(format!("DEALLOCATE {name};").as_bytes());
     }
     if !sql.is_empty() {

@@ -54,7 +54,7 @@ pub struct ServerInfo {
     /// Tracked parameters as the server reported them at startup (what RESET returns to).
     pub defaults: Vars,
     /// Prepared statements of ours the server has (by key; see `frontend::pstmt`).
-    pub prepared: std::collections::HashSet<u64>,
+    pub prepared: crate::frontend::pstmt::ServerStatements,
     /// Statements to DEALLOCATE before the server is reused (their cached plans broke).
     pub stale: Vec<String>,
     /// Every ParameterStatus the server sent at startup, for the route's cache.

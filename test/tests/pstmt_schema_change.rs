@@ -60,7 +60,10 @@ fn altered_table_recovers_after_one_error_per_server() {
         pstmt::log_tail(&pooler)
     );
     // The idle pool is LIFO: the client's server is the one with the stale plan.
-    assert!(errors >= 1, "the stale plan was never hit: the test did not test anything");
+    assert!(
+        errors >= 1,
+        "the stale plan was never hit: the test did not test anything"
+    );
     for _ in 0..10 {
         let rows = client.query(&stmt, &[]).expect("runs after recovery");
         assert_eq!(rows[0].len(), 2);

@@ -73,6 +73,7 @@ pub const KEYWORDS: &[(&str, Status)] = &[
     ("pool_ttl", C), ("server_lifetime", C), ("pool_discard", C), ("pool_smart_discard", C),
     ("pool_discard_query", C), ("pool_cancel", C), ("pool_rollback", C),
     ("pool_reset_timeout_ms", C), ("pool_reserve_prepared_statement", C),
+    ("pool_prepared_statements_max", C),
     ("pool_pin_on_listen", C), ("pool_attach_check", C), ("pool_acquire_fail_fast", C),
     ("pool_notice_after_waiting_ms", C), ("pool_client_idle_timeout", C),
     ("pool_idle_in_transaction_timeout", C), ("client_fwd_error", C), ("client_show_id", C),

@@ -56,6 +56,9 @@ pub struct PoolSettings {
     pub reset_timeout: Option<Duration>,
     /// Prepared-statement virtualisation.
     pub reserve_prepared_statement: bool,
+    /// Prepared statements kept on one server before the least recently used is deallocated
+    /// (`pool_prepared_statements_max`, this pooler's own; 0 = no limit).
+    pub prepared_statements_max: u32,
     /// Pin the server after LISTEN.
     pub pin_on_listen: bool,
     /// Check the server socket before attaching.
@@ -95,6 +98,7 @@ impl Default for PoolSettings {
             rollback: true,
             reset_timeout: Some(Duration::from_millis(1000)),
             reserve_prepared_statement: true,
+            prepared_statements_max: 1024,
             pin_on_listen: false,
             attach_check: true,
             acquire_fail_fast: false,
@@ -135,6 +139,7 @@ pub fn read(r: &mut Reader, p: &mut PoolSettings, item: &Item, rule: &str) -> bo
             p.reserve_prepared_statement_set = true;
             put(&mut p.reserve_prepared_statement, r.bool(item))
         }
+        "pool_prepared_statements_max" => put(&mut p.prepared_statements_max, r.count(item)),
         "pool_pin_on_listen" => put(&mut p.pin_on_listen, r.bool(item)),
         "pool_attach_check" => put(&mut p.attach_check, r.bool(item)),
         "pool_acquire_fail_fast" => put(&mut p.acquire_fail_fast, r.bool(item)),

@@ -317,6 +317,7 @@ impl Session {
         let Some(statements) = self.statements.as_mut() else {
             return Ok(false);
         };
+        let max_statements = self.route.rule().pool.prepared_statements_max as usize;
         let buffered = self.client.conn.buffered();
         let mut out = Vec::new();
         // Replies the pooler gives at once (DEALLOCATE), before anything queued after them.
@@ -393,8 +394,9 @@ impl Session {
                     Ok(None)
                 }
             };
-            let sent = result.map_err(EndReason::Protocol)?;
-            prepared.extend(sent);
+            if let Some(key) = result.map_err(EndReason::Protocol)? {
+                prepared.insert(key, max_statements);
+            }
             match tag {
                 b'S' | b'F' => {
                     self.pending += 1;
@@ -678,7 +680,7 @@ fn filter_replies(
         {
             // Drop this server's copy (before it is reused); the next Bind prepares it again.
             info.prepared.remove(&key);
-            info.stale.push(format!("odyssey_{key:016x}"));
+            info.stale.push(pstmt::server_name(key));
         }
         let verdict = pstmt::on_server_message(&mut statements.expect, tag, |key| {
             info.prepared.remove(&key);
