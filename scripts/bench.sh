@@ -8,6 +8,8 @@
 #   sel_simple   -S -M simple   -c 50     sel_ext  -S -M extended -c 50
 #   tpcb         tpcb-like      -c 50     storm_scram  -S -C -c 20 (a SCRAM login per transaction)
 #   sel_c20      -S -M simple   -c 20     (for direct: PostgreSQL at the pool's concurrency)
+#   sel_prep     -S -M prepared -c 50     (named prepared statements; PgBouncer 1.18 has no
+#                support for them in transaction pooling, so its clients fail: rc and failed)
 #   idle_mem     poolers only: VmRSS of a fresh process before/with $IDLE_N idle clients
 # Per run: TPS, average latency and the pooler's CPU µs per transaction (utime+stime of its pid).
 # Order: for each round, each scenario, each target (target order reversed on even rounds),
@@ -27,7 +29,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then T=${BENCH_T:-3} R=${BENCH_ROUNDS:-1}; fi
 IDLE_N=${BENCH_IDLE_N:-2000}
 KEEP=${KEEP:-0}
 CARGO=${CARGO:-cargo}
-SCENARIOS=(sel_simple sel_ext tpcb storm_scram sel_c20)
+SCENARIOS=(sel_simple sel_ext sel_prep tpcb storm_scram sel_c20)
 TARGETS=(odyssey pgbouncer direct)
 POOL_SIZE=20
 SCALE=10
@@ -290,6 +292,7 @@ run_pgbench() { # round scenario target
   case $sc in
     sel_simple) args=(-S -M simple -c 50) ;;
     sel_ext) args=(-S -M extended -c 50) ;;
+    sel_prep) args=(-S -M prepared -c 50) ;;
     tpcb) args=(-M simple -c 50)
       # Same starting point for every tpcb run: small hot tables vacuumed, history empty.
       psql_su -d $DB -c "VACUUM pgbench_branches" -c "VACUUM pgbench_tellers" \
