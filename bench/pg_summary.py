@@ -17,6 +17,7 @@ SCENARIOS = (
     ("sel_ext", "select-only, extended protocol, 50 clients"),
     ("tpcb", "tpcb-like, 50 clients"),
     ("storm_scram", "login storm (-C), SCRAM, 20 clients"),
+    ("sel_prep", "select-only, prepared statements, 50 clients"),
     ("sel_c20", "select-only, simple protocol, 20 clients"),
 )
 
