@@ -30,10 +30,10 @@ database default {
         })
         .collect();
     let mut most = 0i64;
-    for round in 0..4 {
+    for round in 0..4i32 {
         for (i, s) in stmts.iter().enumerate() {
-            let v: i32 = client.query_one(s, &[&(round as i32)]).expect("run").get(0);
-            assert_eq!(v, i as i32 + round as i32);
+            let v: i32 = client.query_one(s, &[&round]).expect("run").get(0);
+            assert_eq!(v, i as i32 + round);
             // The one server, seen from inside a transaction of this client.
             let n: i64 = client
                 .query_one(
