@@ -31,6 +31,22 @@ pub struct Prepared {
     pub name: String,
 }
 
+impl Prepared {
+    /// Our statement for a client's Parse: the same text and types under our name.
+    fn of(p: &Parse<'_>) -> Prepared {
+        let key = key_of(p.query, &p.param_types);
+        let name = server_name(key);
+        let mut parse = Vec::new();
+        Parse {
+            name: name.as_bytes(),
+            query: p.query,
+            param_types: p.param_types.clone(),
+        }
+        .encode(&mut parse);
+        Prepared { key, parse, name }
+    }
+}
+
 /// The prepared statements of ours a server has, with their last use, so the least recently
 /// used can be deallocated when there are too many. A statement picked for eviction stays
 /// usable until the DEALLOCATE actually runs (at the next reset of the server).
@@ -169,16 +185,8 @@ impl Statements {
             self.expect.push_back(Expect::Parse(None));
             return Ok(None);
         }
-        let key = key_of(p.query, &p.param_types);
-        let name = server_name(key);
-        let mut parse = Vec::new();
-        Parse {
-            name: name.as_bytes(),
-            query: p.query,
-            param_types: p.param_types.clone(),
-        }
-        .encode(&mut parse);
-        let prepared = Rc::new(Prepared { key, parse, name });
+        let prepared = Rc::new(Prepared::of(&p));
+        let key = prepared.key;
         self.by_name.insert(p.name.to_vec(), prepared.clone());
         if has(key) {
             self.expect.push_back(Expect::Synthetic(b'1'));
@@ -215,19 +223,7 @@ impl Statements {
                     if p.name.is_empty() {
                         return None;
                     }
-                    let key = key_of(p.query, &p.param_types);
-                    let name = server_name(key);
-                    let mut parse = Vec::new();
-                    Parse {
-                        name: name.as_bytes(),
-                        query: p.query,
-                        param_types: p.param_types.clone(),
-                    }
-                    .encode(&mut parse);
-                    pending.push((
-                        p.name.to_vec(),
-                        Some(Rc::new(Prepared { key, parse, name })),
-                    ));
+                    pending.push((p.name.to_vec(), Some(Rc::new(Prepared::of(&p)))));
                     replies.extend_from_slice(&synthetic(b'1'));
                 }
                 b'C' => {
