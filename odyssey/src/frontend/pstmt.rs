@@ -18,7 +18,10 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
+use kiwi::backend::{CommandComplete, ReadyForQuery, TransactionStatus};
 use kiwi::frontend::{Bind, Close, Describe, Parse, Target};
+
+use crate::sql::{self, Statement};
 
 /// A statement as the pooler prepares it on servers.
 #[derive(Debug)]
@@ -425,6 +428,76 @@ pub fn take_synthetic(expect: &mut VecDeque<Expect>, out: &mut Vec<u8>) {
         out.extend_from_slice(&synthetic(tag));
         expect.pop_front();
     }
+}
+
+/// "cached plan must not change result type" (0A000): the server's copy of a statement went
+/// stale after a schema change.
+pub fn is_cached_plan_error(body: &[u8]) -> bool {
+    kiwi::backend::ErrorFields::decode(body).is_ok_and(|f| {
+        f.code().is_some_and(|c| c.as_str() == "0A000")
+            && f.message()
+                .is_some_and(|m| m.windows(11).any(|w| w == b"cached plan"))
+    })
+}
+
+/// The server's bytes as the client must see them: ParseCompletes of injected Parses taken
+/// out, the pooler's own replies put in where they are owed.
+pub fn filter_replies(
+    statements: &mut Statements,
+    buf: &[u8],
+    starts: &[(u8, usize)],
+    info: &mut crate::server::ServerInfo,
+    stale_error: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(buf.len() + 16);
+    let mut cursor = 0;
+    for &(tag, at) in starts {
+        if matches!(statements.expect.front(), Some(Expect::Synthetic(_))) {
+            out.extend_from_slice(&buf[cursor..at]);
+            cursor = at;
+            take_synthetic(&mut statements.expect, &mut out);
+        }
+        if tag == b'E'
+            && stale_error
+            && let Some(Expect::Bind(Some(key))) = statements.expect.front().copied()
+        {
+            // Drop this server's copy (before it is reused); the next Bind prepares it again.
+            info.prepared.remove(&key);
+            info.stale.push(server_name(key));
+        }
+        let verdict = on_server_message(&mut statements.expect, tag, |key| {
+            info.prepared.remove(&key);
+        });
+        if verdict == Verdict::Swallow {
+            out.extend_from_slice(&buf[cursor..at]);
+            cursor = at + 5;
+        }
+    }
+    out.extend_from_slice(&buf[cursor..]);
+    take_synthetic(&mut statements.expect, &mut out);
+    out
+}
+
+/// `DEALLOCATE [PREPARE] name|ALL` from the client: its names are forgotten here (the server
+/// keeps the statements other clients share), and the pooler answers.
+pub fn deallocate(
+    statements: &mut Statements,
+    body: &[u8],
+    tx: TransactionStatus,
+) -> Option<Vec<u8>> {
+    let Statement::Deallocate(name) = sql::classify(body) else {
+        return None;
+    };
+    statements.deallocate(name.as_deref());
+    let tag: &[u8] = if name.is_some() {
+        b"DEALLOCATE"
+    } else {
+        b"DEALLOCATE ALL"
+    };
+    let mut out = Vec::new();
+    CommandComplete { tag }.encode(&mut out);
+    ReadyForQuery { status: tx }.encode(&mut out);
+    Some(out)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::client::Client;
 use crate::config::PoolMode;
 use crate::conn::{ConnError, DEFAULT_MAX_MESSAGE};
 use crate::frontend::end::{EndReason, ServerFate};
-use crate::frontend::pstmt::{self, Expect, Statements, Verdict};
+use crate::frontend::pstmt::{self, Expect, Statements};
 use crate::frontend::sets::SetTracker;
 use crate::instance::Instance;
 use crate::relay::{self, Scanner, ServerEvent};
@@ -363,7 +363,7 @@ impl Session {
                 b'D' => statements.describe(body, |k| prepared.contains(&k), &mut out),
                 b'C' => statements.close(body, &mut out).map(|()| None),
                 b'Q' => {
-                    if let Some(reply) = deallocate(statements, body, server.tx) {
+                    if let Some(reply) = pstmt::deallocate(statements, body, server.tx) {
                         if statements.owed() || !out.is_empty() {
                             // Answer it in turn, once what came before it is answered.
                             break;
@@ -559,7 +559,7 @@ impl Session {
             }
             ServerEvent::Complete(tag) => *dirty |= reset::leaves_state(tag),
             ServerEvent::Start { tag, at } if track => starts.push((tag, at)),
-            ServerEvent::Error(body) => stale_error |= is_cached_plan_error(body),
+            ServerEvent::Error(body) => stale_error |= pstmt::is_cached_plan_error(body),
             ServerEvent::CopyIn | ServerEvent::Start { .. } => {}
         });
         if n == 0 {
@@ -571,7 +571,7 @@ impl Session {
                 .conn
                 .write_all(&conn.buffered()[..n], Deadline::Never),
             Some(statements) => {
-                let out = filter_replies(
+                let out = pstmt::filter_replies(
                     statements,
                     &conn.buffered()[..n],
                     &starts,
@@ -645,70 +645,4 @@ impl Drop for Session {
         self.inst.cancels.unregister(self.client.key);
         self.inst.clients.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// "cached plan must not change result type" (0A000): the server's copy of a statement went
-/// stale after a schema change.
-fn is_cached_plan_error(body: &[u8]) -> bool {
-    kiwi::backend::ErrorFields::decode(body).is_ok_and(|f| {
-        f.code().is_some_and(|c| c.as_str() == "0A000")
-            && f.message()
-                .is_some_and(|m| m.windows(11).any(|w| w == b"cached plan"))
-    })
-}
-
-/// The server's bytes as the client must see them: ParseCompletes of injected Parses taken
-/// out, the pooler's own replies put in where they are owed.
-fn filter_replies(
-    statements: &mut Statements,
-    buf: &[u8],
-    starts: &[(u8, usize)],
-    info: &mut crate::server::ServerInfo,
-    stale_error: bool,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(buf.len() + 16);
-    let mut cursor = 0;
-    for &(tag, at) in starts {
-        if matches!(statements.expect.front(), Some(Expect::Synthetic(_))) {
-            out.extend_from_slice(&buf[cursor..at]);
-            cursor = at;
-            pstmt::take_synthetic(&mut statements.expect, &mut out);
-        }
-        if tag == b'E'
-            && stale_error
-            && let Some(Expect::Bind(Some(key))) = statements.expect.front().copied()
-        {
-            // Drop this server's copy (before it is reused); the next Bind prepares it again.
-            info.prepared.remove(&key);
-            info.stale.push(pstmt::server_name(key));
-        }
-        let verdict = pstmt::on_server_message(&mut statements.expect, tag, |key| {
-            info.prepared.remove(&key);
-        });
-        if verdict == Verdict::Swallow {
-            out.extend_from_slice(&buf[cursor..at]);
-            cursor = at + 5;
-        }
-    }
-    out.extend_from_slice(&buf[cursor..]);
-    pstmt::take_synthetic(&mut statements.expect, &mut out);
-    out
-}
-
-/// `DEALLOCATE [PREPARE] name|ALL` from the client: its names are forgotten here (the server
-/// keeps the statements other clients share), and the pooler answers.
-fn deallocate(statements: &mut Statements, body: &[u8], tx: TransactionStatus) -> Option<Vec<u8>> {
-    let Statement::Deallocate(name) = sql::classify(body) else {
-        return None;
-    };
-    statements.deallocate(name.as_deref());
-    let tag: &[u8] = if name.is_some() {
-        b"DEALLOCATE"
-    } else {
-        b"DEALLOCATE ALL"
-    };
-    let mut out = Vec::new();
-    CommandComplete { tag }.encode(&mut out);
-    ReadyForQuery { status: tx }.encode(&mut out);
-    Some(out)
 }
