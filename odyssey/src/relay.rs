@@ -104,6 +104,26 @@ pub fn scan_client(
     Ok(out)
 }
 
+/// Offset of the first whole-header message in `buf` whose tag `pred` picks, walking from a
+/// message boundary (`buf.len()` when there is none).
+pub fn first_message(buf: &[u8], pred: impl Fn(u8) -> bool) -> usize {
+    let mut pos = 0;
+    while let [tag, a, b, c, d, ..] = buf[pos..] {
+        if pred(tag) {
+            return pos;
+        }
+        let len = u32::from_be_bytes([a, b, c, d]) as usize;
+        if len < 4 {
+            break;
+        }
+        pos += len + 1;
+        if pos >= buf.len() {
+            break;
+        }
+    }
+    buf.len()
+}
+
 /// What a server said that matters to the pooler.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ServerEvent<'a> {

@@ -351,6 +351,16 @@ impl Statements {
         self.by_name.clear();
     }
 
+    /// Whether the client has named statements.
+    pub fn has_names(&self) -> bool {
+        !self.by_name.is_empty()
+    }
+
+    /// Whether a message of this tag needs the statements relay.
+    pub fn needed_for(tag: u8) -> bool {
+        matches!(tag, b'P' | b'B' | b'D' | b'C')
+    }
+
     /// Whether replies are still owed.
     pub fn owed(&self) -> bool {
         !self.expect.is_empty()

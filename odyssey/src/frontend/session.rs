@@ -226,13 +226,31 @@ impl Session {
         if self.server.is_none() && self.client_scan.at_boundary() && self.virtual_transaction()? {
             return Ok(true);
         }
-        if self.statements.is_some() && self.client_scan.at_boundary() {
-            return self.relay_client_statements();
+        // A client that uses named statements goes through the statements relay; one that
+        // never does (simple protocol, unnamed statements) keeps the bulk relay, which stops
+        // before its first Parse/Bind/Describe/Close.
+        let mut limit = self.client.conn.buffered().len();
+        if let Some(statements) = &self.statements
+            && self.client_scan.at_boundary()
+        {
+            let buffered = self.client.conn.buffered();
+            if statements.has_names()
+                || statements.owed()
+                || buffered.first().is_some_and(|t| Statements::needed_for(*t))
+            {
+                if !statements.owed() && self.pending > 0 {
+                    // Replies to bulk-relayed requests first: the queue of owed replies starts
+                    // empty.
+                    return Ok(false);
+                }
+                return self.relay_client_statements();
+            }
+            limit = relay::first_message(buffered, Statements::needed_for);
         }
         let mut sets: Vec<(String, String)> = Vec::new();
         let scan = relay::scan_client(
             &mut self.client_scan,
-            self.client.conn.buffered(),
+            &self.client.conn.buffered()[..limit],
             DEFAULT_MAX_MESSAGE,
             |tag, body| {
                 // Tracked even when PostgreSQL does not report it, so it follows the client.
@@ -511,7 +529,7 @@ impl Session {
         let mut starts: Vec<(u8, usize)> = Vec::new();
         let mut stale_error = false;
         let mut discarded = false;
-        let track = self.statements.is_some();
+        let track = self.statements.as_ref().is_some_and(Statements::owed);
         let Server { conn, info, tx } = server;
         let (pending, vars, stats, dirty, sets) = (
             &mut self.pending,
@@ -565,7 +583,7 @@ impl Session {
         if n == 0 {
             return Ok(false);
         }
-        match self.statements.as_mut() {
+        match self.statements.as_mut().filter(|_| track) {
             None => self
                 .client
                 .conn
