@@ -20,6 +20,18 @@ impl Scanner {
     pub fn at_boundary(&self) -> bool {
         self.need == 0
     }
+
+    /// Passes what is left of the current message's body from `*pos`, then returns the tag of
+    /// the next message when its 5-byte header is all in `buf` (`*pos` stays at that header).
+    fn next_header(&mut self, buf: &[u8], pos: &mut usize) -> Option<u8> {
+        let n = self.need.min(buf.len() - *pos);
+        *pos += n;
+        self.need -= n;
+        if self.need > 0 || buf.len() - *pos < 5 {
+            return None;
+        }
+        Some(buf[*pos])
+    }
 }
 
 /// What a client sent that can go to the server now.
@@ -65,19 +77,7 @@ pub fn scan_client(
 ) -> Result<ClientScan, Violation> {
     let mut out = ClientScan::default();
     let mut pos = 0;
-    loop {
-        if sc.need > 0 {
-            let n = sc.need.min(buf.len() - pos);
-            pos += n;
-            sc.need -= n;
-            if sc.need > 0 {
-                break;
-            }
-        }
-        if buf.len() - pos < 5 {
-            break;
-        }
-        let tag = buf[pos];
+    while let Some(tag) = sc.next_header(buf, &mut pos) {
         let len = u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
         if tag < 0x20 || len < 4 || len > max {
             return Err(Violation(format!(
@@ -155,19 +155,7 @@ pub fn scan_server<'a>(
     mut on: impl FnMut(ServerEvent<'a>),
 ) -> usize {
     let mut pos = 0;
-    loop {
-        if sc.need > 0 {
-            let n = sc.need.min(buf.len() - pos);
-            pos += n;
-            sc.need -= n;
-            if sc.need > 0 {
-                break;
-            }
-        }
-        if buf.len() - pos < 5 {
-            break;
-        }
-        let tag = buf[pos];
+    while let Some(tag) = sc.next_header(buf, &mut pos) {
         let len =
             u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]) as usize;
         let body_len = len.saturating_sub(4);

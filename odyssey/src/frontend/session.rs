@@ -100,7 +100,10 @@ impl Session {
                 Ok(true) => {}
                 // A query is in flight: its answer comes soon, wait here rather than park.
                 Ok(false) if self.busy() => {
-                    if let Err(e) = machinarium::net::wait_any(&self.park_keys(), Deadline::Never) {
+                    if let Err(e) = {
+                        let (keys, n) = self.park_keys();
+                        machinarium::net::wait_any(&keys[..n], Deadline::Never)
+                    } {
                         return self.end(EndReason::ClientGone(e.into()));
                     }
                 }
@@ -143,10 +146,11 @@ impl Session {
         if let Some(server) = self.server.as_mut() {
             server.conn.shrink();
         }
-        let keys = self.park_keys();
+        let (keys, n) = self.park_keys();
+        let keys = &keys[..n];
         let timeout = self.idle_timeout();
         machinarium::net::park_any(
-            &keys,
+            keys,
             timeout.map_or(Deadline::Never, |(t, _)| Deadline::after(t)),
             move |_, ev| match (ev, timeout) {
                 (ParkEvent::TimedOut, Some((_, detail))) => {
@@ -187,10 +191,12 @@ impl Session {
     }
 
     /// The client's socket, and the server's when one is attached.
-    fn park_keys(&self) -> Vec<machinarium::net::ParkKey> {
-        let mut keys = vec![self.client.conn.park_key()];
-        keys.extend(self.server.as_ref().map(|s| s.conn.park_key()));
-        keys
+    fn park_keys(&self) -> ([machinarium::net::ParkKey; 2], usize) {
+        let client = self.client.conn.park_key();
+        match &self.server {
+            Some(s) => ([client, s.conn.park_key()], 2),
+            None => ([client, client], 1),
+        }
     }
 
     /// A server is attached and a request is in flight (or a message half relayed).
