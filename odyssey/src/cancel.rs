@@ -10,39 +10,8 @@ use kiwi::startup::{CancelRequest, StartupPacket};
 use machinarium::Deadline;
 use machinarium::net::Stream;
 
+use crate::client::{CancelSlot, CancelTarget, ClientKey};
 use crate::server::{Address, CancelKey};
-
-/// Where a client's queries run now: the server's address and key.
-pub type CancelTarget = (Address, CancelKey);
-
-/// The slot a client updates on attach/detach and a cancel reads.
-#[derive(Default)]
-pub struct CancelSlot {
-    target: Mutex<Option<CancelTarget>>,
-}
-
-impl CancelSlot {
-    /// The client got a server (or lost it: `None`).
-    pub fn set(&self, target: Option<CancelTarget>) {
-        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
-    }
-
-    fn get(&self) -> Option<CancelTarget> {
-        self.target
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// Our key for a client: what it sends back in a CancelRequest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey {
-    /// The "pid" we told the client.
-    pub pid: i32,
-    /// The secret we told the client.
-    pub secret: [u8; 4],
-}
 
 /// Every connected client's key, process-wide.
 #[derive(Default)]

@@ -1,15 +1,15 @@
 //! A client connection after login: its connection, who it is, its session parameters and
 //! the key it may send back in a CancelRequest.
 
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use kiwi::var::Vars;
 
-use crate::cancel::{CancelSlot, ClientKey};
 use crate::conn::Conn;
 use crate::id::ClientId;
 use crate::logger::ClientInfo;
+use crate::server::{Address, CancelKey};
 
 /// A logged-in client.
 pub struct Client {
@@ -23,14 +23,43 @@ pub struct Client {
     pub database: String,
     /// Tracked session parameters: from the startup packet, then its own SETs.
     pub vars: Vars,
-    /// Our cancel key for it.
-    pub key: ClientKey,
-    /// Where a CancelRequest with that key goes.
-    pub cancel: Arc<CancelSlot>,
     /// What log lines say about it.
     pub info: ClientInfo,
     /// Prefix errors with the id (`client_show_id`).
     pub show_id: bool,
     /// When it connected.
     pub connected_at: Instant,
+}
+
+/// Where a client's queries run now: the server's address and key.
+pub type CancelTarget = (Address, CancelKey);
+
+/// The slot a client updates on attach/detach and a cancel reads.
+#[derive(Default)]
+pub struct CancelSlot {
+    target: Mutex<Option<CancelTarget>>,
+}
+
+impl CancelSlot {
+    /// The client got a server (or lost it: `None`).
+    pub fn set(&self, target: Option<CancelTarget>) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
+    }
+
+    /// Where a cancel for the client goes now.
+    pub fn get(&self) -> Option<CancelTarget> {
+        self.target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Our key for a client: what it sends back in a CancelRequest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    /// The "pid" we told the client.
+    pub pid: i32,
+    /// The secret we told the client.
+    pub secret: [u8; 4],
 }

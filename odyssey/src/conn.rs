@@ -303,3 +303,16 @@ impl Conn {
         self.start < self.end || self.tls().is_some_and(|t| t.pending())
     }
 }
+
+/// How long a write may wait for a peer that accepts no bytes before the connection is given
+/// up: the time TCP keepalive (or `keepalive_usr_timeout`) takes to declare a peer dead, and
+/// never less than five minutes, so that a slow but live reader is not cut off.
+pub fn stall_timeout(g: &crate::config::Global) -> std::time::Duration {
+    use std::time::Duration;
+    let k = &g.keepalive;
+    let keepalive = match k.usr_timeout_ms {
+        ms if ms > 0 => Duration::from_millis(ms as u64),
+        _ => k.idle + k.interval * k.probes,
+    };
+    keepalive.max(Duration::from_secs(300))
+}

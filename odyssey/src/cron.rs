@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::frontend::attach::close_server;
 use crate::instance::Instance;
-use crate::od_info;
 use crate::route::Route;
-use crate::server::DetachedServer;
+use crate::{od_info, router};
 
 /// Most idle servers closed per tick, so a mass expiry does not stall the machine.
 const EXPIRE_PER_TICK: usize = 64;
@@ -37,38 +35,19 @@ pub fn run(inst: Arc<Instance>) {
 fn expire(inst: &Instance) {
     let generation = inst.config().generation;
     for route in inst.router.gc(generation) {
-        close_all(route.pool.drain_idle());
+        router::close_idle(&route);
     }
     for route in inst.router.routes() {
-        let pool = &route.rule().pool;
-        let ttl = pool.ttl.filter(|t| !t.is_zero());
-        let lifetime = pool.server_lifetime.filter(|t| !t.is_zero());
-        if ttl.is_none() && lifetime.is_none() {
-            continue;
-        }
-        let expired = route.pool.expire(ttl, lifetime, EXPIRE_PER_TICK);
-        for _ in &expired {
-            route.pool.closed_idle();
-        }
-        if !expired.is_empty() {
+        let closed = router::expire(&route, EXPIRE_PER_TICK);
+        if closed > 0 {
             od_info!(
                 inst.logger,
                 "expire",
                 None,
                 None,
-                "closing {} idle server(s) of {}",
-                expired.len(),
+                "closing {closed} idle server(s) of {}",
                 route.name()
             );
-        }
-        close_all(expired);
-    }
-}
-
-fn close_all(servers: Vec<DetachedServer>) {
-    for s in servers {
-        if let Ok(server) = s.attach() {
-            close_server(server);
         }
     }
 }

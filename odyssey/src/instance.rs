@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::logger::Logger;
 use crate::option::RunOptions;
 use crate::router::Router;
+use crate::rules::RuleOrder;
 
 /// A config and its generation (a reload makes generation + 1).
 #[derive(Clone)]
@@ -21,6 +22,18 @@ pub struct ConfigSnapshot {
     pub config: Arc<Config>,
     /// Its generation.
     pub generation: u64,
+    /// Its rules in matching order.
+    pub rules: Arc<RuleOrder>,
+}
+
+impl ConfigSnapshot {
+    fn new(config: Config, generation: u64) -> ConfigSnapshot {
+        ConfigSnapshot {
+            rules: Arc::new(RuleOrder::new(&config)),
+            config: Arc::new(config),
+            generation,
+        }
+    }
 }
 
 /// The process-wide state of the pooler.
@@ -51,10 +64,7 @@ impl Instance {
     pub fn new(config: Config, options: RunOptions, logger: Logger) -> std::io::Result<Instance> {
         let resolvers = config.global.resolvers.max(1) as usize;
         Ok(Instance {
-            config: Mutex::new(ConfigSnapshot {
-                config: Arc::new(config),
-                generation: 1,
-            }),
+            config: Mutex::new(ConfigSnapshot::new(config, 1)),
             options,
             logger,
             router: Router::default(),
@@ -78,8 +88,7 @@ impl Instance {
     /// Installs a reloaded config; new clients use it, connected ones keep their route.
     pub fn replace_config(&self, config: Config) -> u64 {
         let mut c = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        c.generation += 1;
-        c.config = Arc::new(config);
+        *c = ConfigSnapshot::new(config, c.generation + 1);
         c.generation
     }
 

@@ -9,36 +9,64 @@ use machinarium::Deadline;
 use crate::backend;
 use crate::cancel;
 use crate::config::pool::PoolSettings;
-use crate::conn::DEFAULT_MAX_MESSAGE;
-use crate::relay::{self, Scanner, ServerEvent};
+use crate::relay::Relay;
 use crate::server::Server;
+use crate::server::statements::server_name;
 
 /// Statements of the smart reset (`pool_smart_discard`): DISCARD ALL without dropping
 /// prepared statements.
 const SMART_DISCARD: &[u8] = b"SET SESSION AUTHORIZATION DEFAULT;RESET ALL;CLOSE ALL;UNLISTEN *;\
 SELECT pg_advisory_unlock_all();DISCARD PLANS;DISCARD SEQUENCES;DISCARD TEMP;";
 
-/// What the relay knows about the server's protocol state when the client lets it go.
-pub struct Protocol {
-    /// Requests (Query, Sync, FunctionCall) not answered yet.
-    pub pending: u32,
-    /// Where the server's byte stream stands.
-    pub server_scan: Scanner,
-    /// The client stopped inside a message or an extended-protocol sequence.
-    pub client_unfinished: bool,
-    /// The session ran something that leaves state behind (SET, PREPARE, LISTEN, temp tables).
-    pub dirty: bool,
-    /// The client's session ends (a full discard is due), rather than one transaction.
-    pub session_end: bool,
+/// Why a server is closed instead of reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client left in the middle of a message or an extended-protocol sequence.
+    ClientUnfinished,
+    /// A query is still running and `pool_cancel` is off.
+    QueryRunning,
+    /// The server is in a transaction and `pool_rollback` is off.
+    InTransaction,
+    /// The CancelRequest could not be delivered.
+    CancelFailed,
+    /// The server did not finish its answers after the cancel.
+    NoAnswerAfterCancel,
+    /// The server broke the protocol while being drained.
+    ServerProtocol,
+    /// ROLLBACK failed.
+    RollbackFailed,
+    /// DISCARD (or the rule's reset query) failed.
+    DiscardFailed,
+    /// The server is still in a transaction after the reset.
+    StillInTransaction,
+    /// The session's end reason leaves the server's state unknown.
+    StateUnknown,
 }
 
-/// Why a server is closed instead of reused.
-pub type Refusal = &'static str;
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::ClientUnfinished => "the client left in the middle of a message or sequence",
+            Refusal::QueryRunning => "a query is still running and pool_cancel is off",
+            Refusal::InTransaction => "left in a transaction and pool_rollback is off",
+            Refusal::CancelFailed => "cancel request failed",
+            Refusal::NoAnswerAfterCancel => "no answer after cancel",
+            Refusal::ServerProtocol => "protocol violation while draining",
+            Refusal::RollbackFailed => "ROLLBACK failed",
+            Refusal::DiscardFailed => "discard failed",
+            Refusal::StillInTransaction => "still in a transaction after reset",
+            Refusal::StateUnknown => "its state is unknown",
+        })
+    }
+}
 
 /// Makes the server fit for another client, or says why it cannot be (then it is closed).
+/// `relay` is the state the client leaves; `session_end` says whether the client is leaving
+/// (a full discard is due) or only its transaction ended.
 pub fn reset(
     server: &mut Server,
-    p: &mut Protocol,
+    relay: &mut Relay,
+    session_end: bool,
     pool: &PoolSettings,
     cancel_timeout: Duration,
 ) -> Result<(), Refusal> {
@@ -47,28 +75,28 @@ pub fn reset(
             .filter(|t| !t.is_zero())
             .unwrap_or(Duration::from_secs(5)),
     );
-    if p.client_unfinished {
-        return Err("the client left in the middle of a message or sequence");
+    if relay.client_unfinished(session_end) {
+        return Err(Refusal::ClientUnfinished);
     }
-    if p.pending > 0 || !p.server_scan.at_boundary() {
+    if relay.pending() > 0 || !relay.server_at_boundary() {
         if !pool.cancel {
-            return Err("a query is still running and pool_cancel is off");
+            return Err(Refusal::QueryRunning);
         }
-        cancel_and_drain(server, p, cancel_timeout, deadline)?;
+        cancel_and_drain(server, relay, cancel_timeout, deadline)?;
     }
     if server.tx != TransactionStatus::Idle {
         if !pool.rollback {
-            return Err("left in a transaction and pool_rollback is off");
+            return Err(Refusal::InTransaction);
         }
-        backend::query(server, b"ROLLBACK", deadline).map_err(|_| "ROLLBACK failed")?;
+        backend::query(server, b"ROLLBACK", deadline).map_err(|_| Refusal::RollbackFailed)?;
     }
-    let mut sql = discard_sql(p, pool);
+    let mut sql = discard_sql(session_end, relay.dirty(), pool);
     let evicted = server
         .info
         .prepared
         .take_evicted()
         .into_iter()
-        .map(crate::frontend::pstmt::server_name);
+        .map(server_name);
     for name in std::mem::take(&mut server.info.stale)
         .into_iter()
         .chain(evicted)
@@ -76,7 +104,7 @@ pub fn reset(
         sql.extend_from_slice(format!("DEALLOCATE {name};").as_bytes());
     }
     if !sql.is_empty() {
-        backend::query(server, &sql, deadline).map_err(|_| "discard failed")?;
+        backend::query(server, &sql, deadline).map_err(|_| Refusal::DiscardFailed)?;
         if sql.starts_with(b"DISCARD ALL") || sql.windows(9).any(|w| w == b"RESET ALL") {
             // Every parameter is back to its startup value.
             server.info.vars = server.info.defaults.clone();
@@ -86,23 +114,24 @@ pub fn reset(
         }
     }
     if server.tx != TransactionStatus::Idle {
-        return Err("still in a transaction after reset");
+        return Err(Refusal::StillInTransaction);
     }
     Ok(())
 }
 
 /// The reset statements due: at a session's end what the rule asks; at a transaction's end
 /// only when the session left state behind (always something, so no state leaks).
-fn discard_sql(p: &Protocol, pool: &PoolSettings) -> Vec<u8> {
+fn discard_sql(session_end: bool, dirty: bool, pool: &PoolSettings) -> Vec<u8> {
     let mut sql = Vec::new();
-    if !(p.session_end || p.dirty) {
+    if !(session_end || dirty) {
         return sql;
     }
     if pool.discard {
         sql.extend_from_slice(b"DISCARD ALL;");
     } else if pool.smart_discard {
         sql.extend_from_slice(SMART_DISCARD);
-    } else if p.dirty {
+    } else if dirty {
+        // State the pooler does not track was left behind: discard it whatever the rule says.
         sql.extend_from_slice(b"DISCARD ALL;");
     }
     if let Some(q) = &pool.discard_query {
@@ -115,71 +144,24 @@ fn discard_sql(p: &Protocol, pool: &PoolSettings) -> Vec<u8> {
 /// ReadyForQuery owed.
 fn cancel_and_drain(
     server: &mut Server,
-    p: &mut Protocol,
+    relay: &mut Relay,
     timeout: Duration,
     deadline: Deadline,
 ) -> Result<(), Refusal> {
     cancel::forward(&server.info.address, &server.info.key, timeout)
-        .map_err(|_| "cancel request failed")?;
-    while p.pending > 0 || !p.server_scan.at_boundary() {
-        if server.conn.buffered().is_empty() {
-            server
-                .conn
-                .fill(deadline)
-                .map_err(|_| "no answer after cancel")?;
-        }
-        let (pending, tx) = (&mut p.pending, &mut server.tx);
-        let n = relay::scan_server(&mut p.server_scan, server.conn.buffered(), |ev| {
-            if let ServerEvent::Ready(status) = ev {
-                *pending = pending.saturating_sub(1);
-                *tx = status;
-            }
-        });
-        if n == 0 && server.conn.buffered().len() >= DEFAULT_MAX_MESSAGE as usize {
-            return Err("server message too large");
-        }
+        .map_err(|_| Refusal::CancelFailed)?;
+    while relay.pending() > 0 || !relay.server_at_boundary() {
+        let n = relay
+            .drain(server.conn.buffered(), &mut server.tx)
+            .map_err(|_| Refusal::ServerProtocol)?;
         if n == 0 {
             server
                 .conn
                 .fill(deadline)
-                .map_err(|_| "no answer after cancel")?;
+                .map_err(|_| Refusal::NoAnswerAfterCancel)?;
             continue;
         }
         server.conn.consume(n);
     }
     Ok(())
-}
-
-/// Whether a command tag means the session now holds state another client must not see.
-pub fn leaves_state(tag: &[u8]) -> bool {
-    const TAGS: &[&[u8]] = &[
-        b"SET",
-        b"RESET",
-        b"PREPARE",
-        b"LISTEN",
-        b"DECLARE CURSOR",
-        b"CREATE TABLE",
-        b"SELECT INTO",
-        b"LOAD",
-        b"CREATE SEQUENCE",
-        b"CREATE VIEW",
-    ];
-    let tag = tag.strip_suffix(b"\0").unwrap_or(tag);
-    TAGS.iter()
-        .any(|t| tag == *t || (tag.starts_with(t) && tag.get(t.len()) == Some(&b' ')))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::leaves_state;
-
-    #[test]
-    fn tags_that_leave_state() {
-        assert!(leaves_state(b"SET\0"));
-        assert!(leaves_state(b"CREATE TABLE\0"));
-        assert!(leaves_state(b"LISTEN\0"));
-        assert!(!leaves_state(b"SELECT 1\0"));
-        assert!(!leaves_state(b"SETTINGS\0"));
-        assert!(!leaves_state(b"INSERT 0 1\0"));
-    }
 }

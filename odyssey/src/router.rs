@@ -1,10 +1,23 @@
-//! The router: finds (or makes) the route of a client, and keeps every route of the process.
+//! The router: a client's route (found or made, counted in by a ticket), and the one door
+//! servers pass through — `attach` checks a server out of the route's pool (an idle one, or a
+//! new connection), `detach` gives it back; a [`Checkout`] dropped without `detach` closes its
+//! server. The pool's bookkeeping is done here and in `pool`, nowhere else.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use machinarium::{BlockingPool, Deadline};
+
+use crate::backend::auth::BackendCredentials;
+use crate::backend::{self, BackendError, ConnectParams};
 use crate::config::Config;
+use crate::id::ServerId;
+use crate::logger::{ClientInfo, Logger};
+use crate::pool::{AcquireError, Grant};
 use crate::route::{Route, RouteKey};
+use crate::server::Server;
+use crate::{od_debug, od_error, od_info, storage};
 
 /// Every route, by key. Shared by all workers.
 #[derive(Default)]
@@ -12,14 +25,35 @@ pub struct Router {
     routes: Mutex<HashMap<RouteKey, Arc<Route>>>,
 }
 
+/// A client counted in on a route; dropping the ticket counts it out.
+pub struct RouteTicket {
+    route: Arc<Route>,
+}
+
+/// The route's `client_max` is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteFull {
+    /// The rule's `client_max`.
+    pub client_max: u32,
+}
+
 impl Router {
-    /// The route of `key`, made on first use.
-    pub fn route(&self, key: RouteKey, config: &Arc<Config>) -> Arc<Route> {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        routes
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(Route::new(key, config.clone())))
-            .clone()
+    /// Counts a client in on the route of `key` (made on first use), unless the rule's
+    /// `client_max` is reached.
+    pub fn route(&self, key: RouteKey, config: &Arc<Config>) -> Result<RouteTicket, RouteFull> {
+        let route = {
+            let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            routes
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Route::new(key, config.clone())))
+                .clone()
+        };
+        if !route.enter() {
+            return Err(RouteFull {
+                client_max: route.rule().client_max.unwrap_or(0),
+            });
+        }
+        Ok(RouteTicket { route })
     }
 
     /// A snapshot of every route.
@@ -47,4 +81,258 @@ impl Router {
             .collect();
         old.iter().filter_map(|k| routes.remove(k)).collect()
     }
+}
+
+impl RouteTicket {
+    /// The route.
+    pub fn route(&self) -> &Arc<Route> {
+        &self.route
+    }
+}
+
+impl Drop for RouteTicket {
+    fn drop(&mut self) {
+        self.route.leave();
+    }
+}
+
+/// A server checked out of a route's pool, counted active there. Give it back with
+/// [`detach`]; dropped otherwise, it closes the server and frees its slot for a waiter.
+pub struct Checkout {
+    route: Arc<Route>,
+    /// Some until `detach` takes it.
+    server: Option<Server>,
+}
+
+impl Checkout {
+    /// The server.
+    pub fn server(&self) -> &Server {
+        // Invariant: `server` is None only inside `detach` and `drop`, which consume self.
+        self.server.as_ref().expect("a checkout holds its server")
+    }
+
+    /// The server, to talk to.
+    pub fn server_mut(&mut self) -> &mut Server {
+        self.server.as_mut().expect("a checkout holds its server")
+    }
+
+    /// The server's id.
+    pub fn id(&self) -> ServerId {
+        self.server().info.id
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            backend::close(server);
+            self.route.pool.closed();
+        }
+    }
+}
+
+/// How to open a new server connection for a client.
+pub struct Connector<'a> {
+    /// The login the server gets.
+    pub credentials: &'a BackendCredentials,
+    /// Where host names are resolved.
+    pub resolver: &'a BlockingPool,
+    /// Log lines go here, with the client's ids.
+    pub logger: &'a Logger,
+    /// The client, for log lines.
+    pub client: &'a ClientInfo,
+}
+
+/// Why no server could be had.
+#[derive(Debug)]
+pub enum AttachError {
+    /// `pool_timeout` passed while every server was busy.
+    PoolTimeout {
+        /// `db.user`.
+        route: String,
+        /// The pool's size.
+        pool_size: u32,
+    },
+    /// The waiting coroutine was cancelled (the machine is stopping).
+    Cancelled,
+    /// A new connection could not be made.
+    Connect(BackendError),
+}
+
+/// Checks a server out of the route's pool: an idle one that is still alive, or a new
+/// connection when the pool has room, waiting up to `pool_timeout` for either.
+pub fn attach(route: &Arc<Route>, via: &Connector<'_>) -> Result<Checkout, AttachError> {
+    let rule = route.rule();
+    let deadline = rule
+        .pool
+        .timeout
+        .filter(|t| !t.is_zero())
+        .map_or(Deadline::Never, Deadline::after);
+    loop {
+        let grant = route
+            .pool
+            .acquire(rule.pool.size, deadline)
+            .map_err(|e| match e {
+                AcquireError::TimedOut => AttachError::PoolTimeout {
+                    route: route.name(),
+                    pool_size: rule.pool.size,
+                },
+                AcquireError::Cancelled => AttachError::Cancelled,
+            })?;
+        let server = match grant {
+            Grant::Connect => connect(route, via).map_err(AttachError::Connect)?,
+            Grant::Server(idle) => match (*idle).attach() {
+                Ok(s) => s,
+                Err(_) => {
+                    route.pool.closed();
+                    continue;
+                }
+            },
+        };
+        let mut checkout = Checkout {
+            route: route.clone(),
+            server: Some(server),
+        };
+        // An idle server that has something to say (PostgreSQL restarted, the backend was
+        // terminated) is dead: dropping the checkout closes it; take another.
+        if !matches!(checkout.server_mut().conn.try_fill(), Ok(false)) {
+            od_info!(
+                via.logger,
+                "router",
+                Some(via.client),
+                Some(checkout.id()),
+                "idle server is gone, closing"
+            );
+            continue;
+        }
+        od_debug!(
+            via.logger,
+            "router",
+            Some(via.client),
+            Some(checkout.id()),
+            "attached"
+        );
+        return Ok(checkout);
+    }
+}
+
+/// Gives a server back to its pool (the caller has reset it). A server that cannot leave
+/// this machine is closed, with the reason logged.
+pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
+    let Some(server) = checkout.server.take() else {
+        return;
+    };
+    match server.detach() {
+        Ok(idle) => checkout.route.pool.release(idle),
+        Err(failed) => {
+            let (info, why) = *failed;
+            od_info!(
+                logger,
+                "reset",
+                Some(client),
+                Some(info.id),
+                "closing server: {why}"
+            );
+            checkout.route.pool.closed();
+        }
+    }
+}
+
+/// Closes a checked-out server, logging why.
+pub fn close(
+    checkout: Checkout,
+    why: impl std::fmt::Display,
+    logger: &Logger,
+    client: &ClientInfo,
+) {
+    od_info!(
+        logger,
+        "reset",
+        Some(client),
+        Some(checkout.id()),
+        "closing server: {why}"
+    );
+    drop(checkout);
+}
+
+/// Closes the idle servers of a route past its `pool_ttl` or `server_lifetime` (at most
+/// `limit`); a waiter may connect in the place of each. Returns how many were closed.
+pub fn expire(route: &Route, limit: usize) -> usize {
+    let pool = &route.rule().pool;
+    let ttl = pool.ttl.filter(|t| !t.is_zero());
+    let lifetime = pool.server_lifetime.filter(|t| !t.is_zero());
+    if ttl.is_none() && lifetime.is_none() {
+        return 0;
+    }
+    let expired = route.pool.expire(ttl, lifetime, limit);
+    let closed = expired.len();
+    for idle in expired {
+        route.pool.closed_idle();
+        if let Ok(server) = idle.attach() {
+            backend::close(server);
+        }
+    }
+    closed
+}
+
+/// Closes every idle server of a route (its rule is gone, or the pooler stops).
+pub fn close_idle(route: &Route) {
+    for idle in route.pool.drain_idle() {
+        if let Ok(server) = idle.attach() {
+            backend::close(server);
+        }
+    }
+}
+
+/// Opens a new server connection for the route (the pool counted it as connecting).
+fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
+    let config = route.config();
+    let rule = route.rule();
+    let result = match route.storage() {
+        None => Err(BackendError::Resolve(format!(
+            "storage '{}' is not defined",
+            rule.storage
+        ))),
+        Some(storage) => {
+            storage::address(via.resolver, storage, &config.global).and_then(|address| {
+                backend::connect(&ConnectParams {
+                    address,
+                    connect_timeout: config.global.backend_connect_timeout,
+                    login_timeout: config
+                        .global
+                        .backend_connect_timeout
+                        .max(Duration::from_secs(5)),
+                    credentials: via.credentials,
+                    database: route.backend_database(),
+                    nodelay: config.global.nodelay,
+                    keepalive: backend::keepalive(&config.global),
+                })
+            })
+        }
+    };
+    match &result {
+        Ok(server) => {
+            route.pool.connected();
+            route.cache_params(&server.info.status);
+            od_info!(
+                via.logger,
+                "router",
+                Some(via.client),
+                Some(server.info.id),
+                "new server connection {}",
+                server.info.address
+            );
+        }
+        Err(e) => {
+            route.pool.connect_failed();
+            od_error!(
+                via.logger,
+                "router",
+                Some(via.client),
+                None,
+                "server connection failed: {e}"
+            );
+        }
+    }
+    result
 }

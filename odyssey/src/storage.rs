@@ -3,16 +3,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use machinarium::BlockingPool;
+
 use crate::backend::BackendError;
 use crate::config::{Global, Storage};
-use crate::instance::Instance;
 use crate::server::Address;
 
 /// The address of the storage's first endpoint (multi-host choice comes with balancing):
 /// `unix://path`, a host name (resolved on the resolver pool) or address with the endpoint's
 /// port or the storage's, or — with no host — the unix socket in `unix_socket_dir`.
 pub fn address(
-    inst: &Instance,
+    resolver: &BlockingPool,
     storage: &Storage,
     global: &Global,
 ) -> Result<Address, BackendError> {
@@ -42,8 +43,7 @@ pub fn address(
     if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
         return Ok(Address::Tcp((ip, port).into()));
     }
-    let addrs = inst
-        .resolver
+    let addrs = resolver
         .resolve(&ep.host, port, Duration::from_secs(5))
         .map_err(|e| BackendError::Resolve(format!("{}: {e}", ep.host)))?;
     addrs

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use machinarium::net::{KeepAlive, ListenOptions, Listener};
+use machinarium::net::{ListenOptions, Listener};
 use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 
 use crate::config::{Global, Workers};
@@ -34,22 +34,6 @@ pub mod libc_signals {
     pub const SIGUSR1: i32 = 10;
     /// Graceful shutdown.
     pub const SIGTERM: i32 = 15;
-}
-
-/// Keepalive settings of the config as machinarium takes them.
-pub fn keepalive(g: &Global) -> KeepAlive {
-    let k = &g.keepalive;
-    KeepAlive {
-        idle: (!k.idle.is_zero()).then_some(k.idle),
-        interval: (!k.interval.is_zero()).then_some(k.interval),
-        probes: (k.probes > 0).then_some(k.probes),
-        user_timeout: match k.usr_timeout_ms {
-            0 => None,
-            ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
-            // Negative: as long as keepalive takes to give up, minus a little.
-            _ => Some((k.idle + k.interval * k.probes).saturating_sub(Duration::from_millis(500))),
-        },
-    }
 }
 
 fn machine_config(g: &Global) -> MachineConfig {
@@ -313,7 +297,7 @@ fn accept_loop(
         let g = &inst.config().config.global;
         if !socket.is_unix() {
             let _ = socket.set_nodelay(g.nodelay);
-            let _ = socket.set_keepalive(&keepalive(g));
+            let _ = socket.set_keepalive(&crate::backend::keepalive(g));
             if !g.disable_nolinger {
                 let _ = socket.set_nolinger();
             }

@@ -1,23 +1,71 @@
-//! How a client connection ends: one table from the reason to what the client is told and
-//! what happens to its server.
+//! How a client connection ends: every reason, from a garbled first packet to a graceful
+//! shutdown, is one [`End`]; one exhaustive table says what the client is told and what
+//! becomes of the server it holds.
 
+use std::fmt;
+
+use kiwi::backend::ErrorFields;
+use kiwi::header::Frame;
 use kiwi::sqlstate;
 
+use crate::auth::AuthError;
 use crate::backend::BackendError;
 use crate::conn::ConnError;
+use crate::id::ClientId;
+use crate::relay::Violation;
+use crate::relay::scan::BadFrame;
 use crate::reply::Reply;
 
-/// Why a session ended.
+/// Why a client's life ended.
 #[derive(Debug)]
-pub enum EndReason {
+pub enum End {
+    /// The first packets were not the protocol, or the connection failed before a
+    /// StartupMessage was read (closed without a word, as upstream).
+    Startup(StartupError),
+    /// The client asked for a protocol major version we do not speak.
+    UnsupportedProtocol {
+        /// The major version asked for.
+        major: u16,
+        /// The minor version asked for.
+        minor: u16,
+    },
+    /// The listener requires TLS and the client did not ask for it.
+    TlsRequired,
+    /// The connection carried a CancelRequest (forwarded, or not, already).
+    CancelRequest,
+    /// The global `client_max` is reached.
+    TooManyClients {
+        /// The limit.
+        max: u32,
+    },
+    /// No rule matches the client's database and user.
+    RouteNotFound {
+        /// The database asked for.
+        database: String,
+        /// The user.
+        user: String,
+    },
+    /// The rule's `client_max` is reached.
+    RouteFull {
+        /// `db.user`.
+        route: String,
+        /// The limit.
+        max: u32,
+    },
+    /// The rule leads to the admin console, which this build does not have yet.
+    ConsoleUnsupported,
+    /// Authentication failed.
+    Auth(AuthError),
     /// The client sent Terminate.
     ClientQuit,
     /// The client's connection failed or closed.
     ClientGone(ConnError),
     /// The client broke the protocol.
-    Protocol(String),
+    Protocol(Violation),
     /// The server's connection failed or closed mid-session.
     ServerGone(ConnError),
+    /// The server broke the protocol.
+    ServerProtocol(BadFrame),
     /// No server could be had: the pool timed out.
     PoolTimeout {
         /// `db.user`.
@@ -27,17 +75,37 @@ pub enum EndReason {
     },
     /// A server connection could not be made.
     Connect(BackendError),
-    /// Deploying the client's parameters (or another internal query) failed.
+    /// Deploying the client's parameters on a server failed.
     Deploy(BackendError),
-    /// The pooler is shutting down and the client is idle.
+    /// The pooler is shutting down and the client is between transactions.
     Shutdown,
-    /// Idle (or idle in a transaction) past the rule's timeout; the DETAIL says which.
-    IdleTimeout(&'static str),
+    /// Idle (or idle in a transaction) past the rule's timeout.
+    IdleTimeout(Idle),
     /// The machine is stopping (the coroutine was cancelled).
     Cancelled,
 }
 
-/// What becomes of the server a session holds.
+/// How the startup phase failed without a word to the client.
+#[derive(Debug)]
+pub enum StartupError {
+    /// Reading the packets failed: closed, timed out, garbage, oversized.
+    Conn(ConnError),
+    /// The StartupMessage has no `user`.
+    NoUser,
+    /// SSLRequest or GSSENCRequest sent twice.
+    EncryptionTwice,
+}
+
+/// Which idle timeout fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// `pool_client_idle_timeout`.
+    Client,
+    /// `pool_idle_in_transaction_timeout`.
+    InTransaction,
+}
+
+/// What becomes of the server a client holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerFate {
     /// Reset (cancel, rollback, discard as configured) and give back to the pool.
@@ -46,74 +114,220 @@ pub enum ServerFate {
     Close,
 }
 
-impl EndReason {
-    /// The message for the client (none when it is gone or left by itself) and the server's
-    /// fate. Exhaustive on purpose: a new reason must say both.
-    pub fn outcome(&self, fwd_error: bool) -> (Option<Reply>, ServerFate) {
-        match self {
-            EndReason::ClientQuit => (None, ServerFate::Reset),
-            EndReason::ClientGone(_) => (None, ServerFate::Reset),
-            EndReason::Cancelled => (None, ServerFate::Close),
-            EndReason::Protocol(_) => (
-                Some(Reply::fatal(
+/// What the client is told.
+#[derive(Debug)]
+pub enum Farewell<'a> {
+    /// Nothing: it is gone, left by itself, or is closed silently.
+    Nothing,
+    /// An error of the pooler's.
+    Reply(Reply),
+    /// The server's own ErrorResponse (`client_fwd_error`), the client id put in front.
+    ServerError(&'a [u8]),
+}
+
+/// The row of the table for one end.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    /// What the client is told.
+    pub farewell: Farewell<'a>,
+    /// What becomes of its server.
+    pub server: ServerFate,
+    /// Whether it counts as a startup error (unparsable first packets).
+    pub startup_error: bool,
+}
+
+impl End {
+    /// The table: for each end, the client's message and the server's fate. Exhaustive on
+    /// purpose (no `_` arm): a new reason must say both. `fwd_error` is the rule's
+    /// `client_fwd_error`.
+    pub fn outcome(&self, fwd_error: bool) -> Outcome<'_> {
+        use Farewell::Nothing;
+        use ServerFate::{Close, Reset};
+        let (farewell, server) = match self {
+            End::Startup(_) | End::CancelRequest => (Nothing, Close),
+            End::UnsupportedProtocol { major, minor } => (
+                reply(Reply::fatal(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"),
+                )),
+                Close,
+            ),
+            End::TlsRequired => (reply(Reply::error(sqlstate::PROTOCOL_VIOLATION, "SSL is required")), Close),
+            End::TooManyClients { max } => (
+                reply(Reply::error(
+                    sqlstate::TOO_MANY_CONNECTIONS,
+                    format!("too many tcp connections (global client_max {max})"),
+                )),
+                Close,
+            ),
+            End::RouteNotFound { database, user } => (
+                reply(Reply::error(
+                    sqlstate::INVALID_CATALOG_NAME,
+                    format!("route for '{database}.{user}' is not found"),
+                )),
+                Close,
+            ),
+            End::RouteFull { route, max } => (
+                reply(Reply::error(
+                    sqlstate::TOO_MANY_CONNECTIONS,
+                    format!("too many client tcp connections (client_max for user {route} {max})"),
+                )),
+                Close,
+            ),
+            End::ConsoleUnsupported => (
+                reply(Reply::error(sqlstate::FEATURE_NOT_SUPPORTED, "the admin console is not supported yet")),
+                Close,
+            ),
+            End::Auth(e) => (e.reply().cloned().map_or(Nothing, Farewell::Reply), Close),
+            End::ClientQuit => (Nothing, Reset),
+            // Bytes that are not the protocol leave the server's state unknown.
+            End::ClientGone(ConnError::Protocol(_)) => (Nothing, Close),
+            End::ClientGone(_) => (Nothing, Reset),
+            End::Cancelled => (Nothing, Close),
+            End::Protocol(_) => (
+                reply(Reply::fatal(
                     sqlstate::PROTOCOL_VIOLATION,
                     "unexpected message type from client or other protocol violation",
                 )),
-                ServerFate::Close,
+                Close,
             ),
-            EndReason::ServerGone(e) => {
-                (Some(Reply::error(sqlstate::CONNECTION_FAILURE, format!("remote server read/write error: {e}"))), ServerFate::Close)
-            }
-            EndReason::PoolTimeout { route, pool_size } => (
-                Some(Reply::fatal(
+            End::ServerGone(e) => (
+                reply(Reply::error(sqlstate::CONNECTION_FAILURE, format!("remote server read/write error: {e}"))),
+                Close,
+            ),
+            End::ServerProtocol(e) => (
+                reply(Reply::error(sqlstate::CONNECTION_FAILURE, format!("remote server protocol violation: {e}"))),
+                Close,
+            ),
+            End::PoolTimeout { route, pool_size } => (
+                reply(Reply::fatal(
                     sqlstate::TOO_MANY_CONNECTIONS,
                     format!("too many active clients for user (pool_size for user {route} reached {pool_size})"),
                 )),
-                ServerFate::Close,
+                Close,
             ),
-            EndReason::Connect(e) => {
-                let reply = if fwd_error && e.server_error().is_some() {
-                    None
-                } else {
-                    Some(Reply::fatal(sqlstate::CONNECTION_FAILURE, "failed to get remote server connection"))
-                };
-                (reply, ServerFate::Close)
-            }
-            EndReason::Deploy(e) => (
-                Some(Reply::fatal(sqlstate::CONNECTION_FAILURE, format!("failed to set client parameters on the server: {e}"))),
-                ServerFate::Close,
+            End::Connect(e) => match e.server_error() {
+                Some(raw) if fwd_error => (Farewell::ServerError(raw), Close),
+                _ => (
+                    reply(Reply::fatal(sqlstate::CONNECTION_FAILURE, "failed to get remote server connection")),
+                    Close,
+                ),
+            },
+            End::Deploy(e) => (
+                reply(Reply::fatal(
+                    sqlstate::CONNECTION_FAILURE,
+                    format!("failed to set client parameters on the server: {e}"),
+                )),
+                Close,
             ),
-            EndReason::IdleTimeout(detail) => (
-                Some(Reply::fatal(sqlstate::CONNECTION_FAILURE, "Odyssey has dropped the connection").detail(*detail)),
-                ServerFate::Reset,
+            End::IdleTimeout(idle) => (
+                reply(
+                    Reply::fatal(sqlstate::CONNECTION_FAILURE, "Odyssey has dropped the connection")
+                        .detail(idle.detail()),
+                ),
+                Reset,
             ),
-            EndReason::Shutdown => (
-                Some(
+            End::Shutdown => (
+                reply(
                     Reply::fatal(sqlstate::CONNECTION_FAILURE, "Odyssey is gracefully shutting down").detail(
                         "The Odyssey instance is gracefully shutting down, and the connections are being drained",
                     ),
                 ),
-                ServerFate::Reset,
+                Reset,
             ),
+        };
+        Outcome {
+            farewell,
+            server,
+            startup_error: matches!(self, End::Startup(_)),
         }
     }
 }
 
-impl std::fmt::Display for EndReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// The bytes of a farewell for client `id` (`show_id`: its id goes in front of the message).
+pub fn farewell_bytes(farewell: &Farewell<'_>, id: ClientId, show_id: bool) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match farewell {
+        Farewell::Nothing => return None,
+        Farewell::Reply(reply) => reply.encode(id, show_id, &mut out),
+        Farewell::ServerError(raw) => prefix_error(raw, id, show_id, &mut out),
+    }
+    Some(out)
+}
+
+/// A server's ErrorResponse with the client id in front of its message (`client_fwd_error`).
+fn prefix_error(raw: &[u8], id: ClientId, show_id: bool, out: &mut Vec<u8>) {
+    let Ok(Some((frame, _))) = Frame::split(raw, kiwi::header::DEFAULT_MAX_MESSAGE) else {
+        return;
+    };
+    let Ok(fields) = ErrorFields::decode(frame.body) else {
+        out.extend_from_slice(raw);
+        return;
+    };
+    let message = String::from_utf8_lossy(fields.message().unwrap_or_default()).into_owned();
+    let text = if show_id {
+        format!("odyssey: {id}: {message}")
+    } else {
+        format!("odyssey: {message}")
+    };
+    fields
+        .set(kiwi::backend::field::MESSAGE, text.as_bytes())
+        .encode_error(out);
+}
+
+fn reply(r: Reply) -> Farewell<'static> {
+    Farewell::Reply(r)
+}
+
+impl Idle {
+    /// The DETAIL of the error the client gets.
+    pub fn detail(self) -> &'static str {
         match self {
-            EndReason::ClientQuit => f.write_str("client terminated"),
-            EndReason::ClientGone(e) => write!(f, "client connection: {e}"),
-            EndReason::Protocol(e) => write!(f, "client protocol violation: {e}"),
-            EndReason::ServerGone(e) => write!(f, "server connection: {e}"),
-            EndReason::PoolTimeout { route, .. } => {
-                write!(f, "server pool wait timed out for {route}")
+            Idle::Client => "Connection was dropped by Odyssey due to idle timeout",
+            Idle::InTransaction => {
+                "Connection was dropped by Odyssey due to idle in transaction timeout"
             }
-            EndReason::Connect(e) => write!(f, "server connect failed: {e}"),
-            EndReason::Deploy(e) => write!(f, "deploy failed: {e}"),
-            EndReason::Shutdown => f.write_str("graceful shutdown"),
-            EndReason::IdleTimeout(detail) => f.write_str(detail),
-            EndReason::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Startup(e) => write!(f, "startup packet: {e}"),
+            End::UnsupportedProtocol { major, minor } => {
+                write!(f, "unsupported protocol {major}.{minor}")
+            }
+            End::TlsRequired => f.write_str("SSL is required"),
+            End::CancelRequest => f.write_str("cancel request"),
+            End::TooManyClients { max } => write!(f, "global client_max {max} reached"),
+            End::RouteNotFound { database, user } => {
+                write!(f, "route for '{database}.{user}' is not found")
+            }
+            End::RouteFull { route, max } => write!(f, "client_max {max} of {route} reached"),
+            End::ConsoleUnsupported => f.write_str("the admin console is not supported yet"),
+            End::Auth(e) => write!(f, "authentication failed: {e}"),
+            End::ClientQuit => f.write_str("client terminated"),
+            End::ClientGone(e) => write!(f, "client connection: {e}"),
+            End::Protocol(e) => write!(f, "client protocol violation: {e}"),
+            End::ServerGone(e) => write!(f, "server connection: {e}"),
+            End::ServerProtocol(e) => write!(f, "server protocol violation: {e}"),
+            End::PoolTimeout { route, .. } => write!(f, "server pool wait timed out for {route}"),
+            End::Connect(e) => write!(f, "server connect failed: {e}"),
+            End::Deploy(e) => write!(f, "deploy failed: {e}"),
+            End::Shutdown => f.write_str("graceful shutdown"),
+            End::IdleTimeout(idle) => f.write_str(idle.detail()),
+            End::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartupError::Conn(e) => write!(f, "{e}"),
+            StartupError::NoUser => f.write_str("no user in the startup packet"),
+            StartupError::EncryptionTwice => f.write_str("encryption requested twice"),
         }
     }
 }

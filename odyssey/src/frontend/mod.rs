@@ -1,35 +1,34 @@
-//! A client's life: startup, route, authenticate, setup, then the session until it ends.
+//! A client's life: admitted, startup, route, authenticate, then the session (setup, relay)
+//! until it ends. Every ending goes through `end::End` and its table.
 
+pub mod admission;
 pub mod attach;
 pub mod end;
-pub mod pstmt;
 pub mod session;
-pub mod sets;
+pub mod setup;
 pub mod startup;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kiwi::backend::{BackendKeyData, ParameterStatus, ReadyForQuery, TransactionStatus};
-use kiwi::sqlstate;
 use machinarium::Deadline;
 use machinarium::net::{DetachedStream, PeerAddr};
 
-use crate::auth::{self, ClientAuth};
+use crate::auth::{self, Authenticated, ClientAuth};
 use crate::client::Client;
 use crate::config::rule::Transport as RuleTransport;
-use crate::config::{Config, StorageType};
+use crate::config::{Config, StorageType, TlsMode};
 use crate::conn::{Conn, Transport};
 use crate::id::ClientId;
 use crate::instance::{ConfigSnapshot, Instance};
 use crate::logger::ClientInfo;
-use crate::reply::Reply;
 use crate::route::RouteKey;
-use crate::rules::{Request, RuleTable};
+use crate::rules::Request;
 use crate::{cancel, od_info};
+use admission::Admission;
+use end::End;
 use session::Session;
-use startup::{Hello, SessionRequest, StartupEnd};
+use startup::{Hello, SessionRequest};
 
 /// Which listen section accepted the client.
 #[derive(Clone, Debug)]
@@ -43,264 +42,220 @@ pub struct Accepted {
 /// Runs a client from its accepted socket to its end. The session may park; this returns
 /// as soon as it does.
 pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
-    let id = ClientId::new();
-    inst.clients_total.fetch_add(1, Ordering::Relaxed);
-    let clients = inst.clients.fetch_add(1, Ordering::AcqRel) + 1;
-    let stream = match socket.attach() {
-        Ok(s) => s,
-        Err(_) => {
-            inst.clients.fetch_sub(1, Ordering::AcqRel);
-            return;
-        }
+    let admission = Admission::new(&inst);
+    let Ok(stream) = socket.attach() else {
+        return;
     };
-    let mut conn = Some(Conn::new(Transport::Plain(stream)));
+    let mut conn = Conn::new(Transport::Plain(stream));
     let snapshot = inst.config();
-    let mut info = ClientInfo {
-        id,
-        user: None,
-        database: None,
-        addr: conn.as_ref().and_then(Conn::peer_addr),
-        external_id: None,
-        storage_host: None,
+    let mut login = Login {
+        inst: &inst,
+        snapshot: &snapshot,
+        accepted: &accepted,
+        info: ClientInfo {
+            id: ClientId::new(),
+            user: None,
+            database: None,
+            addr: conn.peer_addr(),
+            external_id: None,
+            storage_host: None,
+        },
+        show_id: true,
+        fwd_error: false,
     };
-    if snapshot.config.global.log.session {
-        let from = info
-            .addr
-            .map_or("unix socket".to_string(), |a| a.to_string());
-        od_info!(
-            inst.logger,
-            "startup",
-            Some(&info),
-            None,
-            "new client connection {from}"
-        );
+    login.log_connect();
+    match login.run(&mut conn, admission) {
+        Ok((request, authenticated, admission)) => {
+            // Routed by now: `Login::route` counted it in.
+            let Some(route) = admission.route().cloned() else {
+                return;
+            };
+            let client = login.client(conn, request);
+            Session::new(inst.clone(), client, route, admission, authenticated).start();
+        }
+        Err(end) => login.fail(&mut conn, end),
     }
-    match login(&inst, &snapshot, &mut conn, &mut info, &accepted, clients) {
-        Ok(session) => session.serve(),
-        Err(failure) => {
-            if let (Some((reply, show_id)), Some(conn)) = (failure.reply, conn.as_mut()) {
-                let mut out = Vec::new();
-                reply.encode(id, show_id, &mut out);
-                if conn
-                    .write_all(&out, Deadline::after(Duration::from_secs(1)))
-                    .is_ok()
-                {
-                    conn.close_gracefully(Deadline::after(Duration::from_secs(1)));
-                }
+}
+
+/// What is known of a client while it logs in.
+struct Login<'a> {
+    inst: &'a Arc<Instance>,
+    snapshot: &'a ConfigSnapshot,
+    accepted: &'a Accepted,
+    info: ClientInfo,
+    /// `client_show_id` of its rule (before routing: shown).
+    show_id: bool,
+    /// `client_fwd_error` of its rule.
+    fwd_error: bool,
+}
+
+impl Login<'_> {
+    /// Startup → route → authenticate. Returns what the session starts with.
+    fn run(
+        &mut self,
+        conn: &mut Conn,
+        mut admission: Admission,
+    ) -> Result<(SessionRequest, Authenticated, Admission), End> {
+        let config = &self.snapshot.config;
+        if let Some(max) = config.global.client_max.filter(|m| *m > 0)
+            && admission.clients() > max
+        {
+            return Err(End::TooManyClients { max });
+        }
+        let deadline = Deadline::after(self.login_timeout());
+        let request = self.startup(conn, deadline)?;
+        self.route(&request, &mut admission)?;
+        let authenticated = self.authenticate(conn, &request, &admission, deadline)?;
+        Ok((request, authenticated, admission))
+    }
+
+    /// The client's listener's `client_login_timeout`.
+    fn login_timeout(&self) -> Duration {
+        self.snapshot
+            .config
+            .listen
+            .get(self.accepted.listen)
+            .map_or(Duration::from_secs(15), |l| l.client_login_timeout)
+    }
+
+    /// Reads the StartupMessage (a CancelRequest is forwarded and ends the connection).
+    fn startup(&mut self, conn: &mut Conn, deadline: Deadline) -> Result<SessionRequest, End> {
+        let config = &self.snapshot.config;
+        let tls = config
+            .listen
+            .get(self.accepted.listen)
+            .map_or(TlsMode::Disable, |l| l.tls.mode);
+        match startup::read(conn, tls, deadline)? {
+            Hello::Session(request) => {
+                self.info.user = Some(request.user.clone());
+                self.info.database = Some(request.database.clone());
+                Ok(request)
             }
-            if let Some(log) = failure.log {
-                od_info!(inst.logger, "startup", Some(&info), None, "{log}");
+            Hello::Cancel { pid, secret } => {
+                forward_cancel(self.inst, config, pid, &secret);
+                Err(End::CancelRequest)
             }
-            inst.clients.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-/// Why a client did not get a session: what to tell it, what to log.
-struct LoginFailure {
-    reply: Option<(Reply, bool)>,
-    log: Option<String>,
-}
-
-impl LoginFailure {
-    fn reply(reply: Reply, show_id: bool) -> LoginFailure {
-        let log = Some(reply.to_string());
-        LoginFailure {
-            reply: Some((reply, show_id)),
-            log,
         }
     }
 
-    fn silent(log: Option<String>) -> LoginFailure {
-        LoginFailure { reply: None, log }
-    }
-}
-
-fn login(
-    inst: &Arc<Instance>,
-    snapshot: &ConfigSnapshot,
-    conn_slot: &mut Option<Conn>,
-    info: &mut ClientInfo,
-    accepted: &Accepted,
-    clients: u32,
-) -> Result<Session, LoginFailure> {
-    let config = &snapshot.config;
-    let Some(conn) = conn_slot.as_mut() else {
-        return Err(LoginFailure::silent(None));
-    };
-    if let Some(max) = config.global.client_max.filter(|m| *m > 0 && clients > *m) {
-        let reply = Reply::error(
-            sqlstate::TOO_MANY_CONNECTIONS,
-            format!("too many tcp connections (global client_max {max})"),
-        );
-        return Err(LoginFailure::reply(reply, true));
-    }
-    let listen = config.listen.get(accepted.listen);
-    let login_timeout = listen.map_or(Duration::from_secs(15), |l| l.client_login_timeout);
-    let deadline = Deadline::after(login_timeout);
-    let tls = listen.map_or(crate::config::TlsMode::Disable, |l| l.tls.mode);
-    let request = match startup::read(conn, tls, deadline) {
-        Ok(Hello::Session(r)) => r,
-        Ok(Hello::Cancel { pid, secret }) => {
-            forward_cancel(inst, config, pid, &secret);
-            return Err(LoginFailure::silent(None));
+    /// Matches the client to a rule (spec §3) and counts it in on the route.
+    fn route(&mut self, request: &SessionRequest, admission: &mut Admission) -> Result<(), End> {
+        let config = &self.snapshot.config;
+        let req = Request {
+            database: &request.database,
+            user: &request.user,
+            transport: match self.accepted.peer {
+                PeerAddr::Unix => RuleTransport::Unix,
+                PeerAddr::Tcp(_) => RuleTransport::Tcp { tls: false },
+            },
+            ip: self.info.addr.map(|a| a.ip()),
+            hostname: None,
+            internal: false,
+            is_member: &|_, _| false,
+        };
+        let index =
+            self.snapshot
+                .rules
+                .forward(config, &req)
+                .ok_or_else(|| End::RouteNotFound {
+                    database: request.database.clone(),
+                    user: request.user.clone(),
+                })?;
+        let rule = &config.rules[index];
+        self.show_id = rule.client_show_id;
+        self.fwd_error = rule.client_fwd_error;
+        let storage = config.storages.iter().find(|s| s.name == rule.storage);
+        if storage.is_some_and(|s| s.kind == StorageType::Local) {
+            return Err(End::ConsoleUnsupported);
         }
-        Err(StartupEnd::Reply(r)) => return Err(LoginFailure::reply(r, true)),
-        Err(StartupEnd::Silent(why)) => {
-            inst.startup_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(LoginFailure::silent(Some(why)));
-        }
-    };
-    info.user = Some(request.user.clone());
-    info.database = Some(request.database.clone());
-    let (rule_index, show_id) = route_rule(config, &request, accepted, info)?;
-    let rule = &config.rules[rule_index];
-    let storage = config.storages.iter().find(|s| s.name == rule.storage);
-    if storage.is_some_and(|s| s.kind == StorageType::Local) {
-        let reply = Reply::error(
-            sqlstate::FEATURE_NOT_SUPPORTED,
-            "the admin console is not supported yet",
-        );
-        return Err(LoginFailure::reply(reply, show_id));
-    }
-    let route = inst.router.route(
-        RouteKey {
-            generation: snapshot.generation,
-            rule: rule_index,
+        let key = RouteKey {
+            generation: self.snapshot.generation,
+            rule: index,
             database: request.database.clone(),
             user: request.user.clone(),
-        },
-        config,
-    );
-    if !route.enter() {
-        let reply = Reply::error(
-            sqlstate::TOO_MANY_CONNECTIONS,
-            format!(
-                "too many client tcp connections (client_max for user {} {})",
-                route.name(),
-                rule.client_max.unwrap_or(0)
-            ),
-        );
-        return Err(LoginFailure::reply(reply, show_id));
+        };
+        let ticket = self
+            .inst
+            .router
+            .route(key, config)
+            .map_err(|full| End::RouteFull {
+                route: format!("{}.{}", request.database, request.user),
+                max: full.client_max,
+            })?;
+        admission.routed(ticket);
+        Ok(())
     }
-    let auth = ClientAuth {
-        client: info.id,
-        user: &request.user,
-        database: &request.database,
-        rule,
-        show_id,
-        deadline,
-    };
-    let authenticated = match auth::authenticate(conn, &auth) {
-        Ok(a) => a,
-        Err(e) => {
-            route.leave();
-            return Err(LoginFailure::silent(Some(format!(
-                "authentication failed: {e}"
-            ))));
+
+    /// Runs the rule's authentication.
+    fn authenticate(
+        &self,
+        conn: &mut Conn,
+        request: &SessionRequest,
+        admission: &Admission,
+        deadline: Deadline,
+    ) -> Result<Authenticated, End> {
+        let Some(route) = admission.route() else {
+            return Err(End::Cancelled);
+        };
+        let auth = ClientAuth {
+            client: self.info.id,
+            user: &request.user,
+            database: &request.database,
+            rule: route.rule(),
+            show_id: self.show_id,
+            deadline,
+        };
+        auth::authenticate(conn, &auth).map_err(End::Auth)
+    }
+
+    /// The logged-in client.
+    fn client(&self, conn: Conn, request: SessionRequest) -> Client {
+        Client {
+            id: self.info.id,
+            conn,
+            user: request.user,
+            database: request.database,
+            vars: request.vars,
+            info: self.info.clone(),
+            show_id: self.show_id,
+            connected_at: std::time::Instant::now(),
         }
-    };
-    let (key, slot) = inst.cancels.register();
-    let started = Instant::now();
-    let client = Client {
-        id: info.id,
-        conn: conn_slot.take().ok_or_else(|| LoginFailure::silent(None))?,
-        user: request.user,
-        database: request.database,
-        vars: request.vars,
-        key,
-        cancel: slot,
-        info: info.clone(),
-        show_id,
-        connected_at: started,
-    };
-    let mut session = Session::new(inst.clone(), client, route, authenticated).with_statements();
-    setup(&mut session).map_err(|e| LoginFailure::silent(Some(e)))?;
-    if config.global.log.session {
-        od_info!(
-            inst.logger,
-            "setup",
-            Some(&session.client.info),
-            None,
-            "client connection from {} to route {} accepted",
-            session
-                .client
+    }
+
+    fn log_connect(&self) {
+        if self.snapshot.config.global.log.session {
+            let from = self
                 .info
                 .addr
-                .map_or("unix socket".into(), |a| a.to_string()),
-            session.route.name()
-        );
+                .map_or("unix socket".to_string(), |a| a.to_string());
+            od_info!(
+                self.inst.logger,
+                "startup",
+                Some(&self.info),
+                None,
+                "new client connection {from}"
+            );
+        }
     }
-    Ok(session)
-}
 
-/// Matches the client to a rule (spec §3).
-fn route_rule(
-    config: &Arc<Config>,
-    request: &SessionRequest,
-    accepted: &Accepted,
-    info: &ClientInfo,
-) -> Result<(usize, bool), LoginFailure> {
-    let table = RuleTable::new(config);
-    let transport = match accepted.peer {
-        PeerAddr::Unix => RuleTransport::Unix,
-        PeerAddr::Tcp(_) => RuleTransport::Tcp { tls: false },
-    };
-    let req = Request {
-        database: &request.database,
-        user: &request.user,
-        transport,
-        ip: info.addr.map(|a| a.ip()),
-        hostname: None,
-        internal: false,
-        is_member: &|_, _| false,
-    };
-    let Some(rule) = table.forward(&req) else {
-        let reply = Reply::error(
-            sqlstate::INVALID_CATALOG_NAME,
-            format!(
-                "route for '{}.{}' is not found",
-                request.database, request.user
-            ),
-        );
-        return Err(LoginFailure::reply(reply, true));
-    };
-    let index = config
-        .rules
-        .iter()
-        .position(|r| std::ptr::eq(r, rule))
-        .unwrap_or(0);
-    Ok((index, rule.client_show_id))
-}
-
-/// ParameterStatus for every parameter a server of the route reports (the client's own value
-/// where it set one), our BackendKeyData, ReadyForQuery. The first client of a route gets a
-/// server now, to learn those parameters.
-fn setup(session: &mut Session) -> Result<(), String> {
-    if session.route.params().is_none() {
-        session.attach_for_setup().map_err(|e| e.to_string())?;
+    /// The login ended: tell the client what the table says, log why.
+    fn fail(&self, conn: &mut Conn, end: End) {
+        let outcome = end.outcome(self.fwd_error);
+        if outcome.startup_error {
+            self.inst
+                .startup_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(bytes) = end::farewell_bytes(&outcome.farewell, self.info.id, self.show_id) {
+            let deadline = Deadline::after(Duration::from_secs(1));
+            if conn.write_all(&bytes, deadline).is_ok() {
+                conn.close_gracefully(deadline);
+            }
+        }
+        if !matches!(end, End::CancelRequest) {
+            od_info!(self.inst.logger, "startup", Some(&self.info), None, "{end}");
+        }
     }
-    let params = session.route.params().unwrap_or_default();
-    let mut out = Vec::new();
-    for (name, value) in params.iter() {
-        let name_str = String::from_utf8_lossy(name);
-        let value = session.client.vars.get(&name_str).unwrap_or(value);
-        ParameterStatus { name, value }.encode(&mut out);
-    }
-    BackendKeyData {
-        pid: session.client.key.pid,
-        key: &session.client.key.secret,
-    }
-    .encode(&mut out);
-    ReadyForQuery {
-        status: TransactionStatus::Idle,
-    }
-    .encode(&mut out);
-    session
-        .client
-        .conn
-        .write_all(&out, Deadline::after(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())
 }
 
 /// A CancelRequest: forwarded to the server running that client's query, if any.

@@ -3,14 +3,13 @@
 
 use kiwi::backend::NegotiateProtocolVersion;
 use kiwi::error::DecodeError;
-use kiwi::sqlstate;
 use kiwi::startup::StartupPacket;
 use kiwi::var::Vars;
 use machinarium::Deadline;
 
+use super::end::{End, StartupError};
 use crate::config::TlsMode;
 use crate::conn::{Conn, ConnError};
-use crate::reply::Reply;
 
 /// What a client asked for in its first packet.
 pub enum Hello {
@@ -37,29 +36,16 @@ pub struct SessionRequest {
     pub replication: Option<String>,
 }
 
-/// Why the startup phase ended without a session.
-pub enum StartupEnd {
-    /// Close without a word (garbage, oversized packet, missing user, timeout).
-    Silent(String),
-    /// Send this error, then close.
-    Reply(Reply),
-}
-
 /// Reads packets until a StartupMessage or a CancelRequest.
-pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, StartupEnd> {
+pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, End> {
     let (mut ssl_asked, mut gss_asked) = (false, false);
     loop {
         let packet = match conn.read_startup(deadline) {
             Ok((packet, _)) => packet,
             Err(ConnError::Protocol(DecodeError::UnsupportedProtocol { major, minor, .. })) => {
-                return Err(StartupEnd::Reply(Reply::fatal(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    format!(
-                        "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
-                    ),
-                )));
+                return Err(End::UnsupportedProtocol { major, minor });
             }
-            Err(e) => return Err(StartupEnd::Silent(format!("startup packet: {e}"))),
+            Err(e) => return Err(End::Startup(StartupError::Conn(e))),
         };
         match packet {
             StartupPacket::SslRequest if !ssl_asked => {
@@ -71,7 +57,7 @@ pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, 
                 answer(conn, b'N', deadline)?;
             }
             StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
-                return Err(StartupEnd::Silent("encryption requested twice".into()));
+                return Err(End::Startup(StartupError::EncryptionTwice));
             }
             StartupPacket::Cancel(c) => {
                 return Ok(Hello::Cancel {
@@ -84,10 +70,7 @@ pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, 
                     tls,
                     TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull
                 ) {
-                    return Err(StartupEnd::Reply(Reply::error(
-                        sqlstate::PROTOCOL_VIOLATION,
-                        "SSL is required",
-                    )));
+                    return Err(End::TlsRequired);
                 }
                 let unsupported: Vec<Vec<u8>> = s
                     .params
@@ -105,17 +88,13 @@ pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, 
     }
 }
 
-fn answer(conn: &mut Conn, byte: u8, deadline: Deadline) -> Result<(), StartupEnd> {
+fn answer(conn: &mut Conn, byte: u8, deadline: Deadline) -> Result<(), End> {
     conn.write_all(&[byte], deadline)
-        .map_err(|e| StartupEnd::Silent(e.to_string()))
+        .map_err(|e| End::Startup(StartupError::Conn(e)))
 }
 
 /// Tells a client that asked for a newer minor version (or `_pq_` options) that we speak 3.0.
-fn negotiate(
-    conn: &mut Conn,
-    unsupported: &[Vec<u8>],
-    deadline: Deadline,
-) -> Result<(), StartupEnd> {
+fn negotiate(conn: &mut Conn, unsupported: &[Vec<u8>], deadline: Deadline) -> Result<(), End> {
     let mut out = Vec::new();
     NegotiateProtocolVersion {
         newest_minor: 0,
@@ -123,18 +102,18 @@ fn negotiate(
     }
     .encode(&mut out);
     conn.write_all(&out, deadline)
-        .map_err(|e| StartupEnd::Silent(e.to_string()))
+        .map_err(|e| End::Startup(StartupError::Conn(e)))
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn session_request(s: &kiwi::startup::Startup<'_>) -> Result<SessionRequest, StartupEnd> {
+fn session_request(s: &kiwi::startup::Startup<'_>) -> Result<SessionRequest, End> {
     let user = s
         .param("user")
         .map(text)
-        .ok_or_else(|| StartupEnd::Silent("no user in the startup packet".into()))?;
+        .ok_or(End::Startup(StartupError::NoUser))?;
     let database = s
         .param("database")
         .map(text)

@@ -30,21 +30,52 @@ pub struct Request<'a> {
     pub is_member: &'a dyn Fn(&str, &str) -> bool,
 }
 
-/// A config's rules in matching order.
+/// A config's rules in matching order, as indices into `Config::rules`: computed once per
+/// config generation (the instance keeps it next to the config), so a login only matches.
+#[derive(Debug, Clone, Default)]
+pub struct RuleOrder {
+    ordered: Vec<usize>,
+}
+
+impl RuleOrder {
+    /// Orders `config`'s rules as `sequential_routing` says.
+    pub fn new(config: &Config) -> Self {
+        let mut ordered: Vec<usize> = (0..config.rules.len()).collect();
+        if config.global.sequential_routing {
+            ordered.sort_by_key(|&i| config.rules[i].key.order);
+        } else {
+            ordered.sort_by_cached_key(|&i| precedence(&config.rules[i]));
+        }
+        RuleOrder { ordered }
+    }
+
+    /// The index of the first rule of `config` (the config this order was made from) that
+    /// matches `req`, or `None` ("route for 'db.user' is not found").
+    pub fn forward(&self, config: &Config, req: &Request<'_>) -> Option<usize> {
+        self.ordered
+            .iter()
+            .copied()
+            .find(|&i| config.rules.get(i).is_some_and(|r| matches(r, req)))
+    }
+}
+
+/// A config's rules in matching order, borrowed (for `--test` output and tests).
 pub struct RuleTable<'c> {
+    config: &'c Config,
+    order: RuleOrder,
     ordered: Vec<&'c Rule>,
 }
 
 impl<'c> RuleTable<'c> {
     /// Orders `config`'s rules as `sequential_routing` says.
     pub fn new(config: &'c Config) -> Self {
-        let mut ordered: Vec<&Rule> = config.rules.iter().collect();
-        if config.global.sequential_routing {
-            ordered.sort_by_key(|r| r.key.order);
-        } else {
-            ordered.sort_by_cached_key(|r| precedence(r));
+        let order = RuleOrder::new(config);
+        let ordered = order.ordered.iter().map(|&i| &config.rules[i]).collect();
+        RuleTable {
+            config,
+            order,
+            ordered,
         }
-        RuleTable { ordered }
     }
 
     /// The rules in matching order.
@@ -54,7 +85,8 @@ impl<'c> RuleTable<'c> {
 
     /// The first rule that matches `req`, or `None` ("route for 'db.user' is not found").
     pub fn forward(&self, req: &Request<'_>) -> Option<&'c Rule> {
-        self.ordered.iter().copied().find(|r| matches(r, req))
+        let config = self.config;
+        self.order.forward(config, req).map(|i| &config.rules[i])
     }
 }
 

@@ -13,6 +13,8 @@ use machinarium::net::DetachedStream;
 use crate::conn::{Conn, Transport};
 use crate::id::ServerId;
 
+pub mod statements;
+
 /// Where a server lives (for connecting and for cancel requests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
@@ -54,7 +56,7 @@ pub struct ServerInfo {
     /// Tracked parameters as the server reported them at startup (what RESET returns to).
     pub defaults: Vars,
     /// Prepared statements of ours the server has (by key; see `frontend::pstmt`).
-    pub prepared: crate::frontend::pstmt::ServerStatements,
+    pub prepared: statements::ServerStatements,
     /// Statements to DEALLOCATE before the server is reused (their cached plans broke).
     pub stale: Vec<String>,
     /// Every ParameterStatus the server sent at startup, for the route's cache.
@@ -63,6 +65,25 @@ pub struct ServerInfo {
     pub created: Instant,
     /// When it last went idle.
     pub idle_since: Instant,
+}
+
+impl ServerInfo {
+    /// A server just connected at `address`, before its startup answers.
+    pub fn new(address: Address) -> ServerInfo {
+        let now = Instant::now();
+        ServerInfo {
+            id: ServerId::new(),
+            address,
+            key: CancelKey::default(),
+            vars: Vars::new(),
+            defaults: Vars::new(),
+            prepared: Default::default(),
+            stale: Vec::new(),
+            status: Vec::new(),
+            created: now,
+            idle_since: now,
+        }
+    }
 }
 
 /// An attached server connection (on this machine).

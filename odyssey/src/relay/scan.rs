@@ -1,12 +1,14 @@
-//! The relay's view of the two byte streams: where messages begin and end, and the few
-//! messages that change what the pooler may do with the server (ReadyForQuery and its
-//! transaction status, ParameterStatus, COPY). Bytes are forwarded as they come, in bulk; a
-//! message is never decoded unless one of those.
+//! Where messages begin and end in the two byte streams, and the few messages that change what
+//! the pooler may do with a server (ReadyForQuery and its transaction status, ParameterStatus,
+//! CommandComplete, ErrorResponse, COPY). Bytes are forwarded as they come, in bulk; a message is
+//! never decoded unless it is one of those. Headers are read through kiwi only.
 //!
 //! A [`Scanner`] keeps the one piece of state a stream needs between reads: how many body
 //! bytes of the current message are still to pass.
 
-use kiwi::backend::TransactionStatus;
+use kiwi::backend::{TransactionStatus, tag as be};
+use kiwi::frontend::tag as fe;
+use kiwi::header::{HEADER_LEN, Header};
 
 /// Position in a stream of messages.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -15,22 +17,89 @@ pub struct Scanner {
     need: usize,
 }
 
+/// A client broke the framing rules: a tag that is no message type, or a length below 4 or
+/// above the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadFrame {
+    /// The tag byte.
+    pub tag: u8,
+    /// The length field as sent.
+    pub length: u32,
+}
+
+impl std::fmt::Display for BadFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "message '{}' with length {}",
+            self.tag.escape_ascii(),
+            self.length
+        )
+    }
+}
+
 impl Scanner {
     /// Whether the stream is at a message boundary.
     pub fn at_boundary(&self) -> bool {
         self.need == 0
     }
 
-    /// Passes what is left of the current message's body from `*pos`, then returns the tag of
-    /// the next message when its 5-byte header is all in `buf` (`*pos` stays at that header).
-    fn next_header(&mut self, buf: &[u8], pos: &mut usize) -> Option<u8> {
+    /// Body bytes of the current message still to pass.
+    pub fn remaining(&self) -> usize {
+        self.need
+    }
+
+    /// Passes what is left of the current message's body from `*pos`, then returns the header
+    /// of the next message when its 5 bytes are all in `buf` (`*pos` stays at that header).
+    /// Lengths are checked against `max`.
+    fn next_header(
+        &mut self,
+        buf: &[u8],
+        pos: &mut usize,
+        max: u32,
+    ) -> Result<Option<Header>, BadFrame> {
         let n = self.need.min(buf.len() - *pos);
         *pos += n;
         self.need -= n;
-        if self.need > 0 || buf.len() - *pos < 5 {
-            return None;
+        if self.need > 0 {
+            return Ok(None);
         }
-        Some(buf[*pos])
+        let rest = &buf[*pos..];
+        match Header::parse(rest, max) {
+            Ok(Some(h)) if h.tag >= 0x20 => Ok(Some(h)),
+            Ok(None) => Ok(None),
+            Ok(Some(h)) => Err(BadFrame {
+                tag: h.tag,
+                length: h.length,
+            }),
+            Err(_) => Err(BadFrame::at(rest)),
+        }
+    }
+
+    /// Moves past the header at `*pos`; the body is still to pass.
+    fn enter(&mut self, header: Header, pos: &mut usize) {
+        *pos += HEADER_LEN;
+        self.need = header.body_len();
+    }
+}
+
+impl BadFrame {
+    /// The header at the start of `buf` as it was sent, lengths unchecked (for the error).
+    pub fn at(buf: &[u8]) -> BadFrame {
+        match Header::parse(buf, u32::MAX) {
+            Ok(Some(h)) => BadFrame {
+                tag: h.tag,
+                length: h.length,
+            },
+            Err(kiwi::error::DecodeError::LengthTooShort { tag, length }) => BadFrame {
+                tag: tag.unwrap_or(0),
+                length,
+            },
+            _ => BadFrame {
+                tag: buf.first().copied().unwrap_or(0),
+                length: 0,
+            },
+        }
     }
 }
 
@@ -44,26 +113,23 @@ pub struct ClientScan {
     /// A Terminate follows the forwarded bytes.
     pub terminate: bool,
     /// Whether the forwarded bytes end inside an extended-protocol sequence (Parse, Bind,
-    /// Describe, Execute, Close, Flush or COPY data after the last Sync or Query): `None` when
-    /// they hold neither kind.
+    /// Describe, Execute, Close or Flush after the last Sync or Query): `None` when they hold
+    /// neither kind.
     pub unsynced: Option<bool>,
 }
 
-/// Messages of an extended-protocol sequence (or COPY data) that a Sync closes.
-fn opens_sequence(tag: u8) -> bool {
+/// Messages of an extended-protocol sequence, which a Sync closes. COPY data is not one: it
+/// belongs to the request that started the COPY (a Query, or an Execute inside a sequence).
+pub fn opens_sequence(tag: u8) -> bool {
     matches!(
         tag,
-        b'P' | b'B' | b'D' | b'E' | b'C' | b'H' | b'd' | b'c' | b'f'
+        fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::FLUSH
     )
 }
 
-/// A client broke the framing rules.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Violation(pub String);
-
 /// Messages a client may send that are answered with ReadyForQuery.
-fn answered_by_ready(tag: u8) -> bool {
-    matches!(tag, b'Q' | b'S' | b'F')
+pub fn answered_by_ready(tag: u8) -> bool {
+    matches!(tag, fe::QUERY | fe::SYNC | fe::FUNCTION_CALL)
 }
 
 /// Walks client bytes: every message whose 5-byte header is in `buf` may be forwarded (its
@@ -74,18 +140,12 @@ pub fn scan_client(
     buf: &[u8],
     max: u32,
     mut on: impl FnMut(u8, Option<&[u8]>),
-) -> Result<ClientScan, Violation> {
+) -> Result<ClientScan, BadFrame> {
     let mut out = ClientScan::default();
     let mut pos = 0;
-    while let Some(tag) = sc.next_header(buf, &mut pos) {
-        let len = u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
-        if tag < 0x20 || len < 4 || len > max {
-            return Err(Violation(format!(
-                "message '{}' with length {len}",
-                tag.escape_ascii()
-            )));
-        }
-        if tag == b'X' {
+    while let Some(header) = sc.next_header(buf, &mut pos, max)? {
+        let tag = header.tag;
+        if tag == fe::TERMINATE {
             out.terminate = true;
             break;
         }
@@ -95,10 +155,9 @@ pub fn scan_client(
         } else if opens_sequence(tag) {
             out.unsynced = Some(true);
         }
-        let body_len = len as usize - 4;
-        on(tag, buf.get(pos + 5..pos + 5 + body_len));
-        pos += 5;
-        sc.need = body_len;
+        let body = pos + HEADER_LEN;
+        on(tag, buf.get(body..body + header.body_len()));
+        sc.enter(header, &mut pos);
     }
     out.forward = pos;
     Ok(out)
@@ -108,15 +167,11 @@ pub fn scan_client(
 /// message boundary (`buf.len()` when there is none).
 pub fn first_message(buf: &[u8], pred: impl Fn(u8) -> bool) -> usize {
     let mut pos = 0;
-    while let [tag, a, b, c, d, ..] = buf[pos..] {
-        if pred(tag) {
+    while let Ok(Some(header)) = Header::parse(&buf[pos..], u32::MAX) {
+        if pred(header.tag) {
             return pos;
         }
-        let len = u32::from_be_bytes([a, b, c, d]) as usize;
-        if len < 4 {
-            break;
-        }
-        pos += len + 1;
+        pos += header.frame_len();
         if pos >= buf.len() {
             break;
         }
@@ -148,53 +203,49 @@ pub enum ServerEvent<'a> {
 
 /// Walks server bytes up to the last point where every message that matters has been seen
 /// whole (a ReadyForQuery needs its status byte, a ParameterStatus its body); returns how many
-/// bytes may be forwarded, calling `on` for each event.
+/// bytes may be forwarded, calling `on` for each event. A length field below 4 or past kiwi's
+/// protocol maximum is an error: the server is not speaking the protocol.
 pub fn scan_server<'a>(
     sc: &mut Scanner,
     buf: &'a [u8],
     mut on: impl FnMut(ServerEvent<'a>),
-) -> usize {
+) -> Result<usize, BadFrame> {
     let mut pos = 0;
-    while let Some(tag) = sc.next_header(buf, &mut pos) {
-        let len =
-            u32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]) as usize;
-        let body_len = len.saturating_sub(4);
-        let body = pos + 5;
-        match tag {
-            b'Z' => {
-                let Some(&status) = buf.get(body) else { break };
-                on(ServerEvent::Ready(match status {
+    while let Some(header) = sc.next_header(buf, &mut pos, kiwi::header::DEFAULT_MAX_MESSAGE)? {
+        let at = pos;
+        let body = buf.get(at + HEADER_LEN..at + HEADER_LEN + header.body_len());
+        let event = match header.tag {
+            be::READY_FOR_QUERY => {
+                let Some(&status) = buf.get(at + HEADER_LEN) else {
+                    break;
+                };
+                Some(ServerEvent::Ready(match status {
                     b'T' => TransactionStatus::InTransaction,
                     b'E' => TransactionStatus::Failed,
                     _ => TransactionStatus::Idle,
-                }));
+                }))
             }
-            b'S' => {
-                let Some(b) = buf.get(body..body + body_len) else {
-                    break;
-                };
-                on(ServerEvent::Parameter(b));
+            be::PARAMETER_STATUS | be::COMMAND_COMPLETE | be::ERROR_RESPONSE => {
+                let Some(body) = body else { break };
+                Some(match header.tag {
+                    be::PARAMETER_STATUS => ServerEvent::Parameter(body),
+                    be::COMMAND_COMPLETE => ServerEvent::Complete(body),
+                    _ => ServerEvent::Error(body),
+                })
             }
-            b'C' => {
-                let Some(b) = buf.get(body..body + body_len) else {
-                    break;
-                };
-                on(ServerEvent::Complete(b));
-            }
-            b'G' | b'W' => on(ServerEvent::CopyIn),
-            b'E' => {
-                let Some(b) = buf.get(body..body + body_len) else {
-                    break;
-                };
-                on(ServerEvent::Error(b));
-            }
-            _ => {}
+            be::COPY_IN_RESPONSE | be::COPY_BOTH_RESPONSE => Some(ServerEvent::CopyIn),
+            _ => None,
+        };
+        if let Some(event) = event {
+            on(event);
         }
-        on(ServerEvent::Start { tag, at: pos });
-        pos = body;
-        sc.need = body_len;
+        on(ServerEvent::Start {
+            tag: header.tag,
+            at,
+        });
+        sc.enter(header, &mut pos);
     }
-    pos
+    Ok(pos)
 }
 
 #[cfg(test)]
@@ -286,7 +337,8 @@ mod tests {
         let mut events = Vec::new();
         let n = scan_server(&mut sc, &buf[..buf.len() - 1], |e| {
             events.push(format!("{e:?}"))
-        });
+        })
+        .unwrap();
         assert_eq!(
             n,
             buf.len() - 6,
@@ -301,7 +353,7 @@ mod tests {
         );
         events.clear();
         let mut sc = Scanner::default();
-        let n = scan_server(&mut sc, &buf, |e| events.push(format!("{e:?}")));
+        let n = scan_server(&mut sc, &buf, |e| events.push(format!("{e:?}"))).unwrap();
         assert_eq!(n, buf.len());
         assert_eq!(events[2], "Ready(InTransaction)");
         assert_eq!(events[3], "Start { tag: 90, at: 14 }");
@@ -316,7 +368,8 @@ mod tests {
             if let ServerEvent::Parameter(b) = e {
                 got.push(b.to_vec())
             }
-        });
+        })
+        .unwrap();
         assert_eq!(n, buf.len());
         assert_eq!(got, vec![b"application_name\0x\0".to_vec()]);
     }

@@ -2,18 +2,20 @@
 //! internal queries on a server (reset, deploy).
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kiwi::backend::{BackendKeyData, ParameterStatus, ReadyForQuery, TransactionStatus};
 use kiwi::startup::{ProtocolVersion, Startup};
-use kiwi::var::Vars;
 use machinarium::Deadline;
 use machinarium::net::{KeepAlive, Stream};
 
-use crate::auth::backend::{BackendAuthError, BackendCredentials, authenticate_server};
+use crate::config::Global;
+
+pub mod auth;
+
 use crate::conn::{Conn, ConnError, DEFAULT_MAX_MESSAGE, Transport};
-use crate::id::ServerId;
 use crate::server::{Address, CancelKey, Server, ServerInfo};
+use auth::{BackendAuthError, BackendCredentials, authenticate_server};
 
 /// Why a server connection could not be made or used.
 #[derive(Debug)]
@@ -105,19 +107,7 @@ pub fn connect(p: &ConnectParams<'_>) -> Result<Server, BackendError> {
         BackendAuthError::Conn(c) => BackendError::Conn(c),
         other => BackendError::Auth(other.to_string(), None),
     })?;
-    let now = Instant::now();
-    let mut info = ServerInfo {
-        id: ServerId::new(),
-        address: p.address.clone(),
-        key: CancelKey::default(),
-        vars: Vars::new(),
-        defaults: Vars::new(),
-        prepared: Default::default(),
-        stale: Vec::new(),
-        status: Vec::new(),
-        created: now,
-        idle_since: now,
-    };
+    let mut info = ServerInfo::new(p.address.clone());
     read_startup_answers(&mut conn, &mut info, deadline)?;
     info.defaults = info.vars.clone();
     Ok(Server {
@@ -206,4 +196,33 @@ pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), 
             _ => {}
         }
     }
+}
+
+/// Keepalive settings of the config as machinarium takes them.
+pub fn keepalive(g: &Global) -> KeepAlive {
+    let k = &g.keepalive;
+    KeepAlive {
+        idle: (!k.idle.is_zero()).then_some(k.idle),
+        interval: (!k.interval.is_zero()).then_some(k.interval),
+        probes: (k.probes > 0).then_some(k.probes),
+        user_timeout: match k.usr_timeout_ms {
+            0 => None,
+            ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
+            // Negative: as long as keepalive takes to give up, minus a little.
+            _ => Some((k.idle + k.interval * k.probes).saturating_sub(Duration::from_millis(500))),
+        },
+    }
+}
+
+/// Says goodbye to a server (Terminate, best effort) and drops the connection.
+pub fn close(mut server: Server) {
+    let mut out = Vec::with_capacity(5);
+    kiwi::header::Header {
+        tag: kiwi::frontend::tag::TERMINATE,
+        length: 4,
+    }
+    .encode(&mut out);
+    let _ = server
+        .conn
+        .write_all(&out, Deadline::after(Duration::from_millis(100)));
 }

@@ -13,14 +13,18 @@
 //! pushes what it will be answered with onto a queue; replies of our own (ParseComplete,
 //! CloseComplete) are queue entries too, sent when they reach the front.
 
-use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
-use kiwi::backend::{CommandComplete, ReadyForQuery, TransactionStatus};
+use kiwi::backend::{CommandComplete, ReadyForQuery, TransactionStatus, tag as be};
+use kiwi::error::DecodeError;
+use kiwi::frontend::tag as fe;
 use kiwi::frontend::{Bind, Close, Describe, Parse, Target};
+use kiwi::header::Frames;
 
+use crate::server::ServerInfo;
+use crate::server::statements::server_name;
 use crate::sql::{self, Statement};
 
 /// A statement as the pooler prepares it on servers.
@@ -48,82 +52,6 @@ impl Prepared {
         .encode(&mut parse);
         Prepared { key, parse, name }
     }
-}
-
-/// The prepared statements of ours a server has, with their last use, so the least recently
-/// used can be deallocated when there are too many. A statement picked for eviction stays
-/// usable until the DEALLOCATE actually runs (at the next reset of the server).
-#[derive(Debug, Clone, Default)]
-pub struct ServerStatements {
-    last_use: HashMap<u64, Cell<u64>>,
-    clock: Cell<u64>,
-    evicted: Vec<u64>,
-}
-
-impl ServerStatements {
-    /// Whether the server has statement `key` (and counts this as a use).
-    pub fn contains(&self, key: &u64) -> bool {
-        match self.last_use.get(key) {
-            Some(t) => {
-                self.clock.set(self.clock.get() + 1);
-                t.set(self.clock.get());
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The server now has `key`; past `max` statements (0: no limit) the least recently used
-    /// one is marked for DEALLOCATE.
-    pub fn insert(&mut self, key: u64, max: usize) {
-        self.clock.set(self.clock.get() + 1);
-        self.last_use.insert(key, Cell::new(self.clock.get()));
-        if max > 0 && self.last_use.len() - self.evicted.len() > max {
-            let oldest = self
-                .last_use
-                .iter()
-                .filter(|(k, _)| **k != key && !self.evicted.contains(k))
-                .min_by_key(|(_, t)| t.get())
-                .map(|(k, _)| *k);
-            self.evicted.extend(oldest);
-        }
-    }
-
-    /// The server lost `key` (a failed Parse, a stale plan).
-    pub fn remove(&mut self, key: &u64) {
-        self.last_use.remove(key);
-        self.evicted.retain(|k| k != key);
-    }
-
-    /// The server lost every statement (DISCARD ALL).
-    pub fn clear(&mut self) {
-        self.last_use.clear();
-        self.evicted.clear();
-    }
-
-    /// Statements to DEALLOCATE now; they are forgotten.
-    pub fn take_evicted(&mut self) -> Vec<u64> {
-        let evicted = std::mem::take(&mut self.evicted);
-        for k in &evicted {
-            self.last_use.remove(k);
-        }
-        evicted
-    }
-
-    /// How many the server has.
-    pub fn len(&self) -> usize {
-        self.last_use.len()
-    }
-
-    /// Whether it has none.
-    pub fn is_empty(&self) -> bool {
-        self.last_use.is_empty()
-    }
-}
-
-/// Our server-side name of statement `key`.
-pub fn server_name(key: u64) -> String {
-    format!("odyssey_{key:016x}")
 }
 
 /// What a message sent to the server will be answered with.
@@ -176,11 +104,11 @@ impl Statements {
         body: &[u8],
         has: impl Fn(u64) -> bool,
         out: &mut Vec<u8>,
-    ) -> Result<Option<u64>, String> {
-        let p = Parse::decode(body).map_err(|e| e.to_string())?;
+    ) -> Result<Option<u64>, DecodeError> {
+        let p = Parse::decode(body)?;
         if p.name.is_empty() {
             kiwi::header::Header {
-                tag: b'P',
+                tag: fe::PARSE,
                 length: body.len() as u32 + 4,
             }
             .encode(out);
@@ -192,7 +120,7 @@ impl Statements {
         let key = prepared.key;
         self.by_name.insert(p.name.to_vec(), prepared.clone());
         if has(key) {
-            self.expect.push_back(Expect::Synthetic(b'1'));
+            self.expect.push_back(Expect::Synthetic(be::PARSE_COMPLETE));
             Ok(None)
         } else {
             out.extend_from_slice(&prepared.parse);
@@ -208,50 +136,46 @@ impl Statements {
     pub fn answer_locally(
         &mut self,
         buf: &[u8],
-        tx: kiwi::backend::TransactionStatus,
+        tx: TransactionStatus,
     ) -> Option<(Vec<u8>, usize)> {
         let mut replies = Vec::new();
-        let mut pos = 0;
         let mut pending: Vec<(Vec<u8>, Option<Rc<Prepared>>)> = Vec::new();
-        loop {
-            let rest = buf.get(pos..)?;
-            let (&tag, len) = match rest {
-                [tag, a, b, c, d, ..] => (tag, u32::from_be_bytes([*a, *b, *c, *d]) as usize),
-                _ => return None,
-            };
-            let body = rest.get(5..len + 1)?;
-            match tag {
-                b'P' => {
-                    let p = Parse::decode(body).ok()?;
+        let mut frames = Frames::new(buf, kiwi::header::DEFAULT_MAX_MESSAGE);
+        for frame in frames.by_ref() {
+            let frame = frame.ok()?;
+            match frame.tag() {
+                fe::PARSE => {
+                    let p = Parse::decode(frame.body).ok()?;
                     if p.name.is_empty() {
                         return None;
                     }
                     pending.push((p.name.to_vec(), Some(Rc::new(Prepared::of(&p)))));
-                    replies.extend_from_slice(&synthetic(b'1'));
+                    replies.extend_from_slice(&synthetic(be::PARSE_COMPLETE));
                 }
-                b'C' => {
-                    let c = Close::decode(body).ok()?;
+                fe::CLOSE => {
+                    let c = Close::decode(frame.body).ok()?;
                     if c.target != Target::Statement || c.name.is_empty() {
                         return None;
                     }
                     pending.push((c.name.to_vec(), None));
-                    replies.extend_from_slice(&synthetic(b'3'));
+                    replies.extend_from_slice(&synthetic(be::CLOSE_COMPLETE));
                 }
-                b'H' => {}
-                b'S' => {
+                fe::FLUSH => {}
+                fe::SYNC => {
                     for (name, prepared) in pending {
                         match prepared {
                             Some(p) => self.by_name.insert(name, p),
                             None => self.by_name.remove(&name),
                         };
                     }
-                    kiwi::backend::ReadyForQuery { status: tx }.encode(&mut replies);
-                    return Some((replies, pos + len + 1));
+                    ReadyForQuery { status: tx }.encode(&mut replies);
+                    let used = buf.len() - frames.rest().len();
+                    return Some((replies, used));
                 }
                 _ => return None,
             }
-            pos += len + 1;
         }
+        None
     }
 
     /// A statement the server must have before `name` is used: the Parse to inject, if any.
@@ -276,8 +200,8 @@ impl Statements {
         body: &[u8],
         has: impl Fn(u64) -> bool,
         out: &mut Vec<u8>,
-    ) -> Result<Option<u64>, String> {
-        let b = Bind::decode(body).map_err(|e| e.to_string())?;
+    ) -> Result<Option<u64>, DecodeError> {
+        let b = Bind::decode(body)?;
         match self.ensure(b.statement, &has, out) {
             Some(prepared) => {
                 let injected = (!has(prepared.key)).then_some(prepared.key);
@@ -303,8 +227,8 @@ impl Statements {
         body: &[u8],
         has: impl Fn(u64) -> bool,
         out: &mut Vec<u8>,
-    ) -> Result<Option<u64>, String> {
-        let d = Describe::decode(body).map_err(|e| e.to_string())?;
+    ) -> Result<Option<u64>, DecodeError> {
+        let d = Describe::decode(body)?;
         if d.target == Target::Portal {
             d.encode(out);
             self.expect.push_back(Expect::DescribePortal);
@@ -324,11 +248,11 @@ impl Statements {
 
     /// The client's Close: a named statement is only forgotten (other clients may share it
     /// on the server), and CloseComplete comes from the pooler.
-    pub fn close(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        let c = Close::decode(body).map_err(|e| e.to_string())?;
+    pub fn close(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        let c = Close::decode(body)?;
         if c.target == Target::Statement && !c.name.is_empty() {
             self.by_name.remove(c.name);
-            self.expect.push_back(Expect::Synthetic(b'3'));
+            self.expect.push_back(Expect::Synthetic(be::CLOSE_COMPLETE));
         } else {
             c.encode(out);
             self.expect.push_back(Expect::Close);
@@ -358,7 +282,7 @@ impl Statements {
 
     /// Whether a message of this tag needs the statements relay.
     pub fn needed_for(tag: u8) -> bool {
-        matches!(tag, b'P' | b'B' | b'D' | b'C')
+        matches!(tag, fe::PARSE | fe::BIND | fe::DESCRIBE | fe::CLOSE)
     }
 
     /// Whether replies are still owed.
@@ -396,8 +320,8 @@ pub fn on_server_message(
 ) -> Verdict {
     let front = expect.front().copied();
     match (tag, front) {
-        (b'E', Some(Expect::Query)) => Verdict::Forward,
-        (b'E', _) => {
+        (be::ERROR_RESPONSE, Some(Expect::Query)) => Verdict::Forward,
+        (be::ERROR_RESPONSE, _) => {
             while let Some(e) = expect.front().copied() {
                 if e == Expect::Sync {
                     break;
@@ -409,22 +333,28 @@ pub fn on_server_message(
             }
             Verdict::Forward
         }
-        (b'Z', _) => {
+        (be::READY_FOR_QUERY, _) => {
             expect.pop_front();
             Verdict::Forward
         }
-        (b'1', Some(Expect::Injected(_))) => {
+        (be::PARSE_COMPLETE, Some(Expect::Injected(_))) => {
             expect.pop_front();
             Verdict::Swallow
         }
-        (b'1', Some(Expect::Parse(_)))
-        | (b'2', Some(Expect::Bind(_)))
-        | (b'3', Some(Expect::Close)) => {
+        (be::PARSE_COMPLETE, Some(Expect::Parse(_)))
+        | (be::BIND_COMPLETE, Some(Expect::Bind(_)))
+        | (be::CLOSE_COMPLETE, Some(Expect::Close)) => {
             expect.pop_front();
             Verdict::Forward
         }
-        (b'T' | b'n', Some(Expect::DescribeStatement | Expect::DescribePortal))
-        | (b'C' | b'I' | b's', Some(Expect::Execute)) => {
+        (
+            be::ROW_DESCRIPTION | be::NO_DATA,
+            Some(Expect::DescribeStatement | Expect::DescribePortal),
+        )
+        | (
+            be::COMMAND_COMPLETE | be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED,
+            Some(Expect::Execute),
+        ) => {
             expect.pop_front();
             Verdict::Forward
         }
@@ -456,7 +386,7 @@ pub fn filter_replies(
     statements: &mut Statements,
     buf: &[u8],
     starts: &[(u8, usize)],
-    info: &mut crate::server::ServerInfo,
+    info: &mut ServerInfo,
     stale_error: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(buf.len() + 16);
@@ -467,7 +397,7 @@ pub fn filter_replies(
             cursor = at;
             take_synthetic(&mut statements.expect, &mut out);
         }
-        if tag == b'E'
+        if tag == be::ERROR_RESPONSE
             && stale_error
             && let Some(Expect::Bind(Some(key))) = statements.expect.front().copied()
         {
@@ -596,19 +526,6 @@ mod tests {
         assert_eq!(s.expect.iter().copied().collect::<Vec<_>>(), [Expect::Sync]);
         on_server_message(&mut s.expect, b'Z', |_| {});
         assert!(!s.owed());
-    }
-
-    #[test]
-    fn least_recently_used_statements_are_evicted_past_the_cap() {
-        let mut s = ServerStatements::default();
-        s.insert(1, 2);
-        s.insert(2, 2);
-        assert!(s.contains(&1), "1 is used again: 2 is now the oldest");
-        s.insert(3, 2);
-        assert!(s.contains(&2), "still usable until deallocated");
-        assert_eq!(s.take_evicted(), [2]);
-        assert!(!s.contains(&2));
-        assert_eq!(s.len(), 2);
     }
 
     #[test]

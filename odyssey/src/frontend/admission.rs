@@ -1,0 +1,68 @@
+//! A client's place in the instance, from accept to close: counted in the instance's clients,
+//! then in its route, then known by its cancel key. Made once per client; dropping it undoes
+//! all three, whichever way the client's life ended.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::client::{CancelSlot, ClientKey};
+use crate::instance::Instance;
+use crate::route::Route;
+use crate::router::RouteTicket;
+
+/// A client admitted into the instance.
+pub struct Admission {
+    inst: Arc<Instance>,
+    /// Clients connected when this one was counted in (itself included).
+    clients: u32,
+    ticket: Option<RouteTicket>,
+    key: Option<ClientKey>,
+}
+
+impl Admission {
+    /// Counts a new client in.
+    pub fn new(inst: &Arc<Instance>) -> Admission {
+        inst.clients_total.fetch_add(1, Ordering::Relaxed);
+        let clients = inst.clients.fetch_add(1, Ordering::AcqRel) + 1;
+        Admission {
+            inst: inst.clone(),
+            clients,
+            ticket: None,
+            key: None,
+        }
+    }
+
+    /// Clients connected when this one came (itself included), for the global `client_max`.
+    pub fn clients(&self) -> u32 {
+        self.clients
+    }
+
+    /// The client was counted in on its route.
+    pub fn routed(&mut self, ticket: RouteTicket) {
+        self.ticket = Some(ticket);
+    }
+
+    /// The client's route, once routed.
+    pub fn route(&self) -> Option<&Arc<Route>> {
+        self.ticket.as_ref().map(RouteTicket::route)
+    }
+
+    /// Gives the client a cancel key of its own, forgotten when the client goes.
+    pub fn register_cancel(&mut self) -> (ClientKey, Arc<CancelSlot>) {
+        let (key, slot) = self.inst.cancels.register();
+        if let Some(old) = self.key.replace(key) {
+            self.inst.cancels.unregister(old);
+        }
+        (key, slot)
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.inst.cancels.unregister(key);
+        }
+        self.ticket = None;
+        self.inst.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}

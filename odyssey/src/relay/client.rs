@@ -1,0 +1,320 @@
+//! The client's direction: what the client's bytes become. Three ways, tried in order: answered
+//! by the pooler with no server (a deferred BEGIN, an empty transaction's end, a batch of
+//! named Parse/Close), rewritten message by message (named prepared statements), or forwarded
+//! in bulk (everything else; a long message streams).
+
+use kiwi::backend::{CommandComplete, ReadyForQuery, TransactionStatus};
+use kiwi::frontend::tag as fe;
+use kiwi::header::{Frame, Header};
+use kiwi::sqlstate;
+
+use super::scan::{self, first_message, scan_client};
+use super::statements::{self, Expect, Statements};
+use super::{ClientStep, MAX_MESSAGE, Relay, Violation};
+use crate::config::PoolMode;
+use crate::reply::Reply;
+use crate::server::ServerInfo;
+use crate::sql::{self, Statement};
+
+/// The server a client's bytes may go to: what the relay reads and updates of it.
+pub struct Attached<'a> {
+    /// Its identity, parameters and prepared statements.
+    pub info: &'a mut ServerInfo,
+    /// Its transaction status from the last ReadyForQuery.
+    pub tx: TransactionStatus,
+}
+
+impl Relay {
+    /// What to do with the client's buffered bytes `buf`, given the server the client holds.
+    pub fn client(
+        &mut self,
+        buf: &[u8],
+        server: Option<Attached<'_>>,
+    ) -> Result<ClientStep, Violation> {
+        let Some(server) = server else {
+            return self.client_without_server(buf);
+        };
+        if self.uses_statements_relay(buf) {
+            if self.statements.as_ref().is_some_and(|s| !s.owed()) && self.pending > 0 {
+                // Replies to bulk-relayed requests first: the queue of owed replies starts
+                // empty.
+                return Ok(ClientStep::Wait);
+            }
+            return self.rewrite_statements(buf, server);
+        }
+        self.forward_bulk(buf)
+    }
+
+    /// No server attached: answer what the pooler can, else ask for a server.
+    fn client_without_server(&mut self, buf: &[u8]) -> Result<ClientStep, Violation> {
+        if let Some(step) = self.virtual_transaction(buf)? {
+            return Ok(step);
+        }
+        if let Some(statements) = self.statements.as_mut() {
+            let tx = if self.deferred_begin {
+                TransactionStatus::InTransaction
+            } else {
+                TransactionStatus::Idle
+            };
+            // Preparing needs no server: a client waiting for one to prepare would hold up
+            // nothing, but a client that prepares synchronously while others of its thread
+            // hold every server would wait for ever (pgbench -M prepared does).
+            if let Some((client, used)) = statements.answer_locally(buf, tx) {
+                return Ok(ClientStep::Rewrite {
+                    used,
+                    server: Vec::new(),
+                    client,
+                });
+            }
+        }
+        match Header::parse(buf, MAX_MESSAGE) {
+            Ok(None) => Ok(ClientStep::Wait),
+            Ok(Some(h)) if h.tag == fe::TERMINATE => Ok(ClientStep::Terminate),
+            Ok(Some(h)) if h.tag >= 0x20 => Ok(ClientStep::NeedServer),
+            Ok(Some(_)) | Err(_) => Err(scan::BadFrame::at(buf).into()),
+        }
+    }
+
+    /// Whether the client's next messages go through the statements relay: it has named
+    /// statements, replies are owed, or the next message is one the relay rewrites.
+    fn uses_statements_relay(&self, buf: &[u8]) -> bool {
+        let Some(statements) = &self.statements else {
+            return false;
+        };
+        self.client_scan.at_boundary()
+            && (statements.has_names()
+                || statements.owed()
+                || buf.first().is_some_and(|t| Statements::needed_for(*t)))
+    }
+
+    /// Forwards whole headers (bodies may stream) up to the first message the statements
+    /// relay must see; counts requests, follows extended sequences, notes tracked SETs.
+    fn forward_bulk(&mut self, buf: &[u8]) -> Result<ClientStep, Violation> {
+        let limit = match &self.statements {
+            Some(_) => {
+                let rest = self.client_scan.remaining().min(buf.len());
+                rest + first_message(&buf[rest..], Statements::needed_for)
+            }
+            None => buf.len(),
+        };
+        let mut sets: Vec<(String, String)> = Vec::new();
+        let scan = scan_client(
+            &mut self.client_scan,
+            &buf[..limit],
+            MAX_MESSAGE,
+            |tag, body| {
+                // Tracked even when PostgreSQL does not report it, so it follows the client.
+                if let (fe::QUERY, Some(body)) = (tag, body)
+                    && let Statement::Set { name, value } = sql::classify(body)
+                    && kiwi::var::is_tracked(name)
+                {
+                    sets.push((name.to_string(), value));
+                }
+            },
+        )?;
+        if scan.forward == 0 {
+            return Ok(if scan.terminate {
+                ClientStep::Terminate
+            } else {
+                ClientStep::Wait
+            });
+        }
+        for setting in sets {
+            self.sets.sent(setting);
+        }
+        self.pending += scan.requests;
+        if let Some(unsynced) = scan.unsynced {
+            self.unsynced = unsynced;
+        }
+        Ok(ClientStep::Forward(scan.forward))
+    }
+
+    /// `virtual_transaction`: a bare BEGIN outside a transaction is answered here and sent to a
+    /// server only when the transaction does something; a bare COMMIT/ROLLBACK of such an
+    /// empty transaction is answered here too. In statement pooling a bare BEGIN is refused.
+    fn virtual_transaction(&mut self, buf: &[u8]) -> Result<Option<ClientStep>, Violation> {
+        let mode = self.settings.mode;
+        if mode == PoolMode::Session || !self.client_scan.at_boundary() {
+            return Ok(None);
+        }
+        let Some((frame, _)) = Frame::split(buf, MAX_MESSAGE).ok().flatten() else {
+            return Ok(None);
+        };
+        if frame.tag() != fe::QUERY {
+            return Ok(None);
+        }
+        let statement = sql::classify(frame.body);
+        if mode == PoolMode::Statement && statement == Statement::Begin {
+            return Ok(Some(self.refuse_transaction_block(frame.bytes.len())));
+        }
+        if !self.settings.virtual_transaction {
+            return Ok(None);
+        }
+        let (tag, status) = match statement {
+            Statement::Begin if !self.deferred_begin => ("BEGIN", TransactionStatus::InTransaction),
+            Statement::End { tag } if self.deferred_begin => (tag, TransactionStatus::Idle),
+            _ => return Ok(None),
+        };
+        let mut client = Vec::new();
+        CommandComplete {
+            tag: tag.as_bytes(),
+        }
+        .encode(&mut client);
+        ReadyForQuery { status }.encode(&mut client);
+        self.deferred_begin = status == TransactionStatus::InTransaction;
+        Ok(Some(ClientStep::Rewrite {
+            used: frame.bytes.len(),
+            server: Vec::new(),
+            client,
+        }))
+    }
+
+    /// Statement pooling gives the server back after every statement, so a transaction block
+    /// cannot work: a bare BEGIN is refused and the session goes on.
+    fn refuse_transaction_block(&mut self, used: usize) -> ClientStep {
+        let reply = Reply::error(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "transaction blocks are not supported in statement pooling mode",
+        );
+        let mut client = Vec::new();
+        reply.encode(self.settings.client, self.settings.show_id, &mut client);
+        ReadyForQuery {
+            status: TransactionStatus::Idle,
+        }
+        .encode(&mut client);
+        ClientStep::Rewrite {
+            used,
+            server: Vec::new(),
+            client,
+        }
+    }
+
+    /// The relay for clients with prepared statements: whole messages, Parse/Bind/Describe/
+    /// Close rewritten to the pooler's statement names (see `statements`), replies owed queued
+    /// in order. Other messages pass as they are; a long one (COPY data) streams.
+    fn rewrite_statements(
+        &mut self,
+        buf: &[u8],
+        server: Attached<'_>,
+    ) -> Result<ClientStep, Violation> {
+        let mut out = Vec::new();
+        // Replies the pooler gives at once (DEALLOCATE), before anything queued after them.
+        let mut direct = Vec::new();
+        let mut used = 0;
+        let mut terminate = false;
+        while let Some(header) = Header::parse(&buf[used..], MAX_MESSAGE)
+            .map_err(|_| scan::BadFrame::at(&buf[used..]))?
+        {
+            let rest = &buf[used..];
+            if header.tag < 0x20 {
+                return Err(scan::BadFrame::at(rest).into());
+            }
+            if header.tag == fe::TERMINATE {
+                terminate = true;
+                break;
+            }
+            let Some((frame, _)) = Frame::split(rest, MAX_MESSAGE).ok().flatten() else {
+                // Not all here: a long message other than the ones rewritten may stream.
+                if used == 0 && !rewritten(header.tag) {
+                    let scan = scan_client(&mut self.client_scan, rest, MAX_MESSAGE, |_, _| {})?;
+                    out.extend_from_slice(&rest[..scan.forward]);
+                    used = scan.forward;
+                }
+                break;
+            };
+            match self.rewrite_one(frame, &mut *server.info, server.tx, &mut out, &mut direct)? {
+                Handled::Yes => used += frame.bytes.len(),
+                Handled::Later => break,
+            }
+        }
+        let Some(statements) = self.statements.as_mut() else {
+            return Ok(ClientStep::Wait);
+        };
+        let mut client = direct;
+        statements::take_synthetic(&mut statements.expect, &mut client);
+        if used == 0 && out.is_empty() && client.is_empty() {
+            return Ok(if terminate {
+                ClientStep::Terminate
+            } else {
+                ClientStep::Wait
+            });
+        }
+        Ok(ClientStep::Rewrite {
+            used,
+            server: out,
+            client,
+        })
+    }
+
+    /// One whole message of the statements relay.
+    fn rewrite_one(
+        &mut self,
+        frame: Frame<'_>,
+        info: &mut ServerInfo,
+        tx: TransactionStatus,
+        out: &mut Vec<u8>,
+        direct: &mut Vec<u8>,
+    ) -> Result<Handled, Violation> {
+        let Some(statements) = self.statements.as_mut() else {
+            return Ok(Handled::Later);
+        };
+        let (tag, body) = (frame.tag(), frame.body);
+        let prepared = &mut info.prepared;
+        let result = match tag {
+            fe::PARSE => statements.parse(body, |k| prepared.contains(&k), out),
+            fe::BIND => statements.bind(body, |k| prepared.contains(&k), out),
+            fe::DESCRIBE => statements.describe(body, |k| prepared.contains(&k), out),
+            fe::CLOSE => statements.close(body, out).map(|()| None),
+            fe::QUERY => {
+                if let Some(reply) = statements::deallocate(statements, body, tx) {
+                    if statements.owed() || !out.is_empty() {
+                        // Answer it in turn, once what came before it is answered.
+                        return Ok(Handled::Later);
+                    }
+                    direct.extend_from_slice(&reply);
+                    return Ok(Handled::Yes);
+                }
+                if let Statement::Set { name, value } = sql::classify(body)
+                    && kiwi::var::is_tracked(name)
+                {
+                    self.sets.sent((name.to_string(), value));
+                }
+                statements.expect.push_back(Expect::Query);
+                out.extend_from_slice(frame.bytes);
+                Ok(None)
+            }
+            _ => {
+                match tag {
+                    fe::EXECUTE => statements.expect.push_back(Expect::Execute),
+                    fe::SYNC => statements.expect.push_back(Expect::Sync),
+                    fe::FUNCTION_CALL => statements.expect.push_back(Expect::Query),
+                    _ => {}
+                }
+                out.extend_from_slice(frame.bytes);
+                Ok(None)
+            }
+        };
+        let injected = result.map_err(|error| Violation::Message { tag, error })?;
+        if let Some(key) = injected {
+            prepared.insert(key, self.settings.prepared_max);
+        }
+        if scan::answered_by_ready(tag) {
+            self.pending += 1;
+            self.unsynced = false;
+        } else if scan::opens_sequence(tag) {
+            self.unsynced = true;
+        }
+        Ok(Handled::Yes)
+    }
+}
+
+/// Whether a message was taken by the statements relay, or must wait for replies before it.
+enum Handled {
+    Yes,
+    Later,
+}
+
+/// Messages the statements relay rewrites (or reads), so they must be whole.
+fn rewritten(tag: u8) -> bool {
+    Statements::needed_for(tag) || tag == fe::QUERY
+}

@@ -1,0 +1,174 @@
+//! The server's direction: what the server's bytes mean for the pooler (transaction status,
+//! reported parameters, SETs taking effect, state left behind, stale statements) and what the
+//! client gets of them.
+
+use kiwi::backend::{ParameterStatus, TransactionStatus};
+use kiwi::var::Vars;
+
+use super::scan::{BadFrame, ServerEvent, scan_server};
+use super::sets::Setting;
+use super::statements::{self, Statements};
+use super::{Relay, Reply, ServerStep};
+use crate::server::ServerInfo;
+
+/// What one pass over the server's bytes saw, besides the bytes themselves.
+#[derive(Default)]
+struct Seen {
+    /// Message starts (tag, offset), kept when the statements relay must filter replies.
+    starts: Vec<(u8, usize)>,
+    /// An ErrorResponse said a cached plan went stale.
+    stale_error: bool,
+    /// DISCARD ALL ran: the server's statements and parameters are back to nothing.
+    discarded: bool,
+    queries: u32,
+    transactions: u32,
+}
+
+impl Relay {
+    /// What to do with the server's buffered bytes `buf`. Follows the server's transaction
+    /// status in `tx`, its parameters and statements in `info`, and the client's parameters in
+    /// `client_vars`.
+    pub fn server(
+        &mut self,
+        buf: &[u8],
+        info: &mut ServerInfo,
+        tx: &mut TransactionStatus,
+        client_vars: &mut Vars,
+    ) -> Result<ServerStep, BadFrame> {
+        let track = self.statements.as_ref().is_some_and(Statements::owed);
+        let mut seen = Seen::default();
+        let used = self.follow_server(buf, track, info, tx, client_vars, &mut seen)?;
+        if used == 0 {
+            return Ok(ServerStep {
+                used,
+                reply: Reply::Same,
+                queries: 0,
+                transactions: 0,
+            });
+        }
+        let reply = match self.statements.as_mut().filter(|_| track) {
+            None => Reply::Same,
+            Some(statements) => Reply::Rewritten(statements::filter_replies(
+                statements,
+                &buf[..used],
+                &seen.starts,
+                info,
+                seen.stale_error,
+            )),
+        };
+        if seen.discarded
+            && let Some(statements) = self.statements.as_mut()
+        {
+            statements.discard();
+        }
+        Ok(ServerStep {
+            used,
+            reply,
+            queries: seen.queries,
+            transactions: seen.transactions,
+        })
+    }
+
+    /// Walks the server's messages and updates the state they change.
+    fn follow_server(
+        &mut self,
+        buf: &[u8],
+        track: bool,
+        info: &mut ServerInfo,
+        tx: &mut TransactionStatus,
+        client_vars: &mut Vars,
+        seen: &mut Seen,
+    ) -> Result<usize, BadFrame> {
+        let Relay {
+            pending,
+            dirty,
+            sets,
+            server_scan,
+            ..
+        } = self;
+        scan_server(server_scan, buf, |ev| match ev {
+            ServerEvent::Ready(status) => {
+                *pending = pending.saturating_sub(1);
+                if status == TransactionStatus::Idle && *tx != TransactionStatus::Idle {
+                    seen.transactions += 1;
+                }
+                *tx = status;
+                sets.ready(status);
+                seen.queries += 1;
+            }
+            ServerEvent::Parameter(body) => {
+                let recorded = ParameterStatus::decode(body).is_ok_and(|ps| {
+                    // An untracked name is fine; a value that cannot be kept is state lost.
+                    let server = info.vars.set_status(&ps);
+                    let client = client_vars.set_status(&ps);
+                    !matches!(server, Err(kiwi::var::VarError::TooLong { .. }))
+                        && !matches!(client, Err(kiwi::var::VarError::TooLong { .. }))
+                });
+                *dirty |= !recorded;
+            }
+            ServerEvent::Complete(b"SET\0") => match sets.completed(*tx) {
+                (Some(setting), _) => *dirty |= !apply(client_vars, &mut info.vars, setting),
+                (None, true) => {}
+                (None, false) => *dirty = true,
+            },
+            ServerEvent::Complete(b"COMMIT\0") => {
+                for setting in sets.committed() {
+                    *dirty |= !apply(client_vars, &mut info.vars, setting);
+                }
+            }
+            ServerEvent::Complete(b"DISCARD ALL\0") => {
+                info.prepared.clear();
+                info.vars = info.defaults.clone();
+                seen.discarded = true;
+            }
+            ServerEvent::Complete(tag) => *dirty |= leaves_state(tag),
+            ServerEvent::Start { tag, at } if track => seen.starts.push((tag, at)),
+            ServerEvent::Error(body) => {
+                seen.stale_error |= statements::is_cached_plan_error(body);
+            }
+            ServerEvent::CopyIn | ServerEvent::Start { .. } => {}
+        })
+    }
+}
+
+/// A tracked SET took effect: the client's next server gets it, and this server has it. False
+/// when a value could not be recorded (then the server must be reset before another client).
+fn apply(client: &mut Vars, server: &mut Vars, (name, value): Setting) -> bool {
+    let c = client.set(name.as_bytes(), value.as_bytes());
+    let s = server.set(name.as_bytes(), value.as_bytes());
+    c.is_ok() && s.is_ok()
+}
+
+/// Whether a command tag means the session now holds state another client must not see.
+pub fn leaves_state(tag: &[u8]) -> bool {
+    const TAGS: &[&[u8]] = &[
+        b"SET",
+        b"RESET",
+        b"PREPARE",
+        b"LISTEN",
+        b"DECLARE CURSOR",
+        b"CREATE TABLE",
+        b"SELECT INTO",
+        b"LOAD",
+        b"CREATE SEQUENCE",
+        b"CREATE VIEW",
+    ];
+    let tag = tag.strip_suffix(b"\0").unwrap_or(tag);
+    TAGS.iter()
+        .any(|t| tag == *t || (tag.starts_with(t) && tag.get(t.len()) == Some(&b' ')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leaves_state;
+
+    #[test]
+    fn tags_that_leave_state() {
+        assert!(leaves_state(b"SET\0"));
+        assert!(leaves_state(b"CREATE TABLE\0"));
+        assert!(leaves_state(b"LISTEN\0"));
+        assert!(!leaves_state(b"SELECT 1\0"));
+        assert!(!leaves_state(b"SETTINGS\0"));
+        assert!(!leaves_state(b"INSERT 0 1\0"));
+    }
+}

@@ -1,0 +1,458 @@
+//! The rules of transaction pooling, one test each, on the relay alone: a client and a server
+//! played as byte streams, the session's part (attach when asked, release when allowed) done
+//! by [`Pair`].
+
+use kiwi::backend::{CommandComplete, ParameterStatus, ReadyForQuery, TransactionStatus};
+use kiwi::frontend::{Bind, Close, FrontendMessage, Parse, Query, Target};
+use kiwi::var::Vars;
+
+use super::*;
+use crate::id::ClientId;
+use crate::server::{Address, ServerInfo};
+
+/// A client, the relay and (when attached) a server, as the session would drive them.
+pub(super) struct Pair {
+    pub relay: Relay,
+    pub info: ServerInfo,
+    pub tx: TransactionStatus,
+    pub vars: Vars,
+    pub attached: bool,
+    pub to_server: Vec<u8>,
+    pub to_client: Vec<u8>,
+    pub releases: u32,
+    pub terminated: bool,
+}
+
+pub(super) fn settings(mode: PoolMode, prepared: bool) -> Settings {
+    Settings {
+        mode,
+        virtual_transaction: true,
+        prepared_statements: prepared,
+        prepared_max: 0,
+        client: ClientId::new(),
+        show_id: true,
+    }
+}
+
+pub(super) fn server_info() -> ServerInfo {
+    ServerInfo::new(Address::Unix("/nowhere".into()))
+}
+
+impl Pair {
+    pub fn new(mode: PoolMode, prepared: bool) -> Pair {
+        Pair {
+            relay: Relay::new(settings(mode, prepared)),
+            info: server_info(),
+            tx: TransactionStatus::Idle,
+            vars: Vars::new(),
+            attached: false,
+            to_server: Vec::new(),
+            to_client: Vec::new(),
+            releases: 0,
+            terminated: false,
+        }
+    }
+
+    /// Feeds client bytes until the relay waits; returns the bytes it left unread.
+    pub fn client(&mut self, buf: &[u8]) -> Result<usize, Violation> {
+        let mut pos = 0;
+        loop {
+            let server = self.attached.then_some(Attached {
+                info: &mut self.info,
+                tx: self.tx,
+            });
+            match self.relay.client(&buf[pos..], server)? {
+                ClientStep::Wait => return Ok(buf.len() - pos),
+                ClientStep::Terminate => {
+                    self.terminated = true;
+                    return Ok(buf.len() - pos);
+                }
+                ClientStep::NeedServer => {
+                    assert!(!self.attached, "asked for a server while holding one");
+                    self.attached = true;
+                    self.tx = TransactionStatus::Idle;
+                    if self.relay.deferred_begin() {
+                        self.tx = TransactionStatus::InTransaction;
+                        self.relay.begin_sent();
+                    }
+                    self.relay.server_attached();
+                    continue;
+                }
+                ClientStep::Forward(n) => {
+                    assert!(self.attached, "forwarded with no server");
+                    self.to_server.extend_from_slice(&buf[pos..pos + n]);
+                    pos += n;
+                }
+                ClientStep::Rewrite {
+                    used,
+                    server,
+                    client,
+                } => {
+                    assert!(self.attached || server.is_empty(), "rewrote for no server");
+                    self.to_server.extend(server);
+                    self.to_client.extend(client);
+                    pos += used;
+                }
+            }
+            self.release_if_allowed(pos == buf.len());
+        }
+    }
+
+    /// Feeds server bytes until the relay waits; returns the bytes it left unread.
+    pub fn server(&mut self, buf: &[u8]) -> usize {
+        let mut pos = 0;
+        while self.attached && pos < buf.len() {
+            let step = self
+                .relay
+                .server(&buf[pos..], &mut self.info, &mut self.tx, &mut self.vars)
+                .expect("server bytes frame");
+            if step.used == 0 {
+                break;
+            }
+            match step.reply {
+                Reply::Same => self.to_client.extend_from_slice(&buf[pos..pos + step.used]),
+                Reply::Rewritten(b) => self.to_client.extend(b),
+            }
+            pos += step.used;
+            self.release_if_allowed(true);
+        }
+        buf.len() - pos
+    }
+
+    fn release_if_allowed(&mut self, client_drained: bool) {
+        if self.attached && client_drained && self.relay.may_release(self.tx) {
+            assert_eq!(
+                self.tx,
+                TransactionStatus::Idle,
+                "released inside a transaction"
+            );
+            self.attached = false;
+            self.relay.server_gone();
+            self.releases += 1;
+        }
+    }
+}
+
+pub(super) fn query(sql: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Query {
+        sql: sql.as_bytes(),
+    }
+    .encode(&mut out);
+    out
+}
+
+pub(super) fn message(m: FrontendMessage<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    out
+}
+
+pub(super) fn parse(name: &str, sql: &str) -> Vec<u8> {
+    message(FrontendMessage::Parse(Parse {
+        name: name.as_bytes(),
+        query: sql.as_bytes(),
+        param_types: vec![],
+    }))
+}
+
+pub(super) fn bind(statement: &str) -> Vec<u8> {
+    message(FrontendMessage::Bind(Bind {
+        portal: b"",
+        statement: statement.as_bytes(),
+        param_formats: vec![],
+        params: vec![],
+        result_formats: vec![],
+    }))
+}
+
+pub(super) fn ready(status: TransactionStatus) -> Vec<u8> {
+    let mut out = Vec::new();
+    ReadyForQuery { status }.encode(&mut out);
+    out
+}
+
+pub(super) fn complete(tag: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    CommandComplete {
+        tag: tag.as_bytes(),
+    }
+    .encode(&mut out);
+    out
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+use TransactionStatus::{Idle, InTransaction};
+
+#[test]
+fn released_only_at_ready_for_query_idle_with_nothing_pending() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("BEGIN; SELECT 1")).unwrap();
+    assert!(p.attached);
+    p.server(&cat(&[
+        &complete("BEGIN"),
+        &complete("SELECT 1"),
+        &ready(InTransaction),
+    ]));
+    assert!(p.attached, "inside a transaction the server stays");
+    p.client(&query("COMMIT")).unwrap();
+    p.server(&complete("COMMIT"));
+    assert!(p.attached, "no ReadyForQuery yet");
+    p.server(&ready(Idle));
+    assert_eq!((p.attached, p.releases), (false, 1));
+}
+
+#[test]
+fn session_pooling_never_releases() {
+    let mut p = Pair::new(PoolMode::Session, false);
+    p.client(&query("SELECT 1")).unwrap();
+    p.server(&cat(&[&complete("SELECT 1"), &ready(Idle)]));
+    assert!(p.attached);
+    assert_eq!(p.releases, 0);
+}
+
+#[test]
+fn a_pipeline_of_syncs_keeps_the_server_until_the_last_ready() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    let batch = cat(&[
+        &parse("", "SELECT 1"),
+        &bind(""),
+        &message(FrontendMessage::Sync),
+        &parse("", "SELECT 2"),
+        &bind(""),
+        &message(FrontendMessage::Sync),
+    ]);
+    p.client(&batch).unwrap();
+    assert_eq!(p.relay.pending(), 2);
+    p.server(&ready(Idle));
+    assert!(p.attached, "one Sync is still unanswered");
+    p.server(&ready(Idle));
+    assert!(!p.attached);
+}
+
+#[test]
+fn a_flush_does_not_end_an_extended_sequence() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&cat(&[
+        &parse("", "SELECT 1"),
+        &message(FrontendMessage::Flush),
+    ]))
+    .unwrap();
+    p.server(&[b'1', 0, 0, 0, 4]);
+    assert!(p.attached, "the sequence is open until Sync");
+    assert!(!p.relay.between_transactions(Some(Idle)));
+}
+
+#[test]
+fn copy_in_by_simple_query_releases_at_its_ready_for_query() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("COPY t FROM STDIN")).unwrap();
+    p.server(&[b'G', 0, 0, 0, 7, 0, 0, 0]);
+    let data = message(FrontendMessage::CopyData(kiwi::frontend::CopyData {
+        data: b"1\n",
+    }));
+    p.client(&cat(&[&data, &message(FrontendMessage::CopyDone)]))
+        .unwrap();
+    assert!(p.attached);
+    p.server(&cat(&[&complete("COPY 1"), &ready(Idle)]));
+    assert!(
+        !p.attached,
+        "COPY data is part of its Query, not an open sequence"
+    );
+}
+
+#[test]
+fn copy_out_streams_and_releases_at_the_end() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("COPY t TO STDOUT")).unwrap();
+    let rows: Vec<u8> = (0..100)
+        .flat_map(|_| vec![b'd', 0, 0, 0, 6, b'1', b'\n'])
+        .collect();
+    let reply = cat(&[
+        &[b'H', 0, 0, 0, 7, 0, 0, 0],
+        &rows,
+        &[b'c', 0, 0, 0, 4],
+        &complete("COPY 100"),
+        &ready(Idle),
+    ]);
+    // Split anywhere: the relay forwards what it can and keeps the rest.
+    let left = p.server(&reply[..333]);
+    assert!(p.attached);
+    p.server(&reply[333 - left..]);
+    assert_eq!(p.to_client, reply);
+    assert!(!p.attached);
+}
+
+#[test]
+fn a_bare_begin_is_deferred_and_an_empty_transaction_needs_no_server() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("BEGIN")).unwrap();
+    assert!(!p.attached);
+    assert!(p.relay.deferred_begin());
+    let mut expected = complete("BEGIN");
+    expected.extend(ready(InTransaction));
+    assert_eq!(p.to_client, expected);
+    p.client(&query("COMMIT")).unwrap();
+    assert!(!p.attached && !p.relay.deferred_begin());
+    assert!(p.to_server.is_empty(), "nothing reached a server");
+}
+
+#[test]
+fn a_deferred_begin_goes_ahead_of_the_first_statement() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("BEGIN")).unwrap();
+    p.client(&query("SELECT 1")).unwrap();
+    assert!(p.attached);
+    assert_eq!(p.tx, InTransaction, "the session opened it on attach");
+    assert!(!p.relay.deferred_begin());
+    p.server(&cat(&[&complete("SELECT 1"), &ready(InTransaction)]));
+    assert!(p.attached);
+}
+
+#[test]
+fn statement_pooling_refuses_a_transaction_block() {
+    let mut p = Pair::new(PoolMode::Statement, false);
+    p.client(&query("BEGIN")).unwrap();
+    assert!(!p.attached);
+    assert!(p.to_client.windows(5).any(|w| w == b"0A000"));
+    assert!(p.to_client.ends_with(&ready(Idle)));
+}
+
+#[test]
+fn a_tracked_set_follows_the_client_once_committed() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("BEGIN")).unwrap();
+    p.client(&query("SET statement_timeout = '7s'")).unwrap();
+    p.server(&cat(&[&complete("SET"), &ready(InTransaction)]));
+    assert_eq!(p.vars.get("statement_timeout"), None, "not before COMMIT");
+    p.client(&query("COMMIT")).unwrap();
+    p.server(&cat(&[&complete("COMMIT"), &ready(Idle)]));
+    assert_eq!(p.vars.get("statement_timeout"), Some(&b"7s"[..]));
+}
+
+#[test]
+fn a_rolled_back_set_is_void() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("BEGIN")).unwrap();
+    p.client(&query("SET statement_timeout = '7s'")).unwrap();
+    p.server(&cat(&[&complete("SET"), &ready(InTransaction)]));
+    p.client(&query("ROLLBACK")).unwrap();
+    p.server(&cat(&[&complete("ROLLBACK"), &ready(Idle)]));
+    assert_eq!(p.vars.get("statement_timeout"), None);
+    assert!(!p.attached);
+}
+
+#[test]
+fn an_autocommit_set_applies_at_once_and_reported_values_follow() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("SET application_name = 'x'")).unwrap();
+    let mut status = Vec::new();
+    ParameterStatus {
+        name: b"application_name",
+        value: b"x",
+    }
+    .encode(&mut status);
+    p.server(&cat(&[&status, &complete("SET"), &ready(Idle)]));
+    assert_eq!(p.vars.get("application_name"), Some(&b"x"[..]));
+    assert!(!p.relay.dirty(), "a tracked SET leaves nothing to discard");
+}
+
+#[test]
+fn a_set_value_too_long_to_keep_marks_the_server_for_reset() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    let long = "a".repeat(kiwi::var::MAX_VALUE_LEN + 1);
+    p.client(&query(&format!("SET search_path = '{long}'")))
+        .unwrap();
+    p.server(&complete("SET"));
+    assert!(p.relay.dirty(), "the next client must not inherit it");
+}
+
+#[test]
+fn an_untracked_set_marks_the_server_for_reset() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("SET enable_seqscan = off")).unwrap();
+    p.server(&complete("SET"));
+    assert!(p.relay.dirty());
+}
+
+#[test]
+fn named_statements_are_renamed_and_injected_where_missing() {
+    let mut p = Pair::new(PoolMode::Transaction, true);
+    // Parse + Sync with no server: answered by the pooler.
+    p.client(&cat(&[
+        &parse("s1", "SELECT 1"),
+        &message(FrontendMessage::Sync),
+    ]))
+    .unwrap();
+    assert!(!p.attached);
+    assert_eq!(p.to_client, cat(&[&[b'1', 0, 0, 0, 4], &ready(Idle)]));
+    p.to_client.clear();
+    // Bind on a server that lacks it: our Parse goes first, its ParseComplete is swallowed.
+    p.client(&cat(&[&bind("s1"), &message(FrontendMessage::Sync)]))
+        .unwrap();
+    assert!(p.attached);
+    assert_eq!(p.to_server[0], b'P');
+    assert!(p.to_server.windows(8).any(|w| w == b"odyssey_"));
+    assert!(
+        !p.to_server.windows(3).any(|w| w == b"s1\0"),
+        "the client's name never reaches a server"
+    );
+    p.server(&cat(&[
+        &[b'1', 0, 0, 0, 4],
+        &[b'2', 0, 0, 0, 4],
+        &ready(Idle),
+    ]));
+    assert_eq!(p.to_client, cat(&[&[b'2', 0, 0, 0, 4], &ready(Idle)]));
+    assert!(!p.attached);
+    assert_eq!(p.info.prepared.len(), 1, "the server has it now");
+}
+
+#[test]
+fn close_and_deallocate_forget_only_the_clients_name() {
+    let mut p = Pair::new(PoolMode::Transaction, true);
+    p.client(&cat(&[
+        &parse("s1", "SELECT 1"),
+        &message(FrontendMessage::Sync),
+    ]))
+    .unwrap();
+    p.to_client.clear();
+    let close = message(FrontendMessage::Close(Close {
+        target: Target::Statement,
+        name: b"s1",
+    }));
+    p.client(&cat(&[&close, &message(FrontendMessage::Sync)]))
+        .unwrap();
+    assert_eq!(p.to_client, cat(&[&[b'3', 0, 0, 0, 4], &ready(Idle)]));
+    assert!(p.to_server.is_empty());
+    p.to_client.clear();
+    p.client(&parse("s2", "SELECT 2")).unwrap();
+    p.client(&message(FrontendMessage::Sync)).unwrap();
+    p.server(&cat(&[&[b'1', 0, 0, 0, 4], &ready(Idle)]));
+    assert!(!p.attached);
+    p.to_client.clear();
+    p.client(&query("DEALLOCATE s2")).unwrap();
+    assert!(p.to_client.starts_with(&complete("DEALLOCATE")));
+}
+
+#[test]
+fn a_bad_length_is_a_violation_and_terminate_ends() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    assert!(p.client(&[b'Q', 0, 0, 0, 2]).is_err());
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&message(FrontendMessage::Terminate)).unwrap();
+    assert!(p.terminated && !p.attached);
+}
+
+#[test]
+fn a_long_message_streams_across_reads() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    let long = query(&"x".repeat(10_000));
+    let left = p.client(&long[..100]).unwrap();
+    assert_eq!(left, 0, "the header is known: the body may stream");
+    assert!(p.relay.busy());
+    p.client(&long[100..]).unwrap();
+    assert_eq!(p.to_server, long);
+}
