@@ -25,10 +25,11 @@ impl CancelRegistry {
         let slot = Arc::new(CancelSlot::default());
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let b = *uuid::Uuid::new_v4().as_bytes();
+            let random = uuid::Uuid::new_v4().as_u128();
             let key = ClientKey {
-                pid: i32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]),
-                secret: [b[4], b[5], b[6], b[7]],
+                // A positive pid, as PostgreSQL's are.
+                pid: (random as u32 & 0x7fff_ffff) as i32,
+                secret: ((random >> 32) as u32).to_be_bytes(),
             };
             if let std::collections::hash_map::Entry::Vacant(e) = map.entry(key) {
                 e.insert(slot.clone());

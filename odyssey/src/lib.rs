@@ -1,23 +1,35 @@
 //! Odyssey in Rust: a PostgreSQL connection pooler, drop-in for Yandex Odyssey.
 //!
-//! # Layout (lower layers first; a module uses its own layer or lower ones)
-//! - Foundation: `config` (odyssey.conf, includes, hba_file → an immutable `config::Config`,
+//! # Layout
+//! Lower layers first. A module uses its own layer or lower ones, never a higher one; within
+//! a layer, calls go one way (`reset` reads `relay`'s state, `router` opens `backend`
+//! connections). `tests/layers.rs` reads this list and checks every `crate::` path against it,
+//! and that no file of `src` passes 500 lines (tests aside); clippy's `too_many_lines` keeps
+//! functions under 80.
+//!
+//! - 0 Foundation: `config` (odyssey.conf, includes, hba_file → an immutable `config::Config`,
 //!   or diagnostics naming `file:line:column`), `logger` (log lines, text or JSON, to the log
 //!   file, stdout and syslog; macros `od_info!`, `od_error!`, `od_debug!`, `od_fatal!`), `id`
-//!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends).
-//! - Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`,
-//!   `server` (attached and detached), `backend` (connect and log into PostgreSQL, internal
-//!   queries), `storage` (where a storage's server is).
-//! - Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
-//!   database and user), `router` (every route), `pool` (a route's servers, shared by workers),
-//!   `cancel` (client keys → the server running their query).
-//! - Flows: `auth` (client login by the rule's method; answering a server's auth requests),
-//!   `relay` (where messages begin and end in the two byte streams).
-//! - Client life: `frontend` (startup, route, auth, setup; `frontend::session` relays, attaches
-//!   and releases servers, parks idle clients without a stack, ends).
-//! - Orchestration: `instance` (what all machines share), `system` (listeners, accept, workers,
-//!   signals, reload, graceful shutdown), `cron` (expiry, stats).
+//!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends),
+//!   `sql` (the few statements the pooler recognises).
+//! - 1 Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`
+//!   (a logged-in client, its cancel key and slot), `server` (attached and detached, the
+//!   statements it holds), `backend` (connect and log into PostgreSQL, internal queries,
+//!   close), `storage` (where a storage's server is).
+//! - 2 Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
+//!   database and user), `pool` (a route's servers, shared by workers), `router` (every route;
+//!   the one door servers pass: attach, detach, the `Checkout` guard, expiry), `cancel` (client
+//!   keys → the server running their query).
+//! - 3 Flows: `relay` (sans-io: what each side's bytes become, when a server may go back),
+//!   `auth` (client login by the rule's method; the credentials for servers), `deploy` (the
+//!   client's parameters on a server), `reset` (may a server go back, and making it fit),
+//!   `instance` (the handle every machine shares: config, logger, router, cancel keys).
+//! - 4 Client life: `frontend` (admission, startup, route, auth, then the session: setup,
+//!   relay I/O, attach and release, parking idle clients without a stack, the end table).
+//! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
+//!   shutdown), `cron` (expiry, stats).
 #![deny(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 #![warn(missing_docs)]
 
 pub mod auth;

@@ -1,5 +1,6 @@
 //! The `odyssey` binary: command line, config, then (in a later issue) the instance.
 #![deny(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use kiwi::backend::{BackendKeyData, ParameterStatus, ReadyForQuery, TransactionStatus};
+use kiwi::backend::{BackendKeyData, ParameterStatus, ReadyForQuery, TransactionStatus, tag as be};
 use kiwi::startup::{ProtocolVersion, Startup};
 use machinarium::Deadline;
 use machinarium::net::{KeepAlive, Stream};
@@ -134,13 +134,13 @@ fn read_startup_answers(
     loop {
         let m = conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
         match m.tag {
-            b'S' => {
+            be::PARAMETER_STATUS => {
                 let ps = ParameterStatus::decode(m.body)
                     .map_err(|e| BackendError::Protocol(e.to_string()))?;
                 let _ = info.vars.set_status(&ps);
                 info.status.push((ps.name.to_vec(), ps.value.to_vec()));
             }
-            b'K' => {
+            be::BACKEND_KEY_DATA => {
                 let k = BackendKeyData::decode(m.body)
                     .map_err(|e| BackendError::Protocol(e.to_string()))?;
                 info.key = CancelKey {
@@ -148,9 +148,11 @@ fn read_startup_answers(
                     secret: k.key.to_vec(),
                 };
             }
-            b'N' => {}
-            b'E' => return Err(BackendError::Server(error_text(m.body), m.bytes.to_vec())),
-            b'Z' => return Ok(()),
+            be::NOTICE_RESPONSE => {}
+            be::ERROR_RESPONSE => {
+                return Err(BackendError::Server(error_text(m.body), m.bytes.to_vec()));
+            }
+            be::READY_FOR_QUERY => return Ok(()),
             other => {
                 return Err(BackendError::Protocol(format!(
                     "unexpected message '{}' at startup",
@@ -180,13 +182,15 @@ pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), 
     loop {
         let m = server.conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
         match m.tag {
-            b'S' => {
+            be::PARAMETER_STATUS => {
                 if let Ok(ps) = ParameterStatus::decode(m.body) {
                     let _ = server.info.vars.set_status(&ps);
                 }
             }
-            b'E' => failed = Some(BackendError::Server(error_text(m.body), m.bytes.to_vec())),
-            b'Z' => {
+            be::ERROR_RESPONSE => {
+                failed = Some(BackendError::Server(error_text(m.body), m.bytes.to_vec()))
+            }
+            be::READY_FOR_QUERY => {
                 let rfq = ReadyForQuery::decode(m.body)
                     .map_err(|e| BackendError::Protocol(e.to_string()))?;
                 server.tx = rfq.status;

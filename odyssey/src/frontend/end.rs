@@ -137,110 +137,111 @@ pub struct Outcome<'a> {
 }
 
 impl End {
-    /// The table: for each end, the client's message and the server's fate. Exhaustive on
-    /// purpose (no `_` arm): a new reason must say both. `fwd_error` is the rule's
-    /// `client_fwd_error`.
+    /// The table: for each end, the client's message and the server's fate, each column an
+    /// exhaustive match (no `_` arm): a new reason must say both. `fwd_error` is the rule's
+    /// `client_fwd_error` (the server's own error goes to the client when a connect fails).
     pub fn outcome(&self, fwd_error: bool) -> Outcome<'_> {
-        use Farewell::Nothing;
-        use ServerFate::{Close, Reset};
-        let (farewell, server) = match self {
-            End::Startup(_) | End::CancelRequest => (Nothing, Close),
-            End::UnsupportedProtocol { major, minor } => (
-                reply(Reply::fatal(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"),
-                )),
-                Close,
-            ),
-            End::TlsRequired => (reply(Reply::error(sqlstate::PROTOCOL_VIOLATION, "SSL is required")), Close),
-            End::TooManyClients { max } => (
-                reply(Reply::error(
-                    sqlstate::TOO_MANY_CONNECTIONS,
-                    format!("too many tcp connections (global client_max {max})"),
-                )),
-                Close,
-            ),
-            End::RouteNotFound { database, user } => (
-                reply(Reply::error(
-                    sqlstate::INVALID_CATALOG_NAME,
-                    format!("route for '{database}.{user}' is not found"),
-                )),
-                Close,
-            ),
-            End::RouteFull { route, max } => (
-                reply(Reply::error(
-                    sqlstate::TOO_MANY_CONNECTIONS,
-                    format!("too many client tcp connections (client_max for user {route} {max})"),
-                )),
-                Close,
-            ),
-            End::ConsoleUnsupported => (
-                reply(Reply::error(sqlstate::FEATURE_NOT_SUPPORTED, "the admin console is not supported yet")),
-                Close,
-            ),
-            End::Auth(e) => (e.reply().cloned().map_or(Nothing, Farewell::Reply), Close),
-            End::ClientQuit => (Nothing, Reset),
-            // Bytes that are not the protocol leave the server's state unknown.
-            End::ClientGone(ConnError::Protocol(_)) => (Nothing, Close),
-            End::ClientGone(_) => (Nothing, Reset),
-            End::Cancelled => (Nothing, Close),
-            End::Protocol(_) => (
-                reply(Reply::fatal(
-                    sqlstate::PROTOCOL_VIOLATION,
-                    "unexpected message type from client or other protocol violation",
-                )),
-                Close,
-            ),
-            End::ServerGone(e) => (
-                reply(Reply::error(sqlstate::CONNECTION_FAILURE, format!("remote server read/write error: {e}"))),
-                Close,
-            ),
-            End::ServerProtocol(e) => (
-                reply(Reply::error(sqlstate::CONNECTION_FAILURE, format!("remote server protocol violation: {e}"))),
-                Close,
-            ),
-            End::PoolTimeout { route, pool_size } => (
-                reply(Reply::fatal(
-                    sqlstate::TOO_MANY_CONNECTIONS,
-                    format!("too many active clients for user (pool_size for user {route} reached {pool_size})"),
-                )),
-                Close,
-            ),
-            End::Connect(e) => match e.server_error() {
-                Some(raw) if fwd_error => (Farewell::ServerError(raw), Close),
-                _ => (
-                    reply(Reply::fatal(sqlstate::CONNECTION_FAILURE, "failed to get remote server connection")),
-                    Close,
-                ),
-            },
-            End::Deploy(e) => (
-                reply(Reply::fatal(
-                    sqlstate::CONNECTION_FAILURE,
-                    format!("failed to set client parameters on the server: {e}"),
-                )),
-                Close,
-            ),
-            End::IdleTimeout(idle) => (
-                reply(
-                    Reply::fatal(sqlstate::CONNECTION_FAILURE, "Odyssey has dropped the connection")
-                        .detail(idle.detail()),
-                ),
-                Reset,
-            ),
-            End::Shutdown => (
-                reply(
-                    Reply::fatal(sqlstate::CONNECTION_FAILURE, "Odyssey is gracefully shutting down").detail(
-                        "The Odyssey instance is gracefully shutting down, and the connections are being drained",
-                    ),
-                ),
-                Reset,
-            ),
+        let forwarded = match self {
+            End::Connect(e) if fwd_error => e.server_error(),
+            _ => None,
+        };
+        let farewell = match (forwarded, self.reply()) {
+            (Some(raw), _) => Farewell::ServerError(raw),
+            (None, Some(reply)) => Farewell::Reply(reply),
+            (None, None) => Farewell::Nothing,
         };
         Outcome {
             farewell,
-            server,
+            server: self.fate(),
             startup_error: matches!(self, End::Startup(_)),
         }
+    }
+
+    /// What the server the client holds becomes.
+    fn fate(&self) -> ServerFate {
+        match self {
+            End::ClientQuit | End::IdleTimeout(_) | End::Shutdown => ServerFate::Reset,
+            // Bytes that are not the protocol leave the server's state unknown.
+            End::ClientGone(ConnError::Protocol(_)) => ServerFate::Close,
+            End::ClientGone(_) => ServerFate::Reset,
+            End::Startup(_)
+            | End::UnsupportedProtocol { .. }
+            | End::TlsRequired
+            | End::CancelRequest
+            | End::TooManyClients { .. }
+            | End::RouteNotFound { .. }
+            | End::RouteFull { .. }
+            | End::ConsoleUnsupported
+            | End::Auth(_)
+            | End::Protocol(_)
+            | End::ServerGone(_)
+            | End::ServerProtocol(_)
+            | End::PoolTimeout { .. }
+            | End::Connect(_)
+            | End::Deploy(_)
+            | End::Cancelled => ServerFate::Close,
+        }
+    }
+
+    /// The pooler's message to the client, if it gets one.
+    fn reply(&self) -> Option<Reply> {
+        use sqlstate::{CONNECTION_FAILURE as FAILURE, TOO_MANY_CONNECTIONS as TOO_MANY};
+        let reply = match self {
+            End::Startup(_) | End::CancelRequest | End::Cancelled | End::ClientQuit => return None,
+            End::ClientGone(_) => return None,
+            End::Auth(e) => return e.reply().cloned(),
+            End::UnsupportedProtocol { major, minor } => Reply::fatal(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
+                ),
+            ),
+            End::TlsRequired => Reply::error(sqlstate::PROTOCOL_VIOLATION, "SSL is required"),
+            End::TooManyClients { max } => Reply::error(
+                TOO_MANY,
+                format!("too many tcp connections (global client_max {max})"),
+            ),
+            End::RouteNotFound { database, user } => Reply::error(
+                sqlstate::INVALID_CATALOG_NAME,
+                format!("route for '{database}.{user}' is not found"),
+            ),
+            End::RouteFull { route, max } => Reply::error(
+                TOO_MANY,
+                format!("too many client tcp connections (client_max for user {route} {max})"),
+            ),
+            End::ConsoleUnsupported => Reply::error(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "the admin console is not supported yet",
+            ),
+            End::Protocol(_) => Reply::fatal(
+                sqlstate::PROTOCOL_VIOLATION,
+                "unexpected message type from client or other protocol violation",
+            ),
+            End::ServerGone(e) => {
+                Reply::error(FAILURE, format!("remote server read/write error: {e}"))
+            }
+            End::ServerProtocol(e) => {
+                Reply::error(FAILURE, format!("remote server protocol violation: {e}"))
+            }
+            End::PoolTimeout { route, pool_size } => Reply::fatal(
+                TOO_MANY,
+                format!(
+                    "too many active clients for user (pool_size for user {route} reached {pool_size})"
+                ),
+            ),
+            End::Connect(_) => Reply::fatal(FAILURE, "failed to get remote server connection"),
+            End::Deploy(e) => Reply::fatal(
+                FAILURE,
+                format!("failed to set client parameters on the server: {e}"),
+            ),
+            End::IdleTimeout(idle) => {
+                Reply::fatal(FAILURE, "Odyssey has dropped the connection").detail(idle.detail())
+            }
+            End::Shutdown => {
+                Reply::fatal(FAILURE, "Odyssey is gracefully shutting down").detail(SHUTDOWN_DETAIL)
+            }
+        };
+        Some(reply)
     }
 }
 
@@ -275,9 +276,9 @@ fn prefix_error(raw: &[u8], id: ClientId, show_id: bool, out: &mut Vec<u8>) {
         .encode_error(out);
 }
 
-fn reply(r: Reply) -> Farewell<'static> {
-    Farewell::Reply(r)
-}
+/// The DETAIL of the error an idle client gets at a graceful shutdown.
+const SHUTDOWN_DETAIL: &str =
+    "The Odyssey instance is gracefully shutting down, and the connections are being drained";
 
 impl Idle {
     /// The DETAIL of the error the client gets.

@@ -219,11 +219,9 @@ pub fn scan_server<'a>(
                 let Some(&status) = buf.get(at + HEADER_LEN) else {
                     break;
                 };
-                Some(ServerEvent::Ready(match status {
-                    b'T' => TransactionStatus::InTransaction,
-                    b'E' => TransactionStatus::Failed,
-                    _ => TransactionStatus::Idle,
-                }))
+                let status =
+                    TransactionStatus::from_byte(status).unwrap_or(TransactionStatus::Idle);
+                Some(ServerEvent::Ready(status))
             }
             be::PARAMETER_STATUS | be::COMMAND_COMPLETE | be::ERROR_RESPONSE => {
                 let Some(body) = body else { break };
