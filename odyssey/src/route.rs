@@ -1,6 +1,7 @@
 //! A route: the clients of one rule for one (database, user), and the pool of servers they
 //! share. Routes of an older config generation finish their clients and then go away.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -51,7 +52,16 @@ pub struct Route {
     params: Mutex<Option<ParamSet>>,
     /// Counters.
     pub stats: RouteStats,
+    /// Values clients sent at startup → the value a server reports for them (`eucjp` →
+    /// `EUC_JP`), learnt on a server once per route and value.
+    normalized: Mutex<HashMap<StartupValue, Vec<u8>>>,
 }
+
+/// A tracked parameter's name and the value a client sent for it.
+type StartupValue = (&'static str, Vec<u8>);
+
+/// The most startup values a route remembers the reported form of.
+const MAX_NORMALIZED: usize = 256;
 
 impl Route {
     /// A route for `key` under `config`.
@@ -63,6 +73,7 @@ impl Route {
             clients: AtomicU32::new(0),
             params: Mutex::new(None),
             stats: RouteStats::default(),
+            normalized: Mutex::new(HashMap::new()),
         }
     }
 
@@ -113,6 +124,29 @@ impl Route {
                 .cloned()
                 .collect();
             *p = Some(Arc::new(kept));
+        }
+    }
+
+    /// Whether servers of the route report parameter `name` (it is in their ParameterStatus
+    /// set), so that a client must be told the server's form of its value.
+    pub fn reports(&self, name: &str) -> bool {
+        self.params().is_some_and(|p| {
+            p.iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        })
+    }
+
+    /// The value a server reported for `raw`, when learnt.
+    pub fn normalized(&self, name: &'static str, raw: &[u8]) -> Option<Vec<u8>> {
+        let cache = self.normalized.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&(name, raw.to_vec())).cloned()
+    }
+
+    /// A server reported `reported` for the value `raw` a client sent.
+    pub fn learn_normalized(&self, name: &'static str, raw: &[u8], reported: &[u8]) {
+        let mut cache = self.normalized.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() < MAX_NORMALIZED {
+            cache.insert((name, raw.to_vec()), reported.to_vec());
         }
     }
 

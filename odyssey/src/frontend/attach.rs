@@ -83,12 +83,62 @@ impl Session {
                 .max(Duration::from_secs(5)),
         );
         backend::query(server, &sql, deadline).map_err(End::Deploy)?;
-        // Parameters PostgreSQL does not report are known only from what was sent.
-        server.info.vars = after;
+        // Reported parameters are what the server says (its own spelling, `EUC_JP` for
+        // `eucjp`; no report means the value did not change); the others are known only from
+        // what was sent.
+        let reported = std::mem::replace(&mut server.info.vars, after);
+        self.adopt_reported(&reported, &mut server.info.vars);
         if begin {
             self.relay.begin_sent();
         }
         Ok(())
+    }
+
+    /// The server's form of the client's reported parameters becomes the client's own (what it
+    /// is told, and what later deploys compare), and the route remembers it.
+    fn adopt_reported(&mut self, reported: &kiwi::var::Vars, server: &mut kiwi::var::Vars) {
+        let names: Vec<&'static str> = self.client.vars.iter().map(|(n, _)| n).collect();
+        for name in names {
+            let (Some(raw), Some(value)) = (self.client.vars.get(name), reported.get(name)) else {
+                continue;
+            };
+            if raw == value || !self.route.reports(name) {
+                continue;
+            }
+            let (raw, value) = (raw.to_vec(), value.to_vec());
+            self.route.learn_normalized(name, &raw, &value);
+            let _ = self.client.vars.set(name.as_bytes(), &value);
+            let _ = server.set(name.as_bytes(), &value);
+        }
+    }
+
+    /// Startup values the route has not seen a server report yet, for parameters it reports.
+    /// Known ones take the reported form at once.
+    pub(super) fn normalize_startup_params(&mut self) -> bool {
+        let Some(params) = self.route.params() else {
+            return false;
+        };
+        let mut unknown = false;
+        let names: Vec<&'static str> = self.client.vars.iter().map(|(n, _)| n).collect();
+        for name in names {
+            let Some(raw) = self.client.vars.get(name).map(<[u8]>::to_vec) else {
+                continue;
+            };
+            let reported = params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()));
+            match reported {
+                None => {}
+                Some((_, v)) if *v == raw => {}
+                Some(_) => match self.route.normalized(name, &raw) {
+                    Some(value) => {
+                        let _ = self.client.vars.set(name.as_bytes(), &value);
+                    }
+                    None => unknown = true,
+                },
+            }
+        }
+        unknown
     }
 
     /// Gives the server back to the pool (after the reset it needs) or closes it.

@@ -88,7 +88,11 @@ impl Session {
     /// BackendKeyData, ReadyForQuery. The first client of a route gets a server now, to learn
     /// those parameters.
     fn setup(&mut self) -> Result<(), End> {
-        if self.route.params().is_none() {
+        // A server tells the route's parameters (first login) and the server's form of values
+        // the client sent that the route has not seen yet.
+        if (self.route.params().is_none() || self.normalize_startup_params())
+            && self.server.is_none()
+        {
             self.attach_for_setup()?;
         }
         let params = self.route.params().unwrap_or_default();
