@@ -18,11 +18,14 @@ local_run: local_build
 	./scripts/local_run.sh
 
 # Everything CI checks: formatting, lints, every test, and valgrind over machinarium.
+# The unit tests of kiwi and odyssey run once more as a debug build, where integer overflow
+# panics (release wraps silently).
 test: deps drivers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --release --bin odyssey
 	$(CARGO) test --workspace --release
+	$(CARGO) test -p kiwi -p odyssey --lib
 	$(MAKE) valgrind
 
 bench: bench_micro bench_pg

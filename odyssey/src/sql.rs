@@ -87,12 +87,15 @@ pub fn classify(sql: &[u8]) -> Statement<'_> {
 }
 
 /// `SET [SESSION] name {=|TO} value`; `SET LOCAL` and anything fancier are `Other`.
+///
+/// `text` is client input: it is only cut after ASCII prefixes ([`strip_prefix_ci`]), never
+/// at a byte offset that could fall inside a multi-byte character.
 fn parse_set(text: &str) -> Statement<'_> {
-    let rest = text[3..].trim_start();
-    let rest = match rest.get(..8) {
-        Some(w) if w.eq_ignore_ascii_case("session ") => rest[8..].trim_start(),
-        _ => rest,
+    let Some(rest) = strip_prefix_ci(text, "set") else {
+        return Statement::Other;
     };
+    let rest = rest.trim_start();
+    let rest = strip_prefix_ci(rest, "session ").map_or(rest, str::trim_start);
     let name_end = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
         .unwrap_or(rest.len());
@@ -103,11 +106,10 @@ fn parse_set(text: &str) -> Statement<'_> {
     let after = after.trim_start();
     let value = if let Some(v) = after.strip_prefix('=') {
         v
-    } else if after.len() > 2
-        && after[..2].eq_ignore_ascii_case("to")
-        && after[2..].starts_with(char::is_whitespace)
+    } else if let Some(v) = strip_prefix_ci(after, "to")
+        && v.starts_with(char::is_whitespace)
     {
-        &after[2..]
+        v
     } else {
         return Statement::Other;
     };
@@ -115,6 +117,16 @@ fn parse_set(text: &str) -> Statement<'_> {
         Some(value) => Statement::Set { name, value },
         None => Statement::Other,
     }
+}
+
+/// `s` without its first `prefix.len()` bytes when they spell the ASCII `prefix` in any case.
+fn strip_prefix_ci<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
+    debug_assert!(prefix.is_ascii());
+    let head = s.as_bytes().get(..prefix.len())?;
+    // An ASCII match ends on a character boundary, so `get` cannot fail after it.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| s.get(prefix.len()..))
+        .flatten()
 }
 
 /// A single-quoted literal (with `''` escapes), or a bare word / identifier list as written.
@@ -194,5 +206,66 @@ mod tests {
         assert_eq!(classify(b"SET work_mem = DEFAULT"), Statement::Other);
         assert_eq!(classify(b"SET x = 1; SET y = 2"), Statement::Other);
         assert_eq!(classify(b"SET TIME ZONE 'UTC'"), Statement::Other);
+    }
+
+    /// A multi-byte character right after the name, or where `TO` or `SESSION` would be, once
+    /// made the byte-offset slicing panic.
+    #[test]
+    fn set_with_non_ascii_text_is_classified_without_panicking() {
+        let other = [
+            "SET x tö",
+            "SET a€b",
+            "SET x é",
+            "SET x€",
+            "SET sessio€ x = 1",
+            "SET sessionö x = 1",
+            "SET x t€ 1",
+            "SET €",
+            "SET x tö = 1",
+        ];
+        for sql in other {
+            assert_eq!(classify(sql.as_bytes()), Statement::Other, "{sql}");
+        }
+        assert_eq!(
+            classify("SET application_name TO 'café €'".as_bytes()),
+            Statement::Set {
+                name: "application_name",
+                value: "café €".into()
+            }
+        );
+        assert_eq!(
+            classify("set session x to ö".as_bytes()),
+            Statement::Set {
+                name: "x",
+                value: "ö".into()
+            }
+        );
+    }
+
+    proptest::proptest! {
+        /// Client SQL is network input: no text or byte string makes classification panic.
+        #[test]
+        fn classify_never_panics_on_text(sql in proptest::prelude::any::<String>()) {
+            let _ = classify(sql.as_bytes());
+            let _ = classify(format!("SET {sql}").as_bytes());
+            let _ = classify(format!("SET x {sql}").as_bytes());
+            let _ = classify(format!("SET SESSION {sql}").as_bytes());
+        }
+
+        /// SET-shaped text mixing ASCII with multi-byte characters where the parser looks.
+        #[test]
+        fn classify_never_panics_on_set_like_text(
+            sql in "(SET|set) (SESSION |sEssIo|)[a-zé€_.]{0,3} {0,2}(to|TO|t|=|)[ tTö€é'=]{0,4}"
+        ) {
+            let _ = classify(sql.as_bytes());
+        }
+
+        #[test]
+        fn classify_never_panics_on_bytes(sql in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = classify(&sql);
+            let mut set = b"SET ".to_vec();
+            set.extend_from_slice(&sql);
+            let _ = classify(&set);
+        }
     }
 }

@@ -156,10 +156,14 @@ fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandl
         if let Some(d) = drain.take_if(|d| d.is_finished()) {
             return d.join(Deadline::Never).unwrap_or(1);
         }
-        let sig = match signals.wait(Duration::from_millis(100)) {
-            Ok(s) => s,
-            Err(machinarium::Error::TimedOut) => continue,
-            Err(_) => return 0,
+        let sig = match received(signals.wait(Duration::from_millis(100))) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                // Without signals the pooler could never be stopped or reloaded.
+                od_error!(inst.logger, "system", None, None, "signal wait failed: {e}");
+                return 1;
+            }
         };
         match sig {
             libc_signals::SIGHUP => reload(inst),
@@ -186,6 +190,16 @@ fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandl
                 }
             }
         }
+    }
+}
+
+/// The outcome of one signalfd wait: a signal, none yet (the wait timed out), or an error
+/// that ends the signal loop (which then exits non-zero).
+fn received(wait: Result<i32, machinarium::Error>) -> Result<Option<i32>, machinarium::Error> {
+    match wait {
+        Ok(sig) => Ok(Some(sig)),
+        Err(machinarium::Error::TimedOut) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -369,6 +383,26 @@ fn tcp_addresses(host: Option<&str>, port: u16) -> Result<Vec<SocketAddr>, Strin
             first
                 .map(|a| vec![a])
                 .ok_or_else(|| format!("listen host {h}: no addresses"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a failed wait other than a timeout used to end the loop with exit code 0,
+    /// unlogged; it must reach the caller as an error.
+    #[test]
+    fn only_a_timeout_lets_the_signal_loop_wait_again() {
+        assert_eq!(received(Ok(libc_signals::SIGHUP)).ok(), Some(Some(1)));
+        assert_eq!(received(Err(machinarium::Error::TimedOut)).ok(), Some(None));
+        for e in [
+            machinarium::Error::Cancelled,
+            machinarium::Error::Closed,
+            machinarium::Error::Io(std::io::Error::from_raw_os_error(9)),
+        ] {
+            assert!(received(Err(e)).is_err());
         }
     }
 }

@@ -245,6 +245,29 @@ fn oversized_password_message_is_a_bad_password_message() {
     assert_reply(&got, "ERROR", "08P01", "bad password message");
 }
 
+/// Regression: the whole body used to be read (up to 1 GiB) before the length was checked.
+/// A header announcing 100 MB, on any method and whatever its tag, is refused by itself.
+#[test]
+fn oversized_header_is_refused_before_its_body() {
+    let rules = [
+        "authentication \"clear_text\"\npassword \"pw\"",
+        "authentication \"md5\"\npassword \"pw\"",
+        "authentication \"scram-sha-256\"\npassword \"pw\"",
+    ];
+    for auth in rules {
+        for tag in [b'p', b'Q'] {
+            let (outcome, got) = login(rule(auth), move |mut c| {
+                let mut header = vec![tag];
+                header.extend_from_slice(&(100u32 << 20).to_be_bytes());
+                c.send(&header).expect("send");
+                error_of(&mut c)
+            });
+            assert!(matches!(outcome, Err(AuthError::Rejected(_))), "{auth}");
+            assert_reply(&got, "ERROR", "08P01", "bad password message");
+        }
+    }
+}
+
 #[test]
 fn malformed_password_message_is_a_bad_password_message() {
     let auth = "authentication \"md5\"\npassword \"pw\"";

@@ -2,6 +2,9 @@
 //! config-validation `valid` files pass, `invalid` files fail naming their problem, every other
 //! example passes, except hba files (read by the hba parser), include fragments (parsed as
 //! fragments) and configs including an absolute path missing here (fail naming that path).
+//!
+//! The corpus is `$ODYSSEY_CONF_CORPUS` when set (then it must exist: CI sets it), else
+//! `shared/` beside the workspace; a missing default is a loud warning, not a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -178,9 +181,26 @@ const HBA_FILES: &[&str] = &[
 
 const FRAGMENTS: &[&str] = &["test__functional__tests__hba__common.conf"];
 
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/odyssey-confs");
-    dir.is_dir().then_some(dir)
+/// Names the corpus directory; when set, the directory must exist. A relative path is taken
+/// from the `odyssey` package directory (where cargo runs this test).
+const CORPUS_ENV: &str = "ODYSSEY_CONF_CORPUS";
+
+/// The corpus directory: `Ok(None)` when it is not there and not required.
+fn corpus() -> Result<Option<PathBuf>, String> {
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/odyssey-confs");
+    locate_corpus(std::env::var_os(CORPUS_ENV).map(PathBuf::from), default)
+}
+
+/// `required` (from [`CORPUS_ENV`]) must be a directory; `default` may be missing.
+fn locate_corpus(required: Option<PathBuf>, default: PathBuf) -> Result<Option<PathBuf>, String> {
+    match required {
+        Some(dir) if dir.is_dir() => Ok(Some(dir)),
+        Some(dir) => Err(format!(
+            "{CORPUS_ENV}={} is not a directory: the upstream config corpus is required",
+            dir.display()
+        )),
+        None => Ok(default.is_dir().then_some(default)),
+    }
 }
 
 /// Runs `odyssey --test path`: (exit code, stdout + stderr).
@@ -221,15 +241,23 @@ struct Counts {
 
 #[test]
 fn upstream_corpus() {
-    let Some(dir) = corpus() else {
-        println!("note: shared/spec/odyssey-confs is absent; corpus test skipped");
-        return;
+    let dir = match corpus() {
+        Ok(Some(dir)) => dir,
+        Ok(None) => {
+            eprintln!(
+                "WARNING: upstream config corpus not found (shared/spec/odyssey-confs beside \
+                 the workspace, or set {CORPUS_ENV}): NOTHING WAS CHECKED"
+            );
+            return;
+        }
+        Err(why) => panic!("{why}"),
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
+    assert!(!files.is_empty(), "the corpus {} is empty", dir.display());
     let mut counts = Counts::default();
     let mut failures = Vec::new();
     for path in &files {
@@ -245,6 +273,24 @@ fn upstream_corpus() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Regression: a missing corpus used to pass silently even where it was expected.
+#[test]
+fn a_required_corpus_must_exist() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let missing = here.join("no such corpus");
+    assert_eq!(
+        locate_corpus(Some(here.clone()), missing.clone()),
+        Ok(Some(here.clone()))
+    );
+    let err = locate_corpus(Some(missing.clone()), here.clone()).unwrap_err();
+    assert!(
+        err.contains(CORPUS_ENV) && err.contains("no such corpus"),
+        "{err}"
+    );
+    assert_eq!(locate_corpus(None, missing), Ok(None));
+    assert_eq!(locate_corpus(None, here.clone()), Ok(Some(here)));
 }
 
 fn check_one(path: &Path, name: &str, counts: &mut Counts) -> Result<(), String> {

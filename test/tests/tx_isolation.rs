@@ -17,6 +17,7 @@ use odyssey_test::tx::{
     TxPoolConfig, TxSetup, bodiless, extended_query, first_values, join_errors, ready_status,
     simple_query, tags,
 };
+use odyssey_test::{Cluster, ClusterOptions, Pooler};
 
 const CLIENTS: usize = 8;
 const ROUNDS: usize = 25;
@@ -255,4 +256,36 @@ fn a_failed_set_is_not_replayed_on_the_next_server() {
         "{after:?}\n{}",
         setup.pooler.log()
     );
+}
+
+/// Regression: kiwi kept values of at most 128 bytes, so a tracked SET with a longer value was
+/// recorded neither for its client nor for the server: the next client on that server saw it,
+/// and its own client lost it on the next server. `smart_search_path_enquoting` deploys the
+/// list as a list (without it, upstream's quoting makes it one schema name).
+#[test]
+fn a_long_search_path_follows_its_client_and_does_not_leak() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let template = TxPoolConfig::new("transaction", 1).template(cluster.port());
+    let pooler =
+        Pooler::start(&format!("smart_search_path_enquoting yes\n{template}")).expect("pooler");
+    let setup = TxSetup { pooler, cluster };
+    let schemas: Vec<String> = (0..30).map(|i| format!("tenant_schema_{i:04}")).collect();
+    let long = schemas.join(", ");
+    assert!(long.len() > 300);
+    let show = "SELECT current_setting('search_path')";
+    let mut owner = setup.connect().unwrap();
+    let mut other = setup.connect().unwrap();
+    let defaults = first_text(&other.simple_query(show).unwrap());
+    owner
+        .batch_execute(&format!("SET search_path = {long}"))
+        .unwrap();
+    for round in 0..3 {
+        let seen = first_text(&other.simple_query(show).unwrap());
+        assert_eq!(
+            seen, defaults,
+            "round {round}: another client's search_path leaked"
+        );
+        let own = first_text(&owner.simple_query(show).unwrap());
+        assert_eq!(own, long, "round {round}: the client lost its search_path");
+    }
 }

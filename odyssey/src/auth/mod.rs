@@ -19,12 +19,18 @@ use machinarium::Deadline;
 use crate::config::Rule;
 use crate::config::auth::AuthMethod;
 use crate::config::selector::Name;
-use crate::conn::{Conn, ConnError, DEFAULT_MAX_MESSAGE};
+use crate::conn::{Conn, ConnError};
 use crate::id::ClientId;
 use crate::reply::Reply;
 
-/// The largest PasswordMessage body accepted, as upstream (`bad password message` above it).
+/// The largest message body a client may send before it is authenticated: a PasswordMessage
+/// (upstream refuses one above this with `bad password message`), a SASL response, or any
+/// message the exchange discards. Checked from the header, so an unauthenticated client never
+/// makes the pooler buffer more than this.
 pub const MAX_PASSWORD_MESSAGE: usize = 10_000;
+
+/// [`MAX_PASSWORD_MESSAGE`] as a header length limit (which counts the length field itself).
+const MAX_AUTH_MESSAGE_LEN: u32 = MAX_PASSWORD_MESSAGE as u32 + 4;
 
 /// Who is logging in, under which rule, and until when.
 pub struct ClientAuth<'a> {
@@ -162,10 +168,19 @@ fn send(conn: &mut Conn, a: &ClientAuth<'_>, m: &Authentication<'_>) -> Result<(
 }
 
 /// Waits for the client's `p` message and returns its body; other messages are discarded, as
-/// upstream does.
+/// upstream does. Any message longer than [`MAX_PASSWORD_MESSAGE`] is refused from its header,
+/// before its body is read: `ERROR 08P01 bad password message`, the length in the detail.
 fn read_response(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthError> {
     loop {
-        let m = conn.read_message(a.deadline, DEFAULT_MAX_MESSAGE)?;
+        let m = conn
+            .read_message(a.deadline, MAX_AUTH_MESSAGE_LEN)
+            .map_err(|e| match e {
+                ConnError::Protocol(e) => AuthError::Rejected(
+                    Reply::error(sqlstate::PROTOCOL_VIOLATION, "bad password message")
+                        .detail(e.to_string()),
+                ),
+                e => AuthError::Conn(e),
+            })?;
         if m.tag == kiwi::frontend::tag::AUTH_RESPONSE {
             return Ok(m.body.to_vec());
         }

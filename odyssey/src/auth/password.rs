@@ -10,8 +10,8 @@ use kiwi::md5;
 use kiwi::scram::ScramVerifier;
 
 use super::{
-    AuthError, Authenticated, ClientAuth, MAX_PASSWORD_MESSAGE, bad_password_message,
-    password_failed, read_response, rule_secret, send,
+    AuthError, Authenticated, ClientAuth, bad_password_message, password_failed, read_response,
+    rule_secret, send,
 };
 use crate::conn::{Conn, ConnError};
 
@@ -55,12 +55,10 @@ pub(super) fn md5(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, 
     Ok(Authenticated::default())
 }
 
-/// Reads a PasswordMessage: at most [`MAX_PASSWORD_MESSAGE`] bytes, one NUL-terminated string.
+/// Reads a PasswordMessage: one NUL-terminated string (`read_response` bounds its length by
+/// [`MAX_PASSWORD_MESSAGE`](super::MAX_PASSWORD_MESSAGE)).
 fn read_password(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthError> {
     let body = read_response(conn, a)?;
-    if body.len() > MAX_PASSWORD_MESSAGE {
-        return Err(bad_password_message());
-    }
     match PasswordMessage::decode(&body) {
         Ok(m) => Ok(m.password.to_vec()),
         Err(_) => Err(bad_password_message()),

@@ -3,7 +3,7 @@
 //!
 //! A client's vars come from its StartupMessage (and rule overrides); a server's from the
 //! ParameterStatus messages it sends. Only the names in [`TRACKED`] are kept, compared without
-//! regard to case, with values up to [`MAX_VALUE_LEN`] bytes, as Odyssey does.
+//! regard to case, with values up to [`MAX_VALUE_LEN`] bytes.
 
 use std::fmt;
 
@@ -11,7 +11,12 @@ use crate::backend::ParameterStatus;
 use crate::startup::Startup;
 
 /// Longest value kept; a longer one is refused.
-pub const MAX_VALUE_LEN: usize = 128;
+///
+/// Values are boxed, so the limit is not about storage layout: it is high enough for any
+/// realistic value (a `search_path` of many schemas; PostgreSQL accepts long values) and keeps
+/// what a client can make the pooler hold bounded: at most `TRACKED.len()` values of this size
+/// per client or server. Upstream Odyssey refuses values over 128 bytes (`KIWI_MAX_VAR_SIZE`).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// Parameter names tracked for deploy, in their canonical spelling.
 pub const TRACKED: &[&str] = &[
@@ -262,16 +267,37 @@ mod tests {
         assert_eq!(v.get("DateStyle"), Some(&b"ISO, MDY"[..]));
         assert_eq!(v.iter().next(), Some(("DateStyle", &b"ISO, MDY"[..])));
         assert_eq!(v.set(b"user", b"alice"), Err(VarError::Untracked));
-        let long = [b'x'; MAX_VALUE_LEN + 1];
+        let long = vec![b'x'; MAX_VALUE_LEN + 1];
         assert_eq!(
             v.set(b"application_name", &long),
             Err(VarError::TooLong {
                 name: "application_name",
-                len: 129
+                len: MAX_VALUE_LEN + 1
             })
         );
         v.unset(b"DATESTYLE");
         assert_eq!(v.get("DateStyle"), None);
+    }
+
+    /// Regression: values over 128 bytes were refused, so a tracked `SET search_path` of a
+    /// few hundred bytes was not recorded (and not deployed on the next server).
+    #[test]
+    fn long_realistic_values_are_kept() {
+        let schemas: Vec<String> = (0..30).map(|i| format!("tenant_schema_{i:04}")).collect();
+        let search_path = schemas.join(", ");
+        assert!(search_path.len() > 300);
+        let mut v = Vars::new();
+        v.set(b"search_path", search_path.as_bytes()).unwrap();
+        assert_eq!(v.get("search_path"), Some(search_path.as_bytes()));
+        let at_limit = vec![b'x'; MAX_VALUE_LEN];
+        v.set(b"application_name", &at_limit).unwrap();
+        assert_eq!(v.get("application_name"), Some(&at_limit[..]));
+        let deployed = v.deploy(&Vars::new(), true);
+        assert!(
+            deployed
+                .windows(search_path.len())
+                .any(|w| w == search_path.as_bytes())
+        );
     }
 
     #[test]
