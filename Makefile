@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind
+.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz
 
 deps:
 	./scripts/deps.sh
@@ -38,6 +38,11 @@ bench_micro: deps
 # BENCH_QUICK=1 for a smoke run). Installs pgbouncer when run as root and it is missing.
 bench_pg: deps
 	CARGO="$(CARGO)" ./scripts/bench.sh
+
+# The relay fuzz target for FUZZ_SECONDS (default 600; scripts/fuzz.sh): no panic, a
+# well-framed stream to the server, no server released inside a transaction or sequence.
+fuzz:
+	./scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -54,7 +54,7 @@ pub enum End {
     },
     /// The rule leads to the admin console, which this build does not have yet.
     ConsoleUnsupported,
-    /// Authentication failed.
+    /// Authentication failed (the exchange has sent the client its refusal).
     Auth(AuthError),
     /// The client sent Terminate.
     ClientQuit,
@@ -189,7 +189,8 @@ impl End {
         let reply = match self {
             End::Startup(_) | End::CancelRequest | End::Cancelled | End::ClientQuit => return None,
             End::ClientGone(_) => return None,
-            End::Auth(e) => return e.reply().cloned(),
+            // The exchange answered the client itself, its refusal included (`auth::authenticate`).
+            End::Auth(_) => return None,
             End::UnsupportedProtocol { major, minor } => Reply::fatal(
                 sqlstate::FEATURE_NOT_SUPPORTED,
                 format!(

@@ -170,7 +170,11 @@ impl Relay {
     }
 
     /// Statement pooling gives the server back after every statement, so a transaction block
-    /// cannot work: a bare BEGIN is refused and the session goes on.
+    /// cannot work: a bare BEGIN is refused and the session goes on. Upstream does not refuse
+    /// it: it answers BEGIN (or lets it through), detaches the server after the next
+    /// statement and rolls the open transaction back in its reset (`pool_rollback`), so the
+    /// client's writes are silently lost. PgBouncer refuses too (it closes the server with
+    /// "transaction blocks not allowed in statement pooling mode").
     fn refuse_transaction_block(&mut self, used: usize) -> ClientStep {
         let reply = Reply::error(
             sqlstate::FEATURE_NOT_SUPPORTED,

@@ -14,6 +14,8 @@
 //! each), `statements` (prepared statements), `sets` (tracked SETs).
 
 mod client;
+#[cfg(any(test, feature = "harness"))]
+pub mod harness;
 pub mod scan;
 mod server;
 pub mod sets;

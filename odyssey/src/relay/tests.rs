@@ -1,135 +1,20 @@
 //! The rules of transaction pooling, one test each, on the relay alone: a client and a server
-//! played as byte streams, the session's part (attach when asked, release when allowed) done
-//! by [`Pair`].
+//! played as byte streams through `harness::Pair`.
 
 use kiwi::backend::{CommandComplete, ParameterStatus, ReadyForQuery, TransactionStatus};
 use kiwi::frontend::{Bind, Close, FrontendMessage, Parse, Query, Target};
-use kiwi::var::Vars;
 
+use super::harness::Pair;
 use super::*;
-use crate::id::ClientId;
-use crate::server::{Address, ServerInfo};
 
-/// A client, the relay and (when attached) a server, as the session would drive them.
-pub(super) struct Pair {
-    pub relay: Relay,
-    pub info: ServerInfo,
-    pub tx: TransactionStatus,
-    pub vars: Vars,
-    pub attached: bool,
-    pub to_server: Vec<u8>,
-    pub to_client: Vec<u8>,
-    pub releases: u32,
-    pub terminated: bool,
+/// Server bytes in a test are well framed.
+trait Serve {
+    fn serve(&mut self, buf: &[u8]) -> usize;
 }
 
-pub(super) fn settings(mode: PoolMode, prepared: bool) -> Settings {
-    Settings {
-        mode,
-        virtual_transaction: true,
-        prepared_statements: prepared,
-        prepared_max: 0,
-        client: ClientId::new(),
-        show_id: true,
-    }
-}
-
-pub(super) fn server_info() -> ServerInfo {
-    ServerInfo::new(Address::Unix("/nowhere".into()))
-}
-
-impl Pair {
-    pub fn new(mode: PoolMode, prepared: bool) -> Pair {
-        Pair {
-            relay: Relay::new(settings(mode, prepared)),
-            info: server_info(),
-            tx: TransactionStatus::Idle,
-            vars: Vars::new(),
-            attached: false,
-            to_server: Vec::new(),
-            to_client: Vec::new(),
-            releases: 0,
-            terminated: false,
-        }
-    }
-
-    /// Feeds client bytes until the relay waits; returns the bytes it left unread.
-    pub fn client(&mut self, buf: &[u8]) -> Result<usize, Violation> {
-        let mut pos = 0;
-        loop {
-            let server = self.attached.then_some(Attached {
-                info: &mut self.info,
-                tx: self.tx,
-            });
-            match self.relay.client(&buf[pos..], server)? {
-                ClientStep::Wait => return Ok(buf.len() - pos),
-                ClientStep::Terminate => {
-                    self.terminated = true;
-                    return Ok(buf.len() - pos);
-                }
-                ClientStep::NeedServer => {
-                    assert!(!self.attached, "asked for a server while holding one");
-                    self.attached = true;
-                    self.tx = TransactionStatus::Idle;
-                    if self.relay.deferred_begin() {
-                        self.tx = TransactionStatus::InTransaction;
-                        self.relay.begin_sent();
-                    }
-                    self.relay.server_attached();
-                    continue;
-                }
-                ClientStep::Forward(n) => {
-                    assert!(self.attached, "forwarded with no server");
-                    self.to_server.extend_from_slice(&buf[pos..pos + n]);
-                    pos += n;
-                }
-                ClientStep::Rewrite {
-                    used,
-                    server,
-                    client,
-                } => {
-                    assert!(self.attached || server.is_empty(), "rewrote for no server");
-                    self.to_server.extend(server);
-                    self.to_client.extend(client);
-                    pos += used;
-                }
-            }
-            self.release_if_allowed(pos == buf.len());
-        }
-    }
-
-    /// Feeds server bytes until the relay waits; returns the bytes it left unread.
-    pub fn server(&mut self, buf: &[u8]) -> usize {
-        let mut pos = 0;
-        while self.attached && pos < buf.len() {
-            let step = self
-                .relay
-                .server(&buf[pos..], &mut self.info, &mut self.tx, &mut self.vars)
-                .expect("server bytes frame");
-            if step.used == 0 {
-                break;
-            }
-            match step.reply {
-                Reply::Same => self.to_client.extend_from_slice(&buf[pos..pos + step.used]),
-                Reply::Rewritten(b) => self.to_client.extend(b),
-            }
-            pos += step.used;
-            self.release_if_allowed(true);
-        }
-        buf.len() - pos
-    }
-
-    fn release_if_allowed(&mut self, client_drained: bool) {
-        if self.attached && client_drained && self.relay.may_release(self.tx) {
-            assert_eq!(
-                self.tx,
-                TransactionStatus::Idle,
-                "released inside a transaction"
-            );
-            self.attached = false;
-            self.relay.server_gone();
-            self.releases += 1;
-        }
+impl Serve for Pair {
+    fn serve(&mut self, buf: &[u8]) -> usize {
+        self.server(buf).expect("server bytes frame")
     }
 }
 
@@ -192,16 +77,16 @@ fn released_only_at_ready_for_query_idle_with_nothing_pending() {
     let mut p = Pair::new(PoolMode::Transaction, false);
     p.client(&query("BEGIN; SELECT 1")).unwrap();
     assert!(p.attached);
-    p.server(&cat(&[
+    p.serve(&cat(&[
         &complete("BEGIN"),
         &complete("SELECT 1"),
         &ready(InTransaction),
     ]));
     assert!(p.attached, "inside a transaction the server stays");
     p.client(&query("COMMIT")).unwrap();
-    p.server(&complete("COMMIT"));
+    p.serve(&complete("COMMIT"));
     assert!(p.attached, "no ReadyForQuery yet");
-    p.server(&ready(Idle));
+    p.serve(&ready(Idle));
     assert_eq!((p.attached, p.releases), (false, 1));
 }
 
@@ -209,7 +94,7 @@ fn released_only_at_ready_for_query_idle_with_nothing_pending() {
 fn session_pooling_never_releases() {
     let mut p = Pair::new(PoolMode::Session, false);
     p.client(&query("SELECT 1")).unwrap();
-    p.server(&cat(&[&complete("SELECT 1"), &ready(Idle)]));
+    p.serve(&cat(&[&complete("SELECT 1"), &ready(Idle)]));
     assert!(p.attached);
     assert_eq!(p.releases, 0);
 }
@@ -227,9 +112,9 @@ fn a_pipeline_of_syncs_keeps_the_server_until_the_last_ready() {
     ]);
     p.client(&batch).unwrap();
     assert_eq!(p.relay.pending(), 2);
-    p.server(&ready(Idle));
+    p.serve(&ready(Idle));
     assert!(p.attached, "one Sync is still unanswered");
-    p.server(&ready(Idle));
+    p.serve(&ready(Idle));
     assert!(!p.attached);
 }
 
@@ -241,7 +126,7 @@ fn a_flush_does_not_end_an_extended_sequence() {
         &message(FrontendMessage::Flush),
     ]))
     .unwrap();
-    p.server(&[b'1', 0, 0, 0, 4]);
+    p.serve(&[b'1', 0, 0, 0, 4]);
     assert!(p.attached, "the sequence is open until Sync");
     assert!(!p.relay.between_transactions(Some(Idle)));
 }
@@ -250,14 +135,14 @@ fn a_flush_does_not_end_an_extended_sequence() {
 fn copy_in_by_simple_query_releases_at_its_ready_for_query() {
     let mut p = Pair::new(PoolMode::Transaction, false);
     p.client(&query("COPY t FROM STDIN")).unwrap();
-    p.server(&[b'G', 0, 0, 0, 7, 0, 0, 0]);
+    p.serve(&[b'G', 0, 0, 0, 7, 0, 0, 0]);
     let data = message(FrontendMessage::CopyData(kiwi::frontend::CopyData {
         data: b"1\n",
     }));
     p.client(&cat(&[&data, &message(FrontendMessage::CopyDone)]))
         .unwrap();
     assert!(p.attached);
-    p.server(&cat(&[&complete("COPY 1"), &ready(Idle)]));
+    p.serve(&cat(&[&complete("COPY 1"), &ready(Idle)]));
     assert!(
         !p.attached,
         "COPY data is part of its Query, not an open sequence"
@@ -279,9 +164,9 @@ fn copy_out_streams_and_releases_at_the_end() {
         &ready(Idle),
     ]);
     // Split anywhere: the relay forwards what it can and keeps the rest.
-    let left = p.server(&reply[..333]);
+    let left = p.serve(&reply[..333]);
     assert!(p.attached);
-    p.server(&reply[333 - left..]);
+    p.serve(&reply[333 - left..]);
     assert_eq!(p.to_client, reply);
     assert!(!p.attached);
 }
@@ -308,7 +193,7 @@ fn a_deferred_begin_goes_ahead_of_the_first_statement() {
     assert!(p.attached);
     assert_eq!(p.tx, InTransaction, "the session opened it on attach");
     assert!(!p.relay.deferred_begin());
-    p.server(&cat(&[&complete("SELECT 1"), &ready(InTransaction)]));
+    p.serve(&cat(&[&complete("SELECT 1"), &ready(InTransaction)]));
     assert!(p.attached);
 }
 
@@ -326,10 +211,10 @@ fn a_tracked_set_follows_the_client_once_committed() {
     let mut p = Pair::new(PoolMode::Transaction, false);
     p.client(&query("BEGIN")).unwrap();
     p.client(&query("SET statement_timeout = '7s'")).unwrap();
-    p.server(&cat(&[&complete("SET"), &ready(InTransaction)]));
+    p.serve(&cat(&[&complete("SET"), &ready(InTransaction)]));
     assert_eq!(p.vars.get("statement_timeout"), None, "not before COMMIT");
     p.client(&query("COMMIT")).unwrap();
-    p.server(&cat(&[&complete("COMMIT"), &ready(Idle)]));
+    p.serve(&cat(&[&complete("COMMIT"), &ready(Idle)]));
     assert_eq!(p.vars.get("statement_timeout"), Some(&b"7s"[..]));
 }
 
@@ -338,9 +223,9 @@ fn a_rolled_back_set_is_void() {
     let mut p = Pair::new(PoolMode::Transaction, false);
     p.client(&query("BEGIN")).unwrap();
     p.client(&query("SET statement_timeout = '7s'")).unwrap();
-    p.server(&cat(&[&complete("SET"), &ready(InTransaction)]));
+    p.serve(&cat(&[&complete("SET"), &ready(InTransaction)]));
     p.client(&query("ROLLBACK")).unwrap();
-    p.server(&cat(&[&complete("ROLLBACK"), &ready(Idle)]));
+    p.serve(&cat(&[&complete("ROLLBACK"), &ready(Idle)]));
     assert_eq!(p.vars.get("statement_timeout"), None);
     assert!(!p.attached);
 }
@@ -355,7 +240,7 @@ fn an_autocommit_set_applies_at_once_and_reported_values_follow() {
         value: b"x",
     }
     .encode(&mut status);
-    p.server(&cat(&[&status, &complete("SET"), &ready(Idle)]));
+    p.serve(&cat(&[&status, &complete("SET"), &ready(Idle)]));
     assert_eq!(p.vars.get("application_name"), Some(&b"x"[..]));
     assert!(!p.relay.dirty(), "a tracked SET leaves nothing to discard");
 }
@@ -366,7 +251,7 @@ fn a_set_value_too_long_to_keep_marks_the_server_for_reset() {
     let long = "a".repeat(kiwi::var::MAX_VALUE_LEN + 1);
     p.client(&query(&format!("SET search_path = '{long}'")))
         .unwrap();
-    p.server(&complete("SET"));
+    p.serve(&complete("SET"));
     assert!(p.relay.dirty(), "the next client must not inherit it");
 }
 
@@ -374,7 +259,7 @@ fn a_set_value_too_long_to_keep_marks_the_server_for_reset() {
 fn an_untracked_set_marks_the_server_for_reset() {
     let mut p = Pair::new(PoolMode::Transaction, false);
     p.client(&query("SET enable_seqscan = off")).unwrap();
-    p.server(&complete("SET"));
+    p.serve(&complete("SET"));
     assert!(p.relay.dirty());
 }
 
@@ -400,7 +285,7 @@ fn named_statements_are_renamed_and_injected_where_missing() {
         !p.to_server.windows(3).any(|w| w == b"s1\0"),
         "the client's name never reaches a server"
     );
-    p.server(&cat(&[
+    p.serve(&cat(&[
         &[b'1', 0, 0, 0, 4],
         &[b'2', 0, 0, 0, 4],
         &ready(Idle),
@@ -430,7 +315,7 @@ fn close_and_deallocate_forget_only_the_clients_name() {
     p.to_client.clear();
     p.client(&parse("s2", "SELECT 2")).unwrap();
     p.client(&message(FrontendMessage::Sync)).unwrap();
-    p.server(&cat(&[&[b'1', 0, 0, 0, 4], &ready(Idle)]));
+    p.serve(&cat(&[&[b'1', 0, 0, 0, 4], &ready(Idle)]));
     assert!(!p.attached);
     p.to_client.clear();
     p.client(&query("DEALLOCATE s2")).unwrap();
