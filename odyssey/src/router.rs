@@ -289,10 +289,7 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
     let config = route.config();
     let rule = route.rule();
     let result = match route.storage() {
-        None => Err(BackendError::Resolve(format!(
-            "storage '{}' is not defined",
-            rule.storage
-        ))),
+        None => Err(BackendError::NoStorage(rule.storage.clone())),
         Some(storage) => {
             storage::address(via.resolver, storage, &config.global).and_then(|address| {
                 backend::connect(&ConnectParams {

@@ -45,10 +45,16 @@ pub fn address(
     }
     let addrs = resolver
         .resolve(&ep.host, port, Duration::from_secs(5))
-        .map_err(|e| BackendError::Resolve(format!("{}: {e}", ep.host)))?;
+        .map_err(|e| BackendError::Resolve {
+            host: ep.host.clone(),
+            error: Some(e),
+        })?;
     addrs
         .into_iter()
         .next()
         .map(Address::Tcp)
-        .ok_or_else(|| BackendError::Resolve(format!("{}: no addresses", ep.host)))
+        .ok_or_else(|| BackendError::Resolve {
+            host: ep.host.clone(),
+            error: None,
+        })
 }

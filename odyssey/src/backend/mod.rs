@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use kiwi::backend::{BackendKeyData, ParameterStatus, ReadyForQuery, TransactionStatus, tag as be};
+use kiwi::error::DecodeError;
 use kiwi::startup::{ProtocolVersion, Startup};
 use machinarium::Deadline;
 use machinarium::net::{KeepAlive, Stream};
@@ -20,30 +21,56 @@ use auth::{BackendAuthError, BackendCredentials, authenticate_server};
 /// Why a server connection could not be made or used.
 #[derive(Debug)]
 pub enum BackendError {
-    /// The address could not be resolved.
-    Resolve(String),
+    /// The rule names a storage the config does not define.
+    NoStorage(String),
+    /// A storage host name did not resolve (`None`: to no address).
+    Resolve {
+        /// The host name.
+        host: String,
+        /// What the resolver said.
+        error: Option<machinarium::Error>,
+    },
     /// TCP/unix connect failed or timed out.
-    Connect(Address, String),
+    Connect(Address, machinarium::Error),
     /// Authentication failed.
-    Auth(String, Option<Vec<u8>>),
-    /// The server answered the startup or a query with an ErrorResponse (raw message kept for
-    /// `client_fwd_error`).
-    Server(String, Vec<u8>),
+    Auth(BackendAuthError),
+    /// The server answered the startup or a query with an ErrorResponse (the whole message,
+    /// kept for `client_fwd_error`).
+    Server(Vec<u8>),
     /// Reading or writing failed.
     Conn(ConnError),
-    /// The server sent something out of protocol.
-    Protocol(String),
+    /// A message the pooler reads could not be decoded.
+    Decode(DecodeError),
+    /// A message that has no place at this point of the startup.
+    Unexpected(u8),
 }
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendError::Resolve(e) => write!(f, "cannot resolve storage host: {e}"),
+            BackendError::NoStorage(name) => write!(f, "storage '{name}' is not defined"),
+            BackendError::Resolve { host, error: None } => {
+                write!(f, "cannot resolve storage host {host}: no addresses")
+            }
+            BackendError::Resolve {
+                host,
+                error: Some(e),
+            } => write!(f, "cannot resolve storage host {host}: {e}"),
             BackendError::Connect(a, e) => write!(f, "connect to {a}: {e}"),
-            BackendError::Auth(e, _) => write!(f, "authentication: {e}"),
-            BackendError::Server(e, _) => write!(f, "server error: {e}"),
+            BackendError::Auth(e) => write!(f, "authentication: {e}"),
+            BackendError::Server(raw) => {
+                let body = raw.get(kiwi::header::HEADER_LEN..).unwrap_or_default();
+                write!(f, "server error: {}", error_text(body))
+            }
             BackendError::Conn(e) => write!(f, "{e}"),
-            BackendError::Protocol(e) => write!(f, "protocol: {e}"),
+            BackendError::Decode(e) => write!(f, "protocol: {e}"),
+            BackendError::Unexpected(tag) => {
+                write!(
+                    f,
+                    "protocol: unexpected message '{}' at startup",
+                    tag.escape_ascii()
+                )
+            }
         }
     }
 }
@@ -54,12 +81,18 @@ impl From<ConnError> for BackendError {
     }
 }
 
+impl From<DecodeError> for BackendError {
+    fn from(e: DecodeError) -> Self {
+        BackendError::Decode(e)
+    }
+}
+
 impl BackendError {
     /// The server's own ErrorResponse, when there is one to forward.
     pub fn server_error(&self) -> Option<&[u8]> {
         match self {
-            BackendError::Server(_, raw) => Some(raw),
-            BackendError::Auth(_, raw) => raw.as_deref(),
+            BackendError::Server(raw) => Some(raw),
+            BackendError::Auth(BackendAuthError::Server(raw, _)) => Some(raw),
             _ => None,
         }
     }
@@ -103,9 +136,8 @@ pub fn connect(p: &ConnectParams<'_>) -> Result<Server, BackendError> {
     .encode(&mut startup);
     conn.write_all(&startup, deadline)?;
     authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
-        BackendAuthError::Server(raw, text) => BackendError::Auth(text, Some(raw)),
         BackendAuthError::Conn(c) => BackendError::Conn(c),
-        other => BackendError::Auth(other.to_string(), None),
+        other => BackendError::Auth(other),
     })?;
     let mut info = ServerInfo::new(p.address.clone());
     read_startup_answers(&mut conn, &mut info, deadline)?;
@@ -122,7 +154,7 @@ fn open(address: &Address, timeout: Duration) -> Result<Stream, BackendError> {
         Address::Tcp(a) => Stream::connect(*a, timeout),
         Address::Unix(p) => Stream::connect_unix(p, timeout),
     };
-    r.map_err(|e| BackendError::Connect(address.clone(), e.to_string()))
+    r.map_err(|e| BackendError::Connect(address.clone(), e))
 }
 
 /// ParameterStatus, BackendKeyData and notices up to ReadyForQuery.
@@ -135,14 +167,12 @@ fn read_startup_answers(
         let m = conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
         match m.tag {
             be::PARAMETER_STATUS => {
-                let ps = ParameterStatus::decode(m.body)
-                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
+                let ps = ParameterStatus::decode(m.body)?;
                 let _ = info.vars.set_status(&ps);
                 info.status.push((ps.name.to_vec(), ps.value.to_vec()));
             }
             be::BACKEND_KEY_DATA => {
-                let k = BackendKeyData::decode(m.body)
-                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
+                let k = BackendKeyData::decode(m.body)?;
                 info.key = CancelKey {
                     pid: k.pid,
                     secret: k.key.to_vec(),
@@ -150,15 +180,10 @@ fn read_startup_answers(
             }
             be::NOTICE_RESPONSE => {}
             be::ERROR_RESPONSE => {
-                return Err(BackendError::Server(error_text(m.body), m.bytes.to_vec()));
+                return Err(BackendError::Server(m.bytes.to_vec()));
             }
             be::READY_FOR_QUERY => return Ok(()),
-            other => {
-                return Err(BackendError::Protocol(format!(
-                    "unexpected message '{}' at startup",
-                    other as char
-                )));
-            }
+            other => return Err(BackendError::Unexpected(other)),
         }
     }
 }
@@ -187,12 +212,9 @@ pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), 
                     let _ = server.info.vars.set_status(&ps);
                 }
             }
-            be::ERROR_RESPONSE => {
-                failed = Some(BackendError::Server(error_text(m.body), m.bytes.to_vec()))
-            }
+            be::ERROR_RESPONSE => failed = Some(BackendError::Server(m.bytes.to_vec())),
             be::READY_FOR_QUERY => {
-                let rfq = ReadyForQuery::decode(m.body)
-                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
+                let rfq = ReadyForQuery::decode(m.body)?;
                 server.tx = rfq.status;
                 return failed.map_or(Ok(()), Err);
             }
