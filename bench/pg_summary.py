@@ -69,6 +69,18 @@ def main():
           f"| {ratio(tps['odyssey'], tps['pgbouncer'])} | {ratio(cpu['odyssey'], cpu['pgbouncer'])} "
           f"| {ratio(tps['odyssey'], tps['direct'])} |")
     p("")
+    if any(r["target"] == "baseline" for r in rows):
+        # BENCH_BASELINE: another build of the pooler in the same rounds.
+        p("| scenario | odyssey CPU µs/txn | baseline CPU µs/txn | pgbouncer CPU µs/txn "
+          "| ody/pgb CPU | base/pgb CPU | ody/base CPU | ody/base TPS |")
+        p("|---|--:|--:|--:|--:|--:|--:|--:|")
+        for sc, what in SCENARIOS:
+            cpu = {t: med(sc, t, "cpu_us_per_txn") for t in ("odyssey", "baseline", "pgbouncer")}
+            tps = {t: med(sc, t, "tps") for t in ("odyssey", "baseline")}
+            p(f"| {sc} | {fmt(cpu['odyssey'], 1)} | {fmt(cpu['baseline'], 1)} | {fmt(cpu['pgbouncer'], 1)} "
+              f"| {ratio(cpu['odyssey'], cpu['pgbouncer'])} | {ratio(cpu['baseline'], cpu['pgbouncer'])} "
+              f"| {ratio(cpu['odyssey'], cpu['baseline'])} | {ratio(tps['odyssey'], tps['baseline'])} |")
+        p("")
     # 50 clients multiplexed over a pool of 20 against PostgreSQL serving 20 clients directly:
     # what the pooler costs at the concurrency the database actually sees.
     base = med("sel_c20", "direct", "tps")

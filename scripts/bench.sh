@@ -15,7 +15,9 @@
 # Order: for each round, each scenario, each target (target order reversed on even rounds),
 # so that drift on a shared machine spreads over all targets; figures are medians over rounds.
 #
-# Environment: BENCH_T (seconds per run, default 10), BENCH_ROUNDS (default 3), BENCH_QUICK=1
+# Environment: BENCH_BASELINE (another odyssey binary, e.g. an older build: run as the target
+# "baseline" in the same rounds, compared with this one), BENCH_T (seconds per run, default
+# 10), BENCH_ROUNDS (default 3), BENCH_QUICK=1
 # (T=3, R=1: a smoke run), BENCH_IDLE_N (default 2000), KEEP=1 (keep the temp dir), CARGO.
 # Results: build/bench/<timestamp>/ (summary.md, results.csv, idle.csv, meta.txt, logs/).
 # Loopback only. Every process started here is stopped by pid on exit.
@@ -86,6 +88,12 @@ PGDATA=$TMP/pg
 # The pooler binary is copied next to its config so that user postgres can surely run it.
 cp target/release/odyssey "$TMP/odyssey"
 chmod 755 "$TMP/odyssey"
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  [ -x "$BENCH_BASELINE" ] || die "BENCH_BASELINE=$BENCH_BASELINE is not an executable"
+  cp "$BENCH_BASELINE" "$TMP/baseline-odyssey"
+  chmod 755 "$TMP/baseline-odyssey"
+  TARGETS+=(baseline)
+fi
 
 declare -A PID=() PORT=()
 IDLE_PID=
@@ -236,12 +244,12 @@ stats_period = 60
 EOF
 }
 
-start_pooler() { # name kind(odyssey|pgbouncer): writes a config, starts it, waits for a query
-  local name=$1 kind=$2 i
+start_pooler() { # name kind(odyssey|pgbouncer) [binary]: writes a config, starts it, waits for a query
+  local name=$1 kind=$2 bin=${3:-$TMP/odyssey} i
   PORT[$name]=$(free_port)
   if [ "$kind" = odyssey ]; then
     odyssey_conf "$name" "${PORT[$name]}"
-    "${AS_PG[@]}" "$TMP/odyssey" --console "$TMP/$name.conf" >"$TMP/$name.out.log" 2>&1 &
+    "${AS_PG[@]}" "$bin" --console "$TMP/$name.conf" >"$TMP/$name.out.log" 2>&1 &
   else
     pgbouncer_ini "$name" "${PORT[$name]}"
     "${AS_PG[@]}" "$PGBOUNCER" "$TMP/$name.ini" >"$TMP/$name.out.log" 2>&1 &
@@ -284,6 +292,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # ---------------------------------------------------------------- interleaved rounds
 start_pooler odyssey odyssey
 start_pooler pgbouncer pgbouncer
+[ -z "${BENCH_BASELINE:-}" ] || start_pooler baseline odyssey "$TMP/baseline-odyssey"
 
 echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn" >"$OUT/results.csv"
 
@@ -328,13 +337,17 @@ run_pgbench() { # round scenario target
 log "scenarios ${SCENARIOS[*]} x targets ${TARGETS[*]} x $R rounds, ${T}s each"
 for round in $(seq 1 "$R"); do
   order=("${TARGETS[@]}")
-  [ $((round % 2)) = 1 ] || order=("${TARGETS[2]}" "${TARGETS[1]}" "${TARGETS[0]}")
+  if [ $((round % 2)) = 0 ]; then
+    order=()
+    for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do order+=("${TARGETS[$i]}"); done
+  fi
   for sc in "${SCENARIOS[@]}"; do
     for tg in "${order[@]}"; do run_pgbench "$round" "$sc" "$tg"; done
   done
 done
 stop_pooler odyssey
 stop_pooler pgbouncer
+[ -z "${BENCH_BASELINE:-}" ] || stop_pooler baseline
 
 # ---------------------------------------------------------------- idle_mem
 echo "target,n,ok,failed,rss_before_kb,rss_with_kb,rss_after_kb,bytes_per_client" >"$OUT/idle.csv"

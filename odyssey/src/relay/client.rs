@@ -223,6 +223,14 @@ impl Relay {
                     let scan = scan_client(&mut self.client_scan, rest, MAX_MESSAGE, |_, _| {})?;
                     out.extend_from_slice(&rest[..scan.forward]);
                     used = scan.forward;
+                    // Its reply is owed like a whole one's.
+                    if let Some(statements) = self.statements.as_mut() {
+                        statements.expect.extend(expect_for(header.tag));
+                    }
+                    self.pending += scan.requests;
+                    if let Some(unsynced) = scan.unsynced {
+                        self.unsynced = unsynced;
+                    }
                 }
                 break;
             };
@@ -288,12 +296,7 @@ impl Relay {
                 Ok(None)
             }
             _ => {
-                match tag {
-                    fe::EXECUTE => statements.expect.push_back(Expect::Execute),
-                    fe::SYNC => statements.expect.push_back(Expect::Sync),
-                    fe::FUNCTION_CALL => statements.expect.push_back(Expect::Query),
-                    _ => {}
-                }
+                statements.expect.extend(expect_for(tag));
                 out.extend_from_slice(frame.bytes);
                 Ok(None)
             }
@@ -316,6 +319,16 @@ impl Relay {
 enum Handled {
     Yes,
     Later,
+}
+
+/// The reply owed for a message the statements relay passes unchanged.
+fn expect_for(tag: u8) -> Option<Expect> {
+    match tag {
+        fe::EXECUTE => Some(Expect::Execute),
+        fe::SYNC => Some(Expect::Sync),
+        fe::FUNCTION_CALL => Some(Expect::Query),
+        _ => None,
+    }
 }
 
 /// Messages the statements relay rewrites (or reads), so they must be whole.

@@ -341,3 +341,25 @@ fn a_long_message_streams_across_reads() {
     p.client(&long[100..]).unwrap();
     assert_eq!(p.to_server, long);
 }
+
+#[test]
+fn a_function_call_that_streams_is_still_a_request() {
+    // Found by the fuzz target: a FunctionCall split across reads, in the statements relay,
+    // was forwarded without being counted, and the server went back before its answer.
+    let mut p = Pair::new(PoolMode::Statement, true);
+    p.client(&cat(&[
+        &parse("s1", "SELECT 0"),
+        &message(FrontendMessage::Sync),
+    ]))
+    .unwrap();
+    let call = [b'F', 0, 0, 0, 14, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    p.client(&call[..10]).unwrap();
+    p.client(&call[10..]).unwrap();
+    assert!(p.attached, "the call is not answered yet");
+    assert_eq!(p.relay.pending(), 1);
+    p.serve(&cat(&[
+        &[b'V', 0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff],
+        &ready(Idle),
+    ]));
+    assert!(!p.attached);
+}
