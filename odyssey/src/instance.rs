@@ -1,6 +1,6 @@
 //! The instance: what every machine of the process shares — the current config, the logger,
-//! the router, counters, the cancel registry and the resolver pool. There is no other shared
-//! state; everything reaches it through an `Arc<Instance>`.
+//! the router, counters, the cancel registry, the prepared-statement texts and the resolver
+//! pool. There is no other shared state; everything reaches it through an `Arc<Instance>`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use crate::logger::Logger;
 use crate::option::RunOptions;
 use crate::router::Router;
 use crate::rules::RuleOrder;
+use crate::server::registry::StatementRegistry;
 
 /// A config and its generation (a reload makes generation + 1).
 #[derive(Clone)]
@@ -47,6 +48,9 @@ pub struct Instance {
     pub router: Router,
     /// Client keys for CancelRequest.
     pub cancels: CancelRegistry,
+    /// Texts of the prepared statements clients and servers hold, by key (each text its own
+    /// server-side name; see `relay::statements`).
+    pub statements: Arc<StatementRegistry>,
     /// DNS and other blocking calls.
     pub resolver: BlockingPool,
     /// Connected clients (everything accepted and not yet closed).
@@ -69,6 +73,7 @@ impl Instance {
             logger,
             router: Router::default(),
             cancels: CancelRegistry::default(),
+            statements: Arc::default(),
             resolver: BlockingPool::new("resolver", resolvers)?,
             clients: AtomicU32::new(0),
             clients_total: AtomicU64::new(0),

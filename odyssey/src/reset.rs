@@ -91,17 +91,12 @@ pub fn reset(
         backend::query(server, b"ROLLBACK", deadline).map_err(|_| Refusal::RollbackFailed)?;
     }
     let mut sql = discard_sql(session_end, relay.dirty(), pool);
-    let evicted = server
-        .info
-        .prepared
-        .take_evicted()
-        .into_iter()
-        .map(server_name);
-    for name in std::mem::take(&mut server.info.stale)
-        .into_iter()
-        .chain(evicted)
-    {
-        sql.extend_from_slice(format!("DEALLOCATE {name};").as_bytes());
+    let deallocate = server.info.prepared.take_evicted();
+    // DISCARD ALL drops them all (and may not share a query string with anything else).
+    if !sql.starts_with(b"DISCARD ALL") {
+        for key in deallocate {
+            sql.extend_from_slice(format!("DEALLOCATE {};", server_name(key)).as_bytes());
+        }
     }
     if !sql.is_empty() {
         backend::query(server, &sql, deadline).map_err(|_| Refusal::DiscardFailed)?;

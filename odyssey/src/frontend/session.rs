@@ -59,6 +59,7 @@ impl Session {
             prepared_statements: rule.pool.reserve_prepared_statement,
             prepared_max: rule.pool.prepared_statements_max as usize,
             client: client.id,
+            registry: inst.statements.clone(),
             show_id: client.show_id,
         });
         let stall = crate::conn::stall_timeout(&route.config().global);

@@ -64,6 +64,7 @@ pub fn settings(mode: PoolMode, prepared: bool) -> Settings {
         prepared_statements: prepared,
         prepared_max: 4,
         client: ClientId::new(),
+        registry: Default::default(),
         show_id: true,
     }
 }

@@ -24,12 +24,14 @@ pub mod statements;
 mod tests;
 
 use std::fmt;
+use std::sync::Arc;
 
 use kiwi::backend::TransactionStatus;
 use kiwi::error::DecodeError;
 
 use crate::config::PoolMode;
 use crate::id::ClientId;
+use crate::server::registry::StatementRegistry;
 use scan::{BadFrame, Scanner};
 use sets::SetTracker;
 use statements::Statements;
@@ -40,7 +42,7 @@ pub use client::Attached;
 pub const MAX_MESSAGE: u32 = kiwi::header::DEFAULT_MAX_MESSAGE;
 
 /// How a route's pool wants its clients relayed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Session, transaction or statement pooling.
     pub mode: PoolMode,
@@ -52,6 +54,8 @@ pub struct Settings {
     pub prepared_max: usize,
     /// The client's id, for the pooler's own error replies.
     pub client: ClientId,
+    /// Where statement texts get their server-side names.
+    pub registry: Arc<StatementRegistry>,
     /// `client_show_id`.
     pub show_id: bool,
 }
@@ -152,7 +156,7 @@ impl Relay {
     /// The state of a client that has just logged in.
     pub fn new(settings: Settings) -> Relay {
         let statements = (settings.mode != PoolMode::Session && settings.prepared_statements)
-            .then(Statements::default);
+            .then(|| Statements::new(settings.registry.clone()));
         Relay {
             settings,
             client_scan: Scanner::default(),

@@ -16,8 +16,6 @@ use crate::server::ServerInfo;
 struct Seen {
     /// Message starts (tag, offset), kept when the statements relay must filter replies.
     starts: Vec<(u8, usize)>,
-    /// An ErrorResponse said a cached plan went stale.
-    stale_error: bool,
     /// DISCARD ALL ran: the server's statements and parameters are back to nothing.
     discarded: bool,
     queries: u32,
@@ -52,8 +50,7 @@ impl Relay {
                 statements,
                 &buf[..used],
                 &seen.starts,
-                info,
-                seen.stale_error,
+                &mut info.prepared,
             )),
         };
         if seen.discarded
@@ -123,10 +120,7 @@ impl Relay {
             }
             ServerEvent::Complete(tag) => *dirty |= leaves_state(tag),
             ServerEvent::Start { tag, at } if track => seen.starts.push((tag, at)),
-            ServerEvent::Error(body) => {
-                seen.stale_error |= statements::is_cached_plan_error(body);
-            }
-            ServerEvent::CopyIn | ServerEvent::Start { .. } => {}
+            ServerEvent::CopyIn | ServerEvent::Start { .. } | ServerEvent::Error(_) => {}
         })
     }
 }

@@ -13,6 +13,7 @@ use machinarium::net::DetachedStream;
 use crate::conn::{Conn, Transport};
 use crate::id::ServerId;
 
+pub mod registry;
 pub mod statements;
 
 /// Where a server lives (for connecting and for cancel requests).
@@ -57,8 +58,6 @@ pub struct ServerInfo {
     pub defaults: Vars,
     /// Prepared statements of ours the server has (by key; see `frontend::pstmt`).
     pub prepared: statements::ServerStatements,
-    /// Statements to DEALLOCATE before the server is reused (their cached plans broke).
-    pub stale: Vec<String>,
     /// Every ParameterStatus the server sent at startup, for the route's cache.
     pub status: Vec<(Vec<u8>, Vec<u8>)>,
     /// When it was connected.
@@ -78,7 +77,6 @@ impl ServerInfo {
             vars: Vars::new(),
             defaults: Vars::new(),
             prepared: Default::default(),
-            stale: Vec::new(),
             status: Vec::new(),
             created: now,
             idle_since: now,

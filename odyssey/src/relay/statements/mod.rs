@@ -3,36 +3,48 @@
 //! A client prepares statements on "its" connection, but each transaction may run on another
 //! server. So a client's Parse is kept (client name → statement), and the statement gets a
 //! server-side name of our own derived from its text and parameter types
-//! (`odyssey_<hash>`), shared by every client that prepares the same statement. A server
+//! (`odyssey_<key>`, the key a hash made unique by [`StatementRegistry`]), shared by every
+//! client that prepares the same statement. A server
 //! remembers which of those it has. When a Bind or Describe for a statement lands on a server
 //! that lacks it, the pooler sends the Parse first and swallows its ParseComplete; a Parse of a
 //! statement the server already has is not sent at all, and the client gets its ParseComplete
 //! from the pooler. A Close of a named statement only forgets the client's name.
 //!
+//! Every Parse of ours goes with a Close of the same name ahead of it (its CloseComplete
+//! swallowed too): "the server lacks it" may only mean that its copy went stale after a
+//! schema change and waits for a DEALLOCATE at the next reset, and a Parse of a name the
+//! server still holds would fail with `prepared statement "odyssey_…" already exists`. A
+//! client that prepares again as soon as it sees the stale-plan error gets there before that
+//! reset (PostgreSQL flushes the ErrorResponse at once, the ReadyForQuery after the Sync).
+//!
 //! To keep the replies in the order the client expects, every message sent to the server
 //! pushes what it will be answered with onto a queue; replies of our own (ParseComplete,
 //! CloseComplete) are queue entries too, sent when they reach the front.
+//!
+//! Here: a client's statements and the reply queue. `registry`: the key of each text,
+//! across the process. `server_statements`: what one server has, and what to deallocate.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use kiwi::backend::{CommandComplete, ReadyForQuery, TransactionStatus, tag as be};
 use kiwi::error::DecodeError;
 use kiwi::frontend::tag as fe;
 use kiwi::frontend::{Bind, Close, Describe, Parse, Target};
-use kiwi::header::Frames;
+use kiwi::header::{Frame, Frames};
 
-use crate::server::ServerInfo;
-use crate::server::statements::server_name;
+use crate::server::registry::{StatementId, StatementRegistry};
+use crate::server::statements::{ServerStatements, server_name};
 use crate::sql::{self, Statement};
 
 /// A statement as the pooler prepares it on servers.
 #[derive(Debug)]
 pub struct Prepared {
     /// Identifies the statement (text and parameter types).
-    pub key: u64,
-    /// The whole Parse message with our server-side name.
+    pub id: StatementId,
+    /// What prepares it on a server: a Close of our server-side name (the server may still
+    /// hold a stale copy), then the whole Parse message with that name.
     pub parse: Vec<u8>,
     /// Our server-side name.
     pub name: String,
@@ -40,17 +52,22 @@ pub struct Prepared {
 
 impl Prepared {
     /// Our statement for a client's Parse: the same text and types under our name.
-    fn of(p: &Parse<'_>) -> Prepared {
-        let key = key_of(p.query, &p.param_types);
-        let name = server_name(key);
+    fn of(p: &Parse<'_>, registry: &StatementRegistry) -> Prepared {
+        let id = registry.intern(p.query, &p.param_types);
+        let name = server_name(id.key);
         let mut parse = Vec::new();
+        Close {
+            target: Target::Statement,
+            name: name.as_bytes(),
+        }
+        .encode(&mut parse);
         Parse {
             name: name.as_bytes(),
             query: p.query,
             param_types: p.param_types.clone(),
         }
         .encode(&mut parse);
-        Prepared { key, parse, name }
+        Prepared { id, parse, name }
     }
 }
 
@@ -61,10 +78,13 @@ pub enum Expect {
     Parse(Option<u64>),
     /// A Parse we sent ahead of a Bind/Describe: its ParseComplete is swallowed.
     Injected(u64),
+    /// The Close we send ahead of each Parse of ours: its CloseComplete is swallowed.
+    InjectedClose,
     /// Bind (of statement `key`, if named).
     Bind(Option<u64>),
-    /// Describe of a statement: ParameterDescription, then RowDescription or NoData.
-    DescribeStatement,
+    /// Describe of a statement (`key`, if named): ParameterDescription, then RowDescription
+    /// or NoData.
+    DescribeStatement(Option<u64>),
     /// Describe of a portal: RowDescription or NoData.
     DescribePortal,
     /// Execute: rows, then CommandComplete, EmptyQueryResponse or PortalSuspended.
@@ -81,22 +101,24 @@ pub enum Expect {
 }
 
 /// A client's named statements and the replies it is owed.
-#[derive(Default)]
 pub struct Statements {
     by_name: HashMap<Vec<u8>, Rc<Prepared>>,
+    /// The instance's statement texts: where our statements get their keys.
+    registry: Arc<StatementRegistry>,
     /// Replies owed, in order.
     pub expect: VecDeque<Expect>,
 }
 
-/// The statement key: text and parameter types.
-fn key_of(query: &[u8], types: &[u32]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    query.hash(&mut h);
-    types.hash(&mut h);
-    h.finish()
-}
-
 impl Statements {
+    /// A client's statements, keyed through the instance's `registry`.
+    pub fn new(registry: Arc<StatementRegistry>) -> Statements {
+        Statements {
+            by_name: HashMap::new(),
+            registry,
+            expect: VecDeque::new(),
+        }
+    }
+
     /// The client's Parse: returns the bytes to send to a server that has `has(key)`, and
     /// queues the reply.
     pub fn parse(
@@ -104,7 +126,7 @@ impl Statements {
         body: &[u8],
         has: impl Fn(u64) -> bool,
         out: &mut Vec<u8>,
-    ) -> Result<Option<u64>, DecodeError> {
+    ) -> Result<Option<StatementId>, DecodeError> {
         let p = Parse::decode(body)?;
         if p.name.is_empty() {
             kiwi::header::Header {
@@ -116,16 +138,17 @@ impl Statements {
             self.expect.push_back(Expect::Parse(None));
             return Ok(None);
         }
-        let prepared = Rc::new(Prepared::of(&p));
-        let key = prepared.key;
+        let prepared = Rc::new(Prepared::of(&p, &self.registry));
+        let key = prepared.id.key;
         self.by_name.insert(p.name.to_vec(), prepared.clone());
         if has(key) {
             self.expect.push_back(Expect::Synthetic(be::PARSE_COMPLETE));
             Ok(None)
         } else {
             out.extend_from_slice(&prepared.parse);
+            self.expect.push_back(Expect::InjectedClose);
             self.expect.push_back(Expect::Parse(Some(key)));
-            Ok(Some(key))
+            Ok(Some(prepared.id.clone()))
         }
     }
 
@@ -149,7 +172,10 @@ impl Statements {
                     if p.name.is_empty() {
                         return None;
                     }
-                    pending.push((p.name.to_vec(), Some(Rc::new(Prepared::of(&p)))));
+                    pending.push((
+                        p.name.to_vec(),
+                        Some(Rc::new(Prepared::of(&p, &self.registry))),
+                    ));
                     replies.extend_from_slice(&synthetic(be::PARSE_COMPLETE));
                 }
                 fe::CLOSE => {
@@ -186,9 +212,10 @@ impl Statements {
         out: &mut Vec<u8>,
     ) -> Option<Rc<Prepared>> {
         let prepared = self.by_name.get(name)?.clone();
-        if !has(prepared.key) {
+        if !has(prepared.id.key) {
             out.extend_from_slice(&prepared.parse);
-            self.expect.push_back(Expect::Injected(prepared.key));
+            self.expect.push_back(Expect::InjectedClose);
+            self.expect.push_back(Expect::Injected(prepared.id.key));
         }
         Some(prepared)
     }
@@ -200,17 +227,17 @@ impl Statements {
         body: &[u8],
         has: impl Fn(u64) -> bool,
         out: &mut Vec<u8>,
-    ) -> Result<Option<u64>, DecodeError> {
+    ) -> Result<Option<StatementId>, DecodeError> {
         let b = Bind::decode(body)?;
         match self.ensure(b.statement, &has, out) {
             Some(prepared) => {
-                let injected = (!has(prepared.key)).then_some(prepared.key);
+                let injected = (!has(prepared.id.key)).then(|| prepared.id.clone());
                 Bind {
                     statement: prepared.name.as_bytes(),
                     ..b
                 }
                 .encode(out);
-                self.expect.push_back(Expect::Bind(Some(prepared.key)));
+                self.expect.push_back(Expect::Bind(Some(prepared.id.key)));
                 Ok(injected)
             }
             None => {
@@ -227,7 +254,7 @@ impl Statements {
         body: &[u8],
         has: impl Fn(u64) -> bool,
         out: &mut Vec<u8>,
-    ) -> Result<Option<u64>, DecodeError> {
+    ) -> Result<Option<StatementId>, DecodeError> {
         let d = Describe::decode(body)?;
         if d.target == Target::Portal {
             d.encode(out);
@@ -235,14 +262,18 @@ impl Statements {
             return Ok(None);
         }
         let prepared = self.ensure(d.name, &has, out);
-        let injected = prepared.as_ref().filter(|p| !has(p.key)).map(|p| p.key);
+        let injected = prepared
+            .as_ref()
+            .filter(|p| !has(p.id.key))
+            .map(|p| p.id.clone());
         let name = prepared.as_ref().map_or(d.name, |p| p.name.as_bytes());
         Describe {
             target: Target::Statement,
             name,
         }
         .encode(out);
-        self.expect.push_back(Expect::DescribeStatement);
+        self.expect
+            .push_back(Expect::DescribeStatement(prepared.map(|p| p.id.key)));
         Ok(injected)
     }
 
@@ -301,7 +332,7 @@ impl Statements {
 pub enum Verdict {
     /// Pass it to the client.
     Forward,
-    /// Drop it (the ParseComplete of a Parse we injected).
+    /// Drop it (the ParseComplete of a Parse we injected, the CloseComplete of our Close).
     Swallow,
 }
 
@@ -337,7 +368,8 @@ pub fn on_server_message(
             expect.pop_front();
             Verdict::Forward
         }
-        (be::PARSE_COMPLETE, Some(Expect::Injected(_))) => {
+        (be::PARSE_COMPLETE, Some(Expect::Injected(_)))
+        | (be::CLOSE_COMPLETE, Some(Expect::InjectedClose)) => {
             expect.pop_front();
             Verdict::Swallow
         }
@@ -349,7 +381,7 @@ pub fn on_server_message(
         }
         (
             be::ROW_DESCRIPTION | be::NO_DATA,
-            Some(Expect::DescribeStatement | Expect::DescribePortal),
+            Some(Expect::DescribeStatement(_) | Expect::DescribePortal),
         )
         | (
             be::COMMAND_COMPLETE | be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED,
@@ -380,14 +412,14 @@ pub fn is_cached_plan_error(body: &[u8]) -> bool {
     })
 }
 
-/// The server's bytes as the client must see them: ParseCompletes of injected Parses taken
-/// out, the pooler's own replies put in where they are owed.
+/// The server's bytes as the client must see them: ParseCompletes of injected Parses (and
+/// CloseCompletes of our Closes) taken out, the pooler's own replies put in where they are
+/// owed. `starts` are the messages starting in `buf`; an ErrorResponse among them is whole.
 pub fn filter_replies(
     statements: &mut Statements,
     buf: &[u8],
     starts: &[(u8, usize)],
-    info: &mut ServerInfo,
-    stale_error: bool,
+    server: &mut ServerStatements,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(buf.len() + 16);
     let mut cursor = 0;
@@ -398,16 +430,15 @@ pub fn filter_replies(
             take_synthetic(&mut statements.expect, &mut out);
         }
         if tag == be::ERROR_RESPONSE
-            && stale_error
-            && let Some(Expect::Bind(Some(key))) = statements.expect.front().copied()
+            && let Some(Expect::Bind(Some(key)) | Expect::DescribeStatement(Some(key))) =
+                statements.expect.front().copied()
+            && is_cached_plan_error(error_body(buf, at))
         {
-            // Drop this server's copy (before it is reused); the next Bind prepares it again.
-            info.prepared.remove(&key);
-            info.stale.push(server_name(key));
+            // This server's copy is not used again; the next use prepares it afresh (a Close
+            // ahead of the Parse drops the stale copy), else the next reset deallocates it.
+            server.mark_stale(key);
         }
-        let verdict = on_server_message(&mut statements.expect, tag, |key| {
-            info.prepared.remove(&key);
-        });
+        let verdict = on_server_message(&mut statements.expect, tag, |key| server.remove(&key));
         if verdict == Verdict::Swallow {
             out.extend_from_slice(&buf[cursor..at]);
             cursor = at + 5;
@@ -416,6 +447,14 @@ pub fn filter_replies(
     out.extend_from_slice(&buf[cursor..]);
     take_synthetic(&mut statements.expect, &mut out);
     out
+}
+
+/// The body of the ErrorResponse starting at `at` (empty if it is not all in `buf`).
+fn error_body(buf: &[u8], at: usize) -> &[u8] {
+    match Frame::split(&buf[at.min(buf.len())..], kiwi::header::DEFAULT_MAX_MESSAGE) {
+        Ok(Some((frame, _))) => frame.body,
+        _ => &[],
+    }
 }
 
 /// `DEALLOCATE [PREPARE] name|ALL` from the client: its names are forgotten here (the server
@@ -441,115 +480,4 @@ pub fn deallocate(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_body(name: &str, query: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        Parse {
-            name: name.as_bytes(),
-            query: query.as_bytes(),
-            param_types: vec![],
-        }
-        .encode(&mut out);
-        out[5..].to_vec()
-    }
-
-    fn bind_body(stmt: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        Bind {
-            portal: b"",
-            statement: stmt.as_bytes(),
-            param_formats: vec![],
-            params: vec![],
-            result_formats: vec![],
-        }
-        .encode(&mut out);
-        out[5..].to_vec()
-    }
-
-    #[test]
-    fn parse_once_per_server_and_inject_where_missing() {
-        let mut s = Statements::default();
-        let mut out = Vec::new();
-        let key = s
-            .parse(&parse_body("s1", "select 1"), |_| false, &mut out)
-            .unwrap()
-            .unwrap();
-        assert!(out.windows(8).any(|w| w == b"odyssey_"), "renamed");
-        assert_eq!(s.expect.pop_front(), Some(Expect::Parse(Some(key))));
-        // Another server that lacks it: Bind injects the Parse first.
-        out.clear();
-        let injected = s.bind(&bind_body("s1"), |_| false, &mut out).unwrap();
-        assert_eq!(injected, Some(key));
-        assert_eq!(out[0], b'P');
-        assert_eq!(
-            s.expect.iter().copied().collect::<Vec<_>>(),
-            [Expect::Injected(key), Expect::Bind(Some(key))]
-        );
-        // The injected ParseComplete is swallowed, the BindComplete forwarded.
-        assert_eq!(
-            on_server_message(&mut s.expect, b'1', |_| {}),
-            Verdict::Swallow
-        );
-        assert_eq!(
-            on_server_message(&mut s.expect, b'2', |_| {}),
-            Verdict::Forward
-        );
-        // A server that has it: a second Parse is answered by us.
-        out.clear();
-        s.parse(&parse_body("s2", "select 1"), |_| true, &mut out)
-            .unwrap();
-        assert!(out.is_empty());
-        let mut replies = Vec::new();
-        take_synthetic(&mut s.expect, &mut replies);
-        assert_eq!(replies, synthetic(b'1'));
-    }
-
-    #[test]
-    fn an_error_skips_owed_replies_up_to_sync_and_reports_lost_statements() {
-        let mut s = Statements::default();
-        let mut out = Vec::new();
-        let key = s
-            .parse(&parse_body("bad", "selec 1"), |_| false, &mut out)
-            .unwrap()
-            .unwrap();
-        s.bind(&bind_body("bad"), |_| true, &mut out).unwrap();
-        s.expect.push_back(Expect::Execute);
-        s.expect.push_back(Expect::Sync);
-        let mut lost = Vec::new();
-        assert_eq!(
-            on_server_message(&mut s.expect, b'E', |k| lost.push(k)),
-            Verdict::Forward
-        );
-        assert_eq!(lost, [key]);
-        assert_eq!(s.expect.iter().copied().collect::<Vec<_>>(), [Expect::Sync]);
-        on_server_message(&mut s.expect, b'Z', |_| {});
-        assert!(!s.owed());
-    }
-
-    #[test]
-    fn close_of_a_named_statement_is_answered_by_the_pooler() {
-        let mut s = Statements::default();
-        let mut out = Vec::new();
-        s.parse(&parse_body("s1", "select 1"), |_| false, &mut out)
-            .unwrap();
-        s.expect.clear();
-        out.clear();
-        let mut close = Vec::new();
-        Close {
-            target: Target::Statement,
-            name: b"s1",
-        }
-        .encode(&mut close);
-        s.close(&close[5..], &mut out).unwrap();
-        assert!(out.is_empty(), "nothing sent to the server");
-        assert_eq!(s.expect.front(), Some(&Expect::Synthetic(b'3')));
-        out.clear();
-        s.bind(&bind_body("s1"), |_| true, &mut out).unwrap();
-        assert!(
-            out.windows(2).any(|w| w == b"s1"),
-            "an unknown name goes through as is"
-        );
-    }
-}
+mod tests;
