@@ -31,7 +31,8 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then T=${BENCH_T:-3} R=${BENCH_ROUNDS:-1}; fi
 IDLE_N=${BENCH_IDLE_N:-2000}
 KEEP=${KEEP:-0}
 CARGO=${CARGO:-cargo}
-SCENARIOS=(sel_simple sel_ext sel_prep tpcb storm_scram sel_c20)
+# BENCH_SCENARIOS: a subset, e.g. "sel_simple sel_ext".
+read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep tpcb storm_scram sel_c20}"
 TARGETS=(odyssey pgbouncer direct)
 POOL_SIZE=20
 SCALE=10

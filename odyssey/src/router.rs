@@ -133,8 +133,8 @@ impl Drop for Checkout {
 
 /// How to open a new server connection for a client.
 pub struct Connector<'a> {
-    /// The login the server gets.
-    pub credentials: &'a BackendCredentials,
+    /// The login the server gets (worked out only when a connection is opened).
+    pub credentials: &'a dyn Fn() -> BackendCredentials,
     /// Where host names are resolved.
     pub resolver: &'a BlockingPool,
     /// Log lines go here, with the client's ids.
@@ -299,7 +299,7 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
                         .global
                         .backend_connect_timeout
                         .max(Duration::from_secs(5)),
-                    credentials: via.credentials,
+                    credentials: &(via.credentials)(),
                     database: route.backend_database(),
                     nodelay: config.global.nodelay,
                     keepalive: backend::keepalive(&config.global),

@@ -29,7 +29,7 @@ impl Session {
     /// Gets a server from the route's pool (or a new connection), deploys the client's
     /// parameters and its deferred BEGIN, and points the client's cancel key at it.
     pub(super) fn attach(&mut self) -> Result<(), End> {
-        let credentials = backend_credentials(self.route.rule(), &self.client.user, &self.auth);
+        let credentials = || backend_credentials(self.route.rule(), &self.client.user, &self.auth);
         let via = Connector {
             credentials: &credentials,
             resolver: &self.inst.resolver,

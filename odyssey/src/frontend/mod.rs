@@ -71,7 +71,16 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
                 return;
             };
             let client = login.client(conn, request);
-            Session::new(inst.clone(), client, route, admission, authenticated).start();
+            // Boxed: a parked session moves into its wake-up closure, and a pointer is cheaper
+            // to move (and to allocate for) than the whole session on every park.
+            Box::new(Session::new(
+                inst.clone(),
+                client,
+                route,
+                admission,
+                authenticated,
+            ))
+            .start();
         }
         Err(end) => login.fail(&mut conn, end),
     }

@@ -78,7 +78,7 @@ impl Session {
     }
 
     /// Tells the client its parameters and key, then relays until the end.
-    pub fn start(mut self) {
+    pub fn start(mut self: Box<Self>) {
         match self.setup() {
             Ok(()) => self.serve(),
             Err(end) => self.end(end),
@@ -116,8 +116,9 @@ impl Session {
         Ok(())
     }
 
-    /// Relays until both sides are quiet, then parks; or ends the session.
-    pub fn serve(mut self) {
+    /// Relays until both sides are quiet, then parks; or ends the session. The session is
+    /// boxed, so that parking moves a pointer rather than the whole session.
+    pub fn serve(mut self: Box<Self>) {
         loop {
             match self.step() {
                 Ok(true) => {}
@@ -163,7 +164,7 @@ impl Session {
     }
 
     /// Waits, with no coroutine, for either side to speak, or for an idle timeout.
-    fn park(mut self) {
+    fn park(mut self: Box<Self>) {
         if self.inst.is_shutting_down() && self.between_transactions() {
             return self.end(End::Shutdown);
         }
@@ -354,7 +355,7 @@ impl Session {
 
     /// Ends the session: tells the client what the table says, decides the server's fate,
     /// logs. The admission goes with `self`.
-    pub fn end(mut self, end: End) {
+    pub fn end(mut self: Box<Self>, end: End) {
         let outcome = end.outcome(self.route.rule().client_fwd_error);
         let farewell = end::farewell_bytes(&outcome.farewell, self.client.id, self.client.show_id);
         if let Some(bytes) = farewell {
