@@ -11,15 +11,30 @@ use machinarium::Deadline;
 use machinarium::net::Stream;
 
 use crate::client::{CancelSlot, CancelTarget, ClientKey};
+use crate::gate::{Gate, Slot};
 use crate::server::{Address, CancelKey};
 
-/// Every connected client's key, process-wide.
-#[derive(Default)]
+/// Every connected client's key, process-wide, and the gate outgoing cancels pass.
 pub struct CancelRegistry {
     map: Mutex<HashMap<ClientKey, Arc<CancelSlot>>>,
+    /// `cancel_max_inflight` slots (sized at start, as upstream's semaphore).
+    inflight: Arc<Gate>,
 }
 
 impl CancelRegistry {
+    /// A registry whose outgoing cancels are at most `max_inflight` at a time.
+    pub fn new(max_inflight: u32) -> CancelRegistry {
+        CancelRegistry {
+            map: Mutex::default(),
+            inflight: Gate::new(max_inflight),
+        }
+    }
+
+    /// Waits for a cancel slot until `deadline` (`cancel_queue_timeout_ms`).
+    pub fn enter(&self, deadline: Deadline) -> Option<Slot> {
+        self.inflight.enter(deadline)
+    }
+
     /// A fresh random key for a new client, and its slot.
     pub fn register(&self) -> (ClientKey, Arc<CancelSlot>) {
         let slot = Arc::new(CancelSlot::default());
@@ -59,13 +74,14 @@ impl CancelRegistry {
     }
 }
 
-/// Sends a CancelRequest for `key` to `address` over a new connection.
+/// Sends a CancelRequest for `key` to `address` over a new connection, waiting up to
+/// `timeout` (`None`: no limit) for the server to close it.
 pub fn forward(
     address: &Address,
     key: &CancelKey,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<(), machinarium::Error> {
-    let deadline = Deadline::after(timeout);
+    let deadline = Deadline::from(timeout);
     let mut stream = match address {
         Address::Tcp(a) => Stream::connect(*a, deadline)?,
         Address::Unix(p) => Stream::connect_unix(p, deadline)?,

@@ -10,6 +10,7 @@ use machinarium::BlockingPool;
 
 use crate::cancel::CancelRegistry;
 use crate::config::Config;
+use crate::gate::Gate;
 use crate::logger::Logger;
 use crate::option::RunOptions;
 use crate::router::Router;
@@ -46,8 +47,10 @@ pub struct Instance {
     pub logger: Logger,
     /// Routes and their pools.
     pub router: Router,
-    /// Client keys for CancelRequest.
+    /// Client keys for CancelRequest (and the `cancel_max_inflight` gate).
     pub cancels: CancelRegistry,
+    /// `client_max_routing` slots: logins between accept and their route (sized at start).
+    pub routing: Arc<Gate>,
     /// Texts of the prepared statements clients and servers hold, by key (each text its own
     /// server-side name; see `relay::statements`).
     pub statements: Arc<StatementRegistry>,
@@ -67,12 +70,21 @@ impl Instance {
     /// An instance for a loaded config.
     pub fn new(config: Config, options: RunOptions, logger: Logger) -> std::io::Result<Instance> {
         let resolvers = config.global.resolvers.max(1) as usize;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let workers = config.global.workers.resolve(cpus).max(1);
+        // Upstream's defaults: 2 × workers cancels, 64 × workers logins being routed.
+        let cancel_max = config.global.cancel_max_inflight.unwrap_or(2 * workers);
+        let routing_max = match config.global.client_max_routing {
+            0 => 64 * workers,
+            n => n,
+        };
         Ok(Instance {
             config: Mutex::new(ConfigSnapshot::new(config, 1)),
             options,
             logger,
             router: Router::default(),
-            cancels: CancelRegistry::default(),
+            cancels: CancelRegistry::new(cancel_max),
+            routing: Gate::new(routing_max),
             statements: Arc::default(),
             resolver: BlockingPool::new("resolver", resolvers)?,
             clients: AtomicU32::new(0),

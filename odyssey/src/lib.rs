@@ -11,7 +11,8 @@
 //!   or diagnostics naming `file:line:column`), `logger` (log lines, text or JSON, to the log
 //!   file, stdout and syslog; macros `od_info!`, `od_error!`, `od_debug!`, `od_fatal!`), `id`
 //!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends),
-//!   `sql` (the few statements the pooler recognises).
+//!   `sql` (the few statements the pooler recognises), `gate` (counted slots with a deadline:
+//!   concurrent cancels, logins being routed).
 //! - 1 Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`
 //!   (a logged-in client, its cancel key and slot), `server` (attached and detached, the
 //!   statements it holds), `backend` (connect and log into PostgreSQL, internal queries,
@@ -41,6 +42,7 @@ pub mod conn;
 pub mod cron;
 pub mod deploy;
 pub mod frontend;
+pub mod gate;
 pub mod id;
 pub mod instance;
 pub mod logger;

@@ -19,12 +19,13 @@ use crate::client::Client;
 use crate::config::rule::Transport as RuleTransport;
 use crate::config::{Config, StorageType, TlsMode};
 use crate::conn::{Conn, Transport};
+use crate::gate::Slot;
 use crate::id::ClientId;
 use crate::instance::{ConfigSnapshot, Instance};
 use crate::logger::ClientInfo;
 use crate::route::RouteKey;
 use crate::rules::Request;
-use crate::{cancel, od_info};
+use crate::{cancel, od_error, od_info};
 use admission::Admission;
 use end::End;
 use session::Session;
@@ -62,8 +63,22 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
         },
         show_id: true,
         fwd_error: false,
+        routing: None,
     };
     login.log_connect();
+    // `client_max_routing`: the excess waits up to client_login_timeout, then is closed
+    // without a message (upstream).
+    login.routing = inst.routing.enter(Deadline::after(login.login_timeout()));
+    if login.routing.is_none() {
+        od_error!(
+            inst.logger,
+            "startup",
+            Some(&login.info),
+            None,
+            "routing slot wait timed out, connection rejected (high TLS handshakes rate?)"
+        );
+        return;
+    }
     match login.run(&mut conn, admission) {
         Ok((request, authenticated, admission)) => {
             // Routed by now: `Login::route` counted it in.
@@ -96,6 +111,8 @@ struct Login<'a> {
     show_id: bool,
     /// `client_fwd_error` of its rule.
     fwd_error: bool,
+    /// The `client_max_routing` slot, held until the client is routed (or gone).
+    routing: Option<Slot>,
 }
 
 impl Login<'_> {
@@ -114,6 +131,7 @@ impl Login<'_> {
         let deadline = Deadline::after(self.login_timeout());
         let request = self.startup(conn, deadline)?;
         self.route(&request, &mut admission)?;
+        self.routing = None;
         let authenticated = self.authenticate(conn, &request, &admission, deadline)?;
         Ok((request, authenticated, admission))
     }
@@ -141,6 +159,7 @@ impl Login<'_> {
                 Ok(request)
             }
             Hello::Cancel { pid, secret } => {
+                self.routing = None;
                 forward_cancel(self.inst, config, pid, &secret);
                 Err(End::CancelRequest)
             }
@@ -267,16 +286,27 @@ impl Login<'_> {
     }
 }
 
-/// A CancelRequest: forwarded to the server running that client's query, if any.
+/// A CancelRequest: waits for a `cancel_max_inflight` slot up to `cancel_queue_timeout_ms`
+/// (else dropped, as upstream), then is forwarded to the server running that client's query,
+/// if any. `cancel_timeout_ms 0` waits for the server without a limit.
 fn forward_cancel(inst: &Arc<Instance>, config: &Config, pid: i32, secret: &[u8]) {
+    let g = &config.global;
+    let queue_timeout = g.cancel_queue_timeout.unwrap_or(2 * g.cancel_timeout);
+    let Some(_slot) = inst.cancels.enter(Deadline::after(queue_timeout)) else {
+        od_error!(
+            inst.logger,
+            "startup",
+            None,
+            None,
+            "dropping cancel request due to queue timeout {} ms",
+            queue_timeout.as_millis()
+        );
+        return;
+    };
     let Some((address, key)) = inst.cancels.lookup(pid, secret) else {
         return;
     };
-    let timeout = if config.global.cancel_timeout.is_zero() {
-        Duration::from_secs(5)
-    } else {
-        config.global.cancel_timeout
-    };
+    let timeout = Some(g.cancel_timeout).filter(|t| !t.is_zero());
     if let Err(e) = cancel::forward(&address, &key, timeout) {
         od_info!(
             inst.logger,
