@@ -1,13 +1,17 @@
 //! Periodic maintenance on the system machine: every second, idle servers past `pool_ttl` or
-//! `server_lifetime` are closed and routes of old configs without clients are dropped; every
-//! `stats_interval`, a stats line per route.
+//! `server_lifetime` are closed, routes of old configs without clients are dropped and routes
+//! short of `min_pool_size` get one more server; every `stats_interval`, a stats line per
+//! route.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::auth::Authenticated;
+use crate::auth::backend::backend_credentials;
 use crate::instance::Instance;
-use crate::route::Route;
+use crate::route::{Route, RouteKey};
+use crate::router::Connector;
 use crate::{od_info, router};
 
 /// Most idle servers closed per tick, so a mass expiry does not stall the machine.
@@ -22,6 +26,7 @@ pub fn run(inst: Arc<Instance>) {
             return;
         }
         expire(&inst);
+        min_pool(&inst);
         let snapshot = inst.config();
         let g = &snapshot.config.global;
         if g.log.stats && !g.stats_interval.is_zero() && last_stats.elapsed() >= g.stats_interval {
@@ -49,6 +54,48 @@ fn expire(inst: &Instance) {
                 route.name()
             );
         }
+    }
+}
+
+/// `min_pool_size` (spec §7.4): the routes of rules naming their database and user are made
+/// at once; every route of the current config short of its minimum gets one more idle server
+/// per tick (a full login: the credentials are the rule's, as no client is there). Rules in a
+/// shared pool, and password pass-through without a configured password, are skipped.
+fn min_pool(inst: &Instance) {
+    let snapshot = inst.config();
+    let config = &snapshot.config;
+    for (index, rule) in config.rules.iter().enumerate() {
+        if rule.pool.min_size == 0 || rule.pool.shared_pool.is_some() {
+            continue;
+        }
+        if let (Some(db), Some(user)) = (rule.key.db.as_named(), rule.key.user.as_named()) {
+            let key = RouteKey {
+                generation: snapshot.generation,
+                rule: index,
+                database: db.to_string(),
+                user: user.to_string(),
+            };
+            inst.router.ensure(key, config);
+        }
+    }
+    for route in inst.router.routes() {
+        let rule = route.rule();
+        if route.key.generation != snapshot.generation || rule.pool.shared_pool.is_some() {
+            continue;
+        }
+        let configured = rule.storage_password.is_some() || rule.auth.password.is_some();
+        if rule.auth.password_passthrough && !configured {
+            continue;
+        }
+        let credentials = || backend_credentials(rule, &route.key.user, &Authenticated::default());
+        let via = Connector {
+            credentials: &credentials,
+            resolver: &inst.resolver,
+            logger: &inst.logger,
+            client: None,
+        };
+        // A failure is logged by the router; the next tick tries again.
+        let _ = router::prefill(&route, &via);
     }
 }
 

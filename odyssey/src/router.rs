@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use machinarium::{BlockingPool, Deadline};
 
@@ -14,7 +14,7 @@ use crate::backend::{self, BackendError, ConnectParams};
 use crate::config::Config;
 use crate::id::ServerId;
 use crate::logger::{ClientInfo, Logger};
-use crate::pool::{AcquireError, Grant};
+use crate::pool::{AcquireError, Grant, Wait};
 use crate::route::{Route, RouteKey};
 use crate::server::Server;
 use crate::{od_debug, od_error, od_info, storage};
@@ -54,6 +54,16 @@ impl Router {
             });
         }
         Ok(RouteTicket { route })
+    }
+
+    /// The route of `key`, made if it does not exist yet, without counting a client in (for
+    /// `min_pool_size`).
+    pub fn ensure(&self, key: RouteKey, config: &Arc<Config>) -> Arc<Route> {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Route::new(key, config.clone())))
+            .clone()
     }
 
     /// A snapshot of every route.
@@ -139,8 +149,8 @@ pub struct Connector<'a> {
     pub resolver: &'a BlockingPool,
     /// Log lines go here, with the client's ids.
     pub logger: &'a Logger,
-    /// The client, for log lines.
-    pub client: &'a ClientInfo,
+    /// The client, for log lines (none for the cron's `min_pool_size` connections).
+    pub client: Option<&'a ClientInfo>,
 }
 
 /// Why no server could be had.
@@ -159,28 +169,48 @@ pub enum AttachError {
     Connect(BackendError),
 }
 
+/// A client's wait for a server, as the client is told it (`pool_notice_after_waiting_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Still waiting after the rule's notice delay.
+    Long,
+    /// The long wait ended after this long; `timed_out` when it ended by `pool_timeout`.
+    Took {
+        /// How long the client waited.
+        waited: Duration,
+        /// It ended by `pool_timeout`.
+        timed_out: bool,
+    },
+}
+
 /// Checks a server out of the route's pool: an idle one that is still alive, or a new
-/// connection when the pool has room, waiting up to `pool_timeout` for either.
-pub fn attach(route: &Arc<Route>, via: &Connector<'_>) -> Result<Checkout, AttachError> {
+/// connection when the pool has room, waiting up to `pool_timeout` for either. `tell` hears
+/// of a wait longer than `pool_notice_after_waiting_ms`.
+pub fn attach(
+    route: &Arc<Route>,
+    via: &Connector<'_>,
+    tell: &mut dyn FnMut(Waiting),
+) -> Result<Checkout, AttachError> {
     let rule = route.rule();
-    let deadline = rule
-        .pool
-        .timeout
-        .filter(|t| !t.is_zero())
-        .map_or(Deadline::Never, Deadline::after);
+    let timeout = rule.pool.timeout.filter(|t| !t.is_zero());
+    let deadline = timeout.map_or(Deadline::Never, Deadline::after);
+    let mut idle_only = false;
     loop {
-        let grant = route
-            .pool
-            .acquire(rule.pool.size, deadline)
-            .map_err(|e| match e {
-                AcquireError::TimedOut => AttachError::PoolTimeout {
-                    route: route.name(),
-                    pool_size: rule.pool.size,
-                },
-                AcquireError::Cancelled => AttachError::Cancelled,
-            })?;
+        let grant = acquire(route, deadline, idle_only, tell)?;
         let server = match grant {
-            Grant::Connect => connect(route, via).map_err(AttachError::Connect)?,
+            Grant::Connect => match connect(route, via) {
+                Ok(s) => s,
+                // Upstream: the server is full; with a pool_timeout, wait for an idle server.
+                Err(e) if timeout.is_some() && e.is_too_many_connections() => {
+                    let retry = route.config().global.server_login_retry;
+                    if !retry.is_zero() && machinarium::sleep(retry).is_err() {
+                        return Err(AttachError::Cancelled);
+                    }
+                    idle_only = true;
+                    continue;
+                }
+                Err(e) => return Err(AttachError::Connect(e)),
+            },
             Grant::Server(idle) => match (*idle).attach() {
                 Ok(s) => s,
                 Err(_) => {
@@ -199,7 +229,7 @@ pub fn attach(route: &Arc<Route>, via: &Connector<'_>) -> Result<Checkout, Attac
             od_info!(
                 via.logger,
                 "router",
-                Some(via.client),
+                via.client,
                 Some(checkout.id()),
                 "idle server is gone, closing"
             );
@@ -208,11 +238,69 @@ pub fn attach(route: &Arc<Route>, via: &Connector<'_>) -> Result<Checkout, Attac
         od_debug!(
             via.logger,
             "router",
-            Some(via.client),
+            via.client,
             Some(checkout.id()),
             "attached"
         );
         return Ok(checkout);
+    }
+}
+
+/// One wait in the route's pool, told to the client when it passes the rule's notice delay.
+fn acquire(
+    route: &Arc<Route>,
+    deadline: Deadline,
+    idle_only: bool,
+    tell: &mut dyn FnMut(Waiting),
+) -> Result<Grant, AttachError> {
+    let rule = route.rule();
+    let size = pool_size(route);
+    let started = Instant::now();
+    let mut told = false;
+    let mut long = || {
+        told = true;
+        tell(Waiting::Long);
+    };
+    let notice = rule
+        .pool
+        .notice_after_waiting
+        .map(|after| (started + after, &mut long as &mut dyn FnMut()));
+    let result = route.pool.acquire(
+        size,
+        Wait {
+            deadline,
+            idle_only,
+            notice,
+        },
+    );
+    if told {
+        tell(Waiting::Took {
+            waited: started.elapsed(),
+            timed_out: matches!(result, Err(AcquireError::TimedOut)),
+        });
+    }
+    result.map_err(|e| match e {
+        AcquireError::TimedOut => AttachError::PoolTimeout {
+            route: route.name(),
+            pool_size: size,
+        },
+        AcquireError::Cancelled => AttachError::Cancelled,
+    })
+}
+
+/// The route's cap on servers: its `pool_size`, or for a rule in a `shared_pool` that
+/// pool's size (applied per route: the cap across routes is not implemented, and the
+/// config says so at load).
+pub fn pool_size(route: &Route) -> u32 {
+    let rule = route.rule();
+    match &rule.pool.shared_pool {
+        Some(name) => route
+            .config()
+            .shared_pools
+            .iter()
+            .find(|p| &p.name == name)
+            .map_or(rule.pool.size, |p| p.size),
+        None => rule.pool.size,
     }
 }
 
@@ -275,6 +363,19 @@ pub fn expire(route: &Route, limit: usize) -> usize {
     closed
 }
 
+/// Opens one more server for the route while it has fewer than `min_pool_size` (and room
+/// under its cap), and leaves it idle. `None` when none was needed.
+pub fn prefill(route: &Arc<Route>, via: &Connector<'_>) -> Option<Result<(), BackendError>> {
+    let min = route.rule().pool.min_size;
+    if min == 0 || !route.pool.reserve_for_min(min, pool_size(route)) {
+        return None;
+    }
+    Some(connect(route, via).map(|server| match server.detach() {
+        Ok(idle) => route.pool.release(idle),
+        Err(_) => route.pool.closed(),
+    }))
+}
+
 /// Closes every idle server of a route (its rule is gone, or the pooler stops).
 pub fn close_idle(route: &Route) {
     for idle in route.pool.drain_idle() {
@@ -314,7 +415,7 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
             od_info!(
                 via.logger,
                 "router",
-                Some(via.client),
+                via.client,
                 Some(server.info.id),
                 "new server connection {}",
                 server.info.address
@@ -325,7 +426,7 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
             od_error!(
                 via.logger,
                 "router",
-                Some(via.client),
+                via.client,
                 None,
                 "server connection failed: {e}"
             );

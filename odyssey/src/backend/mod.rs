@@ -96,6 +96,16 @@ impl BackendError {
             _ => None,
         }
     }
+
+    /// The server refused the login with 53300 (too many connections, for the server or the
+    /// role): `server_login_retry` waits for an idle server instead.
+    pub fn is_too_many_connections(&self) -> bool {
+        self.server_error()
+            .and_then(|raw| raw.get(kiwi::header::HEADER_LEN..))
+            .and_then(|body| kiwi::backend::ErrorFields::decode(body).ok())
+            .and_then(|f| f.field(kiwi::backend::field::CODE))
+            == Some(b"53300".as_slice())
+    }
 }
 
 /// How to reach and log into a server.

@@ -10,9 +10,10 @@ use super::session::Session;
 use crate::auth::backend::backend_credentials;
 use crate::backend;
 use crate::config::PoolMode;
+use crate::conn::Conn;
 use crate::od_debug;
 use crate::reset::{self, Refusal};
-use crate::router::{self, AttachError, Connector};
+use crate::router::{self, AttachError, Connector, Waiting};
 use crate::server::Server;
 
 impl Session {
@@ -34,9 +35,11 @@ impl Session {
             credentials: &credentials,
             resolver: &self.inst.resolver,
             logger: &self.inst.logger,
-            client: &self.client.info,
+            client: Some(&self.client.info),
         };
-        let mut checkout = router::attach(&self.route, &via).map_err(|e| match e {
+        let conn = &mut self.client.conn;
+        let mut tell = |w: Waiting| tell_waiting(conn, w);
+        let mut checkout = router::attach(&self.route, &via, &mut tell).map_err(|e| match e {
             AttachError::PoolTimeout { route, pool_size } => End::PoolTimeout { route, pool_size },
             AttachError::Cancelled => End::Cancelled,
             AttachError::Connect(e) => End::Connect(e),
@@ -166,4 +169,26 @@ impl Session {
             Err(why) => router::close(checkout, why, &self.inst.logger, &self.client.info),
         }
     }
+}
+
+/// Tells a waiting client how its wait goes, in upstream's words (a NoticeResponse with
+/// severity NOTICE and no SQLSTATE). A client that cannot hear it will fail later.
+fn tell_waiting(conn: &mut Conn, w: Waiting) {
+    let text = match w {
+        Waiting::Long => "waiting for free backend connection".to_string(),
+        Waiting::Took { waited, timed_out } => format!(
+            "waiting took {} ms{}",
+            waited.as_millis(),
+            if timed_out { ", timeout" } else { "" }
+        ),
+    };
+    let fields = kiwi::backend::ErrorFields {
+        fields: vec![
+            (kiwi::backend::field::SEVERITY, b"NOTICE".as_slice()),
+            (kiwi::backend::field::MESSAGE, text.as_bytes()),
+        ],
+    };
+    let mut out = Vec::new();
+    fields.encode_notice(&mut out);
+    let _ = conn.write_all(&out, Deadline::after(Duration::from_secs(1)));
 }

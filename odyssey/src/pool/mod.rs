@@ -30,6 +30,17 @@ pub enum AcquireError {
     Cancelled,
 }
 
+/// How a client waits in [`ServerPool::acquire`].
+pub struct Wait<'a> {
+    /// Give up then (`pool_timeout`).
+    pub deadline: Deadline,
+    /// Only an idle server will do (the server refused a login with 53300); with no active
+    /// server to wait for, fail at once.
+    pub idle_only: bool,
+    /// Called once if the wait is still on at this instant (`pool_notice_after_waiting_ms`).
+    pub notice: Option<(Instant, &'a mut dyn FnMut())>,
+}
+
 struct Waiter {
     grant: Mutex<Option<Grant>>,
     cond: Cond,
@@ -68,8 +79,13 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl ServerPool {
     /// Takes an idle server, or permission to connect while under `size` (0 = unlimited),
-    /// or waits for one until the deadline.
-    pub fn acquire(&self, size: u32, deadline: Deadline) -> Result<Grant, AcquireError> {
+    /// or waits for one as `wait` says.
+    pub fn acquire(&self, size: u32, wait: Wait<'_>) -> Result<Grant, AcquireError> {
+        let Wait {
+            deadline,
+            idle_only,
+            mut notice,
+        } = wait;
         let waiter = {
             let mut s = lock(&self.state);
             if s.waiters.is_empty() {
@@ -77,7 +93,12 @@ impl ServerPool {
                     s.active += 1;
                     return Ok(Grant::Server(Box::new(server)));
                 }
-                if size == 0 || s.idle.len() as u32 + s.active + s.connecting < size {
+                if idle_only && s.active == 0 {
+                    // Nobody will give a server back (upstream: fail at once).
+                    return Err(AcquireError::TimedOut);
+                }
+                if !idle_only && (size == 0 || s.idle.len() as u32 + s.active + s.connecting < size)
+                {
                     s.connecting += 1;
                     return Ok(Grant::Connect);
                 }
@@ -90,26 +111,27 @@ impl ServerPool {
             w
         };
         loop {
-            let r = waiter.cond.wait(deadline);
-            if let Some(g) = waiter
-                .grant
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
+            let until = match &notice {
+                Some((at, _)) => earlier(deadline, *at),
+                None => deadline,
+            };
+            let r = waiter.cond.wait(until);
+            if let Some(g) = take(&waiter) {
                 return Ok(g);
             }
             if let Err(e) = r {
+                if matches!(e, machinarium::Error::TimedOut) && until != deadline {
+                    // The notice instant, not the deadline: tell, and wait on.
+                    if let Some((_, tell)) = notice.take() {
+                        tell();
+                    }
+                    continue;
+                }
                 let mut s = lock(&self.state);
                 s.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
                 drop(s);
                 // A grant may have come between the wake and the removal: take it.
-                if let Some(g) = waiter
-                    .grant
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take()
-                {
+                if let Some(g) = take(&waiter) {
                     return Ok(g);
                 }
                 return Err(match e {
@@ -118,6 +140,18 @@ impl ServerPool {
                 });
             }
         }
+    }
+
+    /// One more connection toward `min` servers (idle, active and connecting counted), while
+    /// under `size` (0 = unlimited) and nobody waits: true when counted as connecting.
+    pub fn reserve_for_min(&self, min: u32, size: u32) -> bool {
+        let mut s = lock(&self.state);
+        let total = s.idle.len() as u32 + s.active + s.connecting;
+        if total >= min || (size != 0 && total >= size) || !s.waiters.is_empty() {
+            return false;
+        }
+        s.connecting += 1;
+        true
     }
 
     /// A client is done with an active server and it is clean: to the first waiter, or idle.
@@ -219,6 +253,19 @@ impl ServerPool {
             connecting: s.connecting,
             waiting: s.waiters.len() as u32,
         }
+    }
+}
+
+/// The grant handed to a waiter, if any.
+fn take(w: &Waiter) -> Option<Grant> {
+    w.grant.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// The earlier of a deadline and an instant.
+fn earlier(deadline: Deadline, at: Instant) -> Deadline {
+    match deadline {
+        Deadline::At(d) if d <= at => deadline,
+        _ => Deadline::At(at),
     }
 }
 
