@@ -73,3 +73,42 @@ database "prefilled" {
         "new servers: {first:?} → {now:?}"
     );
 }
+
+#[test]
+fn min_pool_size_servers_past_pool_ttl_are_replaced() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    cluster
+        .psql("postgres", "postgres", "CREATE DATABASE prefilled")
+        .unwrap();
+    let pooler = Pooler::start(&config(
+        cluster.port(),
+        r#"
+database "prefilled" {
+	user "postgres" {
+		authentication "none"
+		storage "postgres_server"
+		pool "transaction"
+		min_pool_size 2
+		pool_ttl 2
+	}
+}
+"#,
+    ))
+    .expect("pooler");
+    assert!(
+        wait_for(Duration::from_secs(15), || backends(&cluster).len() == 2),
+        "2 servers: {:?}",
+        backends(&cluster)
+    );
+    let first = backends(&cluster);
+    // Expired by pool_ttl, then opened again by the cron.
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let now = backends(&cluster);
+            now.len() == 2 && now.iter().all(|p| !first.contains(p))
+        }),
+        "not replaced: {first:?} → {:?}\n{}",
+        backends(&cluster),
+        pooler.log()
+    );
+}

@@ -82,3 +82,21 @@ fn fragments_parse_without_whole_config_checks() {
     assert!(parse_fragment("f.conf", RULE).is_ok());
     assert!(parse_fragment("f.conf", "pool_size 1").is_err());
 }
+
+#[test]
+fn acquire_fail_fast_is_warned_about_only_with_several_hosts() {
+    let rule = RULE.replace(
+        "pool \"transaction\"",
+        "pool \"transaction\"\n\t\tpool_acquire_fail_fast yes",
+    );
+    let (_, one) = load_str("m.conf", &format!("{MINIMAL}{rule}")).unwrap();
+    assert!(one.is_empty(), "{one:?}");
+    let two_hosts = MINIMAL.replace("host \"localhost\"", "host \"h1,h2\"");
+    let (_, two) = load_str("m.conf", &format!("{two_hosts}{rule}")).unwrap();
+    assert!(
+        two.iter().any(|w| w
+            .to_string()
+            .contains("pool_acquire_fail_fast has no effect")),
+        "{two:?}"
+    );
+}

@@ -170,6 +170,18 @@ fn check_rule(r: &mut Reader, p: &Parts, rule: &mut Rule) {
 }
 
 fn check_pool(r: &mut Reader, p: &Parts, rule: &mut Rule, label: &str, pos: &Pos) {
+    let hosts = p
+        .storages
+        .iter()
+        .find(|s| s.name == rule.storage)
+        .map_or(0, |s| s.endpoints.len());
+    if rule.pool.acquire_fail_fast && hosts > 1 {
+        // Upstream's fail-fast only orders attempts across a storage's hosts.
+        r.warn(
+            pos,
+            format!("{label}: pool_acquire_fail_fast has no effect: only the first host of storage '{}' is used", rule.storage),
+        );
+    }
     let pool = &mut rule.pool;
     let Some(mode) = pool.mode else {
         r.error(pos, format!("{label}: pooling mode is not set"));
