@@ -1,7 +1,8 @@
 //! What a rule says about the parameters and socket of its clients reaches PostgreSQL:
 //! `backend_startup_options { }` (the server's StartupMessage), `options { }` (forced client
 //! parameters, deployed), `application_name_add_host` (` - ip:port` appended),
-//! `maintain_params no` (nothing deployed), rule `keepalive` (re-set on the client socket) and
+//! `maintain_params no` (nothing deployed), rule `keepalive` (re-set on the client socket), rule
+//! `log_query`/`log_debug` (that rule's clients only) and
 //! `log_session no` (no server-connection lines either). Regression: each was parsed and
 //! ignored (issue 15).
 
@@ -67,6 +68,17 @@ database "maintain" {
 		storage "postgres_server"
 		storage_db "postgres"
 		pool "session"
+	}
+}
+
+database "logs" {
+	user default {
+		authentication "none"
+		storage "postgres_server"
+		storage_db "postgres"
+		pool "session"
+		log_query yes
+		log_debug yes
 	}
 }
 
@@ -211,4 +223,34 @@ fn log_session_no_also_silences_server_connections() {
     let log = pooler.log();
     assert!(!log.contains("new server connection"), "{log}");
     assert!(!log.contains("new client connection"), "{log}");
+}
+
+#[test]
+fn rule_log_query_and_log_debug_cover_that_rules_clients() {
+    let (_cluster, pooler) = start();
+    let mut conn = login(&pooler, "logs", &[("application_name", "logged_app")]);
+    assert_eq!(
+        one(&mut conn, &pooler, "SELECT 'logged_marker'"),
+        "logged_marker"
+    );
+    let mut quiet = login(&pooler, "maintain", &[("application_name", "quiet_app")]);
+    assert_eq!(
+        one(&mut quiet, &pooler, "SELECT 'quiet_marker'"),
+        "quiet_marker"
+    );
+    drop((conn, quiet));
+    let log = pooler.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("(query) SELECT 'logged_marker'")),
+        "{log}"
+    );
+    assert!(!log.contains("quiet_marker"), "{log}");
+    // The deploy of application_name is a debug line: shown for the log_debug rule only.
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" debug ") && l.contains("(deploy)") && l.contains("logged_app")),
+        "{log}"
+    );
+    assert!(!log.contains("quiet_app"), "{log}");
 }

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod attach;
 pub mod end;
+pub mod querylog;
 pub mod session;
 pub mod setup;
 pub mod startup;
@@ -60,6 +61,7 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
             addr: conn.peer_addr(),
             external_id: None,
             storage_host: None,
+            debug: false,
         },
         show_id: true,
         fwd_error: false,
@@ -168,6 +170,7 @@ impl Login<'_> {
         let rule = &config.rules[index];
         self.show_id = rule.client_show_id;
         self.fwd_error = rule.client_fwd_error;
+        self.info.debug = rule.log_debug;
         let storage = config.storages.iter().find(|s| s.name == rule.storage);
         if storage.is_some_and(|s| s.kind == StorageType::Local) {
             return Err(End::ConsoleUnsupported);
