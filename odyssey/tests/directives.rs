@@ -109,6 +109,10 @@ const POOL_HELPER: &[&str] = &[
     "shared_pool",                  // pool helper
 ];
 
+/// Warned about by their own readers in `config` ("this build has no Prometheus HTTP server",
+/// "LDAP is not supported by this build").
+const WARNED_BY_READER: &[&str] = &["promhttp_server_port", "ldap_endpoint"];
+
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
 /// (`soft_oom`, `conn_drop_options`, `query_parsing`, `ldap_endpoint`, a storage's `watchdog`,
 /// a `group` rule, a rule's `ldap_storage_credentials`).
@@ -157,6 +161,7 @@ fn every_keyword_acts_or_warns() {
             || READ_UNTESTED.contains(&keyword)
             || POOL_HELPER.contains(&keyword)
             || INSIDE_WARNED_SECTION.contains(&keyword)
+            || WARNED_BY_READER.contains(&keyword)
             || UNSUPPORTED.iter().any(|(_, k, _)| *k == keyword);
         if !known {
             missing.push(keyword);
@@ -188,6 +193,7 @@ fn the_lists_name_real_keywords_once() {
     all.extend(READ_UNTESTED);
     all.extend(POOL_HELPER);
     all.extend(INSIDE_WARNED_SECTION);
+    all.extend(WARNED_BY_READER);
     for k in &all {
         assert!(current(k), "{k} is no current keyword");
     }
@@ -209,7 +215,8 @@ fn unsupported_directives_warn_at_their_line() {
         listen {\n\thost \"*\"\n\tport 6432\n\ttls_cert_file \"/x\"\n}\n\
         storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
-        \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\t}\n}\n";
+        \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
+        \t\toptions {\n\t\t\t\"search_path\" \"x\"\n\t\t\t\"temp_buffers\" \"1MB\"\n\t\t}\n\t}\n}\n";
     let (_, warnings) = odyssey::config::load_str("w.conf", text).expect("loads");
     let lines: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     let has = |prefix: &str, what: &str| {
@@ -233,7 +240,11 @@ fn unsupported_directives_warn_at_their_line() {
         has("w.conf:18:", "'pool_attach_check' is not implemented yet"),
         "{lines:#?}"
     );
-    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(
+        has("w.conf:21:", "'temp_buffers' is not a tracked parameter"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 5, "{lines:#?}");
     assert!(matches!(
         odyssey::config::support::lookup("global", "cache_msg_gc_size"),
         Some(Unsupported::NotApplicable(_))

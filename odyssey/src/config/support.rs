@@ -4,7 +4,7 @@
 //! every keyword of the grammar against this table and the list of directives read at runtime.
 
 use super::convert::Reader;
-use super::model::Item;
+use super::model::{Arg, Item, Value};
 
 /// Why a directive has no effect here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,14 +19,14 @@ use Unsupported::{NotApplicable as NA, NotYet as NY};
 
 /// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `rule` (user and group
 /// blocks), `database` (its children). A whole section that is not implemented is named once,
-/// at its head; what it contains is not listed.
+/// at its head; what it contains is not listed. `promhttp_server_port` and `ldap_endpoint` are
+/// not here: their readers warn already.
 #[rustfmt::skip]
 pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     // The C runtime's knobs.
     ("global", "cache_msg_gc_size", NA("machinarium keeps no message cache")),
     ("global", "system_coroutine_stack_size", NA("no separate stacks for system coroutines; coroutine_stack_size sizes all")),
     ("global", "locks_dir", NA("unused by upstream HEAD too")),
-    ("global", "promhttp_server_port", NA("this build has no libprom HTTP server")),
     ("rule", "reserve_session_server_connection", NA("no effect in upstream either")),
     // Process and runtime.
     ("global", "priority", NY("setpriority is not called")),
@@ -51,7 +51,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "hba_file", NY("hba rules are read and checked but not enforced, issue 12")),
     ("global", "external_auth_socket_path", NY("external auth, issue 12")),
     ("global", "group_checker_interval", NY("group rules, issue 12")),
-    ("global", "ldap_endpoint", NY("LDAP, issue 12")),
     ("database", "group", NY("group rules never match yet, issue 12")),
     ("rule", "auth_query", NY("auth_query, issue 12; its clients are refused")),
     ("rule", "auth_query_db", NY("auth_query, issue 12")),
@@ -112,10 +111,37 @@ pub fn check(r: &mut Reader, items: &[Item]) {
             "database" => {
                 for child in inner {
                     warn(r, "database", child);
-                    section(r, "rule", child.block.iter().flat_map(|b| &b.items));
+                    let rule = child.block.iter().flat_map(|b| &b.items);
+                    section(r, "rule", rule.clone());
+                    for options in rule.filter(|it| it.name() == "options") {
+                        untracked_options(r, options);
+                    }
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Rule `options { }` take effect only for tracked parameters (spec §2, as upstream); each
+/// other name is said to be ignored.
+fn untracked_options(r: &mut Reader, item: &Item) {
+    let strings: Vec<&Arg> = item
+        .block
+        .iter()
+        .flat_map(|b| &b.items)
+        .flat_map(|it| std::iter::once(&it.head).chain(&it.args))
+        .collect();
+    for pair in strings.chunks_exact(2) {
+        if let Value::Str(key, _) = &pair[0].value
+            && !kiwi::var::TRACKED
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(key))
+        {
+            r.warn(
+                &pair[0].pos,
+                format!("options: '{key}' is not a tracked parameter; ignored, as upstream"),
+            );
         }
     }
 }
