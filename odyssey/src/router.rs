@@ -404,6 +404,7 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
                     database: route.backend_database(),
                     nodelay: config.global.nodelay,
                     keepalive: backend::keepalive(&config.global),
+                    startup_options: &rule.backend_startup_options,
                 })
             })
         }
@@ -412,14 +413,16 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
         Ok(server) => {
             route.pool.connected();
             route.cache_params(&server.info.status);
-            od_info!(
-                via.logger,
-                "router",
-                via.client,
-                Some(server.info.id),
-                "new server connection {}",
-                server.info.address
-            );
+            if config.global.log.session {
+                od_info!(
+                    via.logger,
+                    "router",
+                    via.client,
+                    Some(server.info.id),
+                    "new server connection {}",
+                    server.info.address
+                );
+            }
         }
         Err(e) => {
             route.pool.connect_failed();

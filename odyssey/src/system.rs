@@ -323,12 +323,23 @@ fn accept_loop(
     }
 }
 
-/// Binds every listen section: TCP on its host (`*` = all IPv4 and IPv6 addresses), and the
-/// unix socket `<unix_socket_dir>/.s.PGSQL.<port>` when `unix_socket_dir` is set.
+/// Binds every listen section, as upstream: TCP on its host (`*` = all IPv4 and IPv6
+/// addresses), or — a listen without `host` — the unix socket
+/// `<unix_socket_dir>/.s.PGSQL.<port>`. An address that fails is logged (`bind to '<addr>'
+/// failed: ...`) and the others go on; only when none is bound does startup fail.
 fn bind_all(inst: &Instance) -> Result<Vec<(usize, Listener)>, String> {
     let snapshot = inst.config();
     let config = &snapshot.config;
     let mut out = Vec::new();
+    let failed = |what: &dyn std::fmt::Display, e: &dyn std::fmt::Display| {
+        od_error!(
+            inst.logger,
+            "server",
+            None,
+            None,
+            "bind to '{what}' failed: {e}"
+        );
+    };
     for (i, l) in config.listen.iter().enumerate() {
         let opts = ListenOptions {
             backlog: l.backlog.min(i32::MAX as u32) as i32,
@@ -336,37 +347,48 @@ fn bind_all(inst: &Instance) -> Result<Vec<(usize, Listener)>, String> {
             v6only: true,
             unix_mode: config.global.unix_socket_mode,
         };
-        for addr in tcp_addresses(l.host.as_deref(), l.port)? {
-            let listener =
-                Listener::bind(addr, &opts).map_err(|e| format!("listen on {addr}: {e}"))?;
-            od_info!(inst.logger, "system", None, None, "listening on {addr}");
-            out.push((i, listener));
-        }
-        if let Some(dir) = &config.global.unix_socket_dir {
-            let path = PathBuf::from(dir).join(format!(".s.PGSQL.{}", l.port));
-            let listener = Listener::bind_unix(&path, &opts)
-                .map_err(|e| format!("listen on {}: {e}", path.display()))?;
-            od_info!(
-                inst.logger,
-                "system",
-                None,
-                None,
-                "listening on {}",
-                path.display()
-            );
+        let bound = match (l.host.as_deref(), &config.global.unix_socket_dir) {
+            (None, Some(dir)) => {
+                let path = PathBuf::from(dir).join(format!(".s.PGSQL.{}", l.port));
+                Listener::bind_unix(&path, &opts)
+                    .map(|listener| vec![(path.display().to_string(), listener)])
+                    .unwrap_or_else(|e| {
+                        failed(&path.display(), &e);
+                        Vec::new()
+                    })
+            }
+            (None, None) => Vec::new(),
+            (Some(host), _) => match tcp_addresses(host, l.port) {
+                Ok(addrs) => addrs
+                    .into_iter()
+                    .filter_map(|addr| match Listener::bind(addr, &opts) {
+                        Ok(listener) => Some((addr.to_string(), listener)),
+                        Err(e) => {
+                            failed(&addr, &e);
+                            None
+                        }
+                    })
+                    .collect(),
+                Err(e) => {
+                    od_error!(inst.logger, "system", None, None, "{e}");
+                    Vec::new()
+                }
+            },
+        };
+        for (what, listener) in bound {
+            od_info!(inst.logger, "system", None, None, "listening on {what}");
             out.push((i, listener));
         }
     }
     if out.is_empty() {
-        return Err("no listen address: set listen host or unix_socket_dir".into());
+        return Err("failed to bind any listen address".into());
     }
     Ok(out)
 }
 
-fn tcp_addresses(host: Option<&str>, port: u16) -> Result<Vec<SocketAddr>, String> {
+fn tcp_addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     match host {
-        None => Ok(Vec::new()),
-        Some("*") => {
+        "*" => {
             let mut v = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)];
             // IPv6 may be disabled on the machine; listen on it only when it works.
             if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
@@ -374,7 +396,7 @@ fn tcp_addresses(host: Option<&str>, port: u16) -> Result<Vec<SocketAddr>, Strin
             }
             Ok(v)
         }
-        Some(h) => {
+        h => {
             let first = (h, port)
                 .to_socket_addrs()
                 .map_err(|e| format!("listen host {h}: {e}"))?

@@ -45,6 +45,11 @@ pub struct RawConn {
 }
 
 impl RawConn {
+    /// The client's own port (to find the connection in `ss`).
+    pub fn local_port(&self) -> u16 {
+        self.sock.local_addr().map_or(0, |a| a.port())
+    }
+
     /// Connects to `127.0.0.1:port` with read and write timeouts.
     pub fn connect(port: u16, timeout: Duration) -> Result<RawConn> {
         let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| Error::io("connect", e))?;

@@ -196,6 +196,14 @@ impl TlsStream {
         }
     }
 
+    /// Sets TCP keepalive on the socket under the session (TCP only).
+    pub fn set_keepalive(&self, ka: &crate::net::KeepAlive) -> Result<()> {
+        match self.ssl.get_ref() {
+            s @ Socket::Tcp(_) => Ok(crate::net::socket::set_keepalive(s.fd(), ka)?),
+            Socket::Unix(_) => Ok(()),
+        }
+    }
+
     /// A key to park this session with [`crate::net::park_any`]. Decrypted bytes already
     /// buffered in OpenSSL count as readable.
     pub fn park_key(&self) -> crate::net::ParkKey {

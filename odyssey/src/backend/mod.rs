@@ -11,6 +11,7 @@ use machinarium::Deadline;
 use machinarium::net::{KeepAlive, Stream};
 
 use crate::config::Global;
+use crate::config::rule::RuleKeepalive;
 
 pub mod auth;
 
@@ -124,6 +125,9 @@ pub struct ConnectParams<'a> {
     pub nodelay: bool,
     /// TCP keepalive.
     pub keepalive: KeepAlive,
+    /// The rule's `backend_startup_options`: more StartupMessage parameters, after `user`
+    /// and `database`.
+    pub startup_options: &'a [(String, String)],
 }
 
 /// Connects and logs in; returns the server ready for queries (status `I`).
@@ -136,12 +140,18 @@ pub fn connect(p: &ConnectParams<'_>) -> Result<Server, BackendError> {
     let mut conn = Conn::new(Transport::Plain(stream));
     let deadline = Deadline::after(p.login_timeout);
     let mut startup = Vec::new();
+    let mut params: Vec<(&[u8], &[u8])> = vec![
+        (b"user", p.credentials.user.as_bytes()),
+        (b"database", p.database.as_bytes()),
+    ];
+    params.extend(
+        p.startup_options
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+    );
     Startup {
         version: ProtocolVersion::V3_0,
-        params: vec![
-            (b"user", p.credentials.user.as_bytes()),
-            (b"database", p.database.as_bytes()),
-        ],
+        params,
     }
     .encode(&mut startup);
     conn.write_all(&startup, deadline)?;
@@ -237,15 +247,32 @@ pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), 
 /// Keepalive settings of the config as machinarium takes them.
 pub fn keepalive(g: &Global) -> KeepAlive {
     let k = &g.keepalive;
+    keepalive_of(k.idle, k.interval, k.probes, k.usr_timeout_ms)
+}
+
+/// A rule's keepalive (re-set on its clients' sockets after routing), or `None` when the rule
+/// leaves the global one (`keepalive` 0, as upstream).
+pub fn rule_keepalive(k: &RuleKeepalive) -> Option<KeepAlive> {
+    (k.idle > 0).then(|| {
+        keepalive_of(
+            Duration::from_secs(k.idle.into()),
+            Duration::from_secs(k.interval.into()),
+            k.probes,
+            k.usr_timeout_ms,
+        )
+    })
+}
+
+fn keepalive_of(idle: Duration, interval: Duration, probes: u32, usr_timeout_ms: i64) -> KeepAlive {
     KeepAlive {
-        idle: (!k.idle.is_zero()).then_some(k.idle),
-        interval: (!k.interval.is_zero()).then_some(k.interval),
-        probes: (k.probes > 0).then_some(k.probes),
-        user_timeout: match k.usr_timeout_ms {
+        idle: (!idle.is_zero()).then_some(idle),
+        interval: (!interval.is_zero()).then_some(interval),
+        probes: (probes > 0).then_some(probes),
+        user_timeout: match usr_timeout_ms {
             0 => None,
             ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
             // Negative: as long as keepalive takes to give up, minus a little.
-            _ => Some((k.idle + k.interval * k.probes).saturating_sub(Duration::from_millis(500))),
+            _ => Some((idle + interval * probes).saturating_sub(Duration::from_millis(500))),
         },
     }
 }

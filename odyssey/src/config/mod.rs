@@ -22,6 +22,7 @@ pub mod rule;
 pub mod sections;
 pub mod selector;
 pub mod storage;
+pub mod support;
 pub mod tls;
 pub mod top;
 pub mod validate;
@@ -126,6 +127,7 @@ fn load_text(
     let mut r = Reader::default();
     let items = expand(&mut r, name, text, read, 0)?;
     let mut parts = top::read(&mut r, &items);
+    support::check(&mut r, &items);
     validate::check(&mut r, &mut parts, &top);
     let hba = parts
         .global

@@ -57,12 +57,19 @@ impl Session {
     /// Deploys the client's parameters, and the deferred BEGIN, in one round trip.
     fn deploy(&mut self, server: &mut Server) -> Result<(), End> {
         let smart = self.route.config().global.smart_search_path_enquoting;
-        let (mut sql, after) = crate::deploy::deploy(
-            &self.client.vars,
-            &server.info.vars,
-            &server.info.defaults,
-            smart,
-        );
+        // `maintain_params no`: the client's parameters are not deployed (upstream skips
+        // od_deploy); the deferred BEGIN still is.
+        let maintain = self.route.rule().maintain_params;
+        let (mut sql, after) = if maintain {
+            crate::deploy::deploy(
+                &self.client.vars,
+                &server.info.vars,
+                &server.info.defaults,
+                smart,
+            )
+        } else {
+            (Vec::new(), server.info.vars.clone())
+        };
         let begin = self.relay.deferred_begin();
         if begin {
             sql.extend_from_slice(b"BEGIN;");
@@ -90,7 +97,9 @@ impl Session {
         // `eucjp`; no report means the value did not change); the others are known only from
         // what was sent.
         let reported = std::mem::replace(&mut server.info.vars, after);
-        self.adopt_reported(&reported, &mut server.info.vars);
+        if maintain {
+            self.adopt_reported(&reported, &mut server.info.vars);
+        }
         if begin {
             self.relay.begin_sent();
         }

@@ -4,10 +4,12 @@
 pub mod admission;
 pub mod attach;
 pub mod end;
+pub mod querylog;
 pub mod session;
 pub mod setup;
 pub mod startup;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use machinarium::net::{DetachedStream, PeerAddr};
 
 use crate::auth::{self, Authenticated, ClientAuth};
 use crate::client::Client;
-use crate::config::rule::Transport as RuleTransport;
+use crate::config::rule::{Rule, Transport as RuleTransport};
 use crate::config::{Config, StorageType, TlsMode};
 use crate::conn::{Conn, Transport};
 use crate::gate::Slot;
@@ -60,6 +62,7 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
             addr: conn.peer_addr(),
             external_id: None,
             storage_host: None,
+            debug: false,
         },
         show_id: true,
         fwd_error: false,
@@ -129,9 +132,12 @@ impl Login<'_> {
             return Err(End::TooManyClients { max });
         }
         let deadline = Deadline::after(self.login_timeout());
-        let request = self.startup(conn, deadline)?;
+        let mut request = self.startup(conn, deadline)?;
         self.route(&request, &mut admission)?;
         self.routing = None;
+        if let Some(route) = admission.route() {
+            routed(conn, &mut request, route.rule());
+        }
         let authenticated = self.authenticate(conn, &request, &admission, deadline)?;
         Ok((request, authenticated, admission))
     }
@@ -192,6 +198,7 @@ impl Login<'_> {
         let rule = &config.rules[index];
         self.show_id = rule.client_show_id;
         self.fwd_error = rule.client_fwd_error;
+        self.info.debug = rule.log_debug;
         let storage = config.storages.iter().find(|s| s.name == rule.storage);
         if storage.is_some_and(|s| s.kind == StorageType::Local) {
             return Err(End::ConsoleUnsupported);
@@ -284,6 +291,41 @@ impl Login<'_> {
             od_info!(self.inst.logger, "startup", Some(&self.info), None, "{end}");
         }
     }
+}
+
+/// What a rule changes once a client is routed to it (upstream order): `application_name_add_host`
+/// appends the client's address, `options { }` overrides its parameters, and a rule
+/// `keepalive` > 0 re-sets TCP keepalive on its socket.
+fn routed(conn: &Conn, request: &mut SessionRequest, rule: &Rule) {
+    if rule.application_name_add_host {
+        let name =
+            application_name_with_host(request.vars.get("application_name"), conn.peer_addr());
+        let _ = request.vars.set(b"application_name", name.as_bytes());
+    }
+    for (name, value) in &rule.options {
+        // Only tracked parameters take effect, as upstream (spec §2, §7.7).
+        let _ = request.vars.set(name.as_bytes(), value.as_bytes());
+    }
+    if let Some(keepalive) = crate::backend::rule_keepalive(&rule.keepalive) {
+        let _ = match conn.transport() {
+            Transport::Plain(stream) => stream.set_keepalive(&keepalive),
+            Transport::Tls(tls) => tls.set_keepalive(&keepalive),
+        };
+    }
+}
+
+/// `<application_name or "unknown"> - <ip:port>` (`<unix socket>` for a unix client), cut to the
+/// 127 bytes upstream's buffer holds.
+pub fn application_name_with_host(name: Option<&[u8]>, peer: Option<SocketAddr>) -> String {
+    let name = name.map_or("unknown".into(), String::from_utf8_lossy);
+    let peer = peer.map_or("<unix socket>".to_string(), |a| a.to_string());
+    let mut out = format!("{name} - {peer}");
+    let mut end = out.len().min(127);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    out
 }
 
 /// A CancelRequest: waits for a `cancel_max_inflight` slot up to `cancel_queue_timeout_ms`

@@ -12,6 +12,7 @@ use machinarium::{Deadline, ParkEvent};
 
 use super::admission::Admission;
 use super::end::{self, End, Idle, ServerFate};
+use super::querylog::QueryLog;
 use super::setup;
 use crate::auth::Authenticated;
 use crate::client::{CancelSlot, Client, ClientKey};
@@ -38,6 +39,8 @@ pub struct Session {
     pub(super) relay: Relay,
     /// How long a write waits for a peer that reads nothing.
     pub(super) stall: Duration,
+    /// `log_query` framing over what the client sent.
+    query_log: QueryLog,
     /// Counts the client in the instance and the route; last to go.
     _admission: Admission,
 }
@@ -73,6 +76,7 @@ impl Session {
             server: None,
             relay,
             stall,
+            query_log: QueryLog::default(),
             _admission: admission,
         }
     }
@@ -257,6 +261,7 @@ impl Session {
                     .write_all(bytes, Deadline::after(self.stall))
                     .map_err(End::ServerGone)?;
                 self.count_in(n);
+                self.log_queries(n);
                 self.client.conn.consume(n);
             }
             ClientStep::Rewrite {
@@ -273,11 +278,28 @@ impl Session {
                     self.count_in(server.len());
                 }
                 self.write_client(&client)?;
+                self.log_queries(used);
                 self.client.conn.consume(used);
             }
         }
         self.release_if_done();
         Ok(true)
+    }
+
+    /// `log_query` lines for the first `n` buffered client bytes, about to be consumed.
+    fn log_queries(&mut self, n: usize) {
+        let on = self.inst.logger.flags().query || self.route.rule().log_query;
+        let bytes = &self.client.conn.buffered()[..n];
+        let server = self.server.as_ref().map(|c| c.id());
+        for (context, line) in self.query_log.consumed(bytes, on) {
+            od_info!(
+                self.inst.logger,
+                context,
+                Some(&self.client.info),
+                server,
+                "{line}"
+            );
+        }
     }
 
     /// Hands the server's bytes to the relay and does what it says.

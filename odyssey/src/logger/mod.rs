@@ -95,6 +95,9 @@ pub struct ClientInfo {
     pub external_id: Option<String>,
     /// `%H`: the host of the route's storage.
     pub storage_host: Option<String>,
+    /// The client's rule has `log_debug`: its debug lines are written even when the global
+    /// `log_debug` is off.
+    pub debug: bool,
 }
 
 impl ClientInfo {
@@ -102,6 +105,7 @@ impl ClientInfo {
     pub fn new(id: ClientId) -> ClientInfo {
         ClientInfo {
             id,
+            debug: false,
             user: None,
             database: None,
             addr: None,
@@ -348,13 +352,15 @@ macro_rules! od_error {
     };
 }
 
-/// Logs a `debug` line if global `log_debug` is on; the arguments are not evaluated otherwise.
+/// Logs a `debug` line if global `log_debug` is on, or the client's rule has `log_debug`; the
+/// arguments are not evaluated otherwise.
 #[macro_export]
 macro_rules! od_debug {
     ($logger:expr, $context:expr, $client:expr, $server:expr, $($arg:tt)+) => {{
         let logger = &$logger;
-        if logger.debug_enabled() {
-            logger.log($crate::logger::Level::Debug, $context, $client, $server, format_args!($($arg)+))
+        let client: Option<&$crate::logger::ClientInfo> = $client;
+        if logger.debug_enabled() || client.is_some_and(|c| c.debug) {
+            logger.log($crate::logger::Level::Debug, $context, client, $server, format_args!($($arg)+))
         }
     }};
 }

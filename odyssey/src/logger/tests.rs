@@ -23,6 +23,7 @@ fn full_client() -> ClientInfo {
         addr: Some("10.1.2.3:5544".parse::<SocketAddr>().unwrap()),
         external_id: Some("ext-7".to_string()),
         storage_host: Some("pg.local".to_string()),
+        debug: false,
     }
 }
 

@@ -1,0 +1,168 @@
+//! Directives this build accepts but does not act on, each with its reason. Every one of them
+//! found in a config gets a one-line warning at its `file:line:column`, at load, on reload and
+//! in `--test`, so no directive is parsed and then silently ignored. `tests/directives.rs` walks
+//! every keyword of the grammar against this table and the list of directives read at runtime.
+
+use super::convert::Reader;
+use super::model::{Arg, Item, Value};
+
+/// Why a directive has no effect here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsupported {
+    /// It belongs to upstream's C machinery and cannot apply to this implementation.
+    NotApplicable(&'static str),
+    /// It could act here and will; the reason names the work it waits for.
+    NotYet(&'static str),
+}
+
+use Unsupported::{NotApplicable as NA, NotYet as NY};
+
+/// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `rule` (user and group
+/// blocks), `database` (its children). A whole section that is not implemented is named once,
+/// at its head; what it contains is not listed. `promhttp_server_port` and `ldap_endpoint` are
+/// not here: their readers warn already.
+#[rustfmt::skip]
+pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
+    // The C runtime's knobs.
+    ("global", "cache_msg_gc_size", NA("machinarium keeps no message cache")),
+    ("global", "system_coroutine_stack_size", NA("no separate stacks for system coroutines; coroutine_stack_size sizes all")),
+    ("global", "locks_dir", NA("unused by upstream HEAD too")),
+    ("rule", "reserve_session_server_connection", NA("no effect in upstream either")),
+    // Process and runtime.
+    ("global", "priority", NY("setpriority is not called")),
+    ("global", "cpu_affinity", NY("workers are not pinned")),
+    ("global", "readahead", NY("read buffers grow as needed")),
+    ("global", "dns_cache_ttl", NY("lookups are not cached")),
+    ("global", "log_config", NY("the config is not dumped to the log")),
+    ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server")),
+    // Operations (issue 14).
+    ("global", "enable_online_restart", NY("online restart, issue 14")),
+    ("global", "enable_host_watcher", NY("host watcher, issue 14")),
+    ("global", "conn_drop_options", NY("drop policy of online restart, issue 14")),
+    ("global", "online_restart_drop_options", NY("drop policy of online restart, issue 14")),
+    ("global", "soft_oom", NY("soft OOM, issue 14")),
+    ("global", "query_parsing", NY("query parsing")),
+    // Console and stats (issue 11).
+    ("global", "log_general_stats_prom", NY("Prometheus metrics, issue 11")),
+    ("global", "log_route_stats_prom", NY("Prometheus metrics, issue 11")),
+    ("rule", "quantiles", NY("console statistics, issue 11")),
+    ("rule", "role", NY("the admin console, issue 11")),
+    // Authentication (issue 12).
+    ("global", "hba_file", NY("hba rules are read and checked but not enforced, issue 12")),
+    ("global", "external_auth_socket_path", NY("external auth, issue 12")),
+    ("global", "group_checker_interval", NY("group rules, issue 12")),
+    ("database", "group", NY("group rules never match yet, issue 12")),
+    ("rule", "auth_query", NY("auth_query, issue 12; its clients are refused")),
+    ("rule", "auth_query_db", NY("auth_query, issue 12")),
+    ("rule", "auth_query_user", NY("auth_query, issue 12")),
+    ("rule", "auth_pam_service", NY("PAM, issue 12; its clients are refused")),
+    ("rule", "auth_module", NY("auth modules, issue 12; its clients are refused")),
+    ("rule", "enable_mdb_iamproxy_auth", NY("IAM proxy auth, issue 12; its clients are refused")),
+    ("rule", "mdb_iamproxy_socket_path", NY("IAM proxy auth, issue 12")),
+    ("rule", "ldap_endpoint_name", NY("LDAP, issue 12; its clients are refused")),
+    ("rule", "ldap_storage_credentials_attr", NY("LDAP, issue 12")),
+    ("rule", "ldap_storage_credentials", NY("LDAP, issue 12")),
+    // TLS (issue 10).
+    ("listen", "tls_ca_file", NY("TLS, issue 10")),
+    ("listen", "tls_key_file", NY("TLS, issue 10")),
+    ("listen", "tls_cert_file", NY("TLS, issue 10")),
+    ("listen", "tls_protocols", NY("TLS, issue 10")),
+    ("storage", "tls", NY("TLS to servers, issue 10")),
+    ("storage", "tls_ca_file", NY("TLS to servers, issue 10")),
+    ("storage", "tls_key_file", NY("TLS to servers, issue 10")),
+    ("storage", "tls_cert_file", NY("TLS to servers, issue 10")),
+    ("storage", "tls_protocols", NY("TLS to servers, issue 10")),
+    // High availability (issue 13).
+    ("global", "availability_zone", NY("availability zones, issue 13")),
+    ("listen", "target_session_attrs", NY("target_session_attrs, issue 13")),
+    ("listen", "balancing_method", NY("balancing, issue 13")),
+    ("listen", "catchup_timeout", NY("replication lag checks, issue 13")),
+    ("storage", "target_session_attrs", NY("target_session_attrs, issue 13")),
+    ("storage", "server_max_routing", NY("connect ramp-up limit")),
+    ("storage", "endpoints_status_poll_interval", NY("multi-host storages, issue 13")),
+    ("storage", "balancing", NY("multi-host storages, issue 13")),
+    ("storage", "az_aware", NY("availability zones, issue 13")),
+    ("storage", "watchdog", NY("replication lag watchdog, issue 13")),
+    ("storage", "show_notice_messages", NY("server notices at login")),
+    ("rule", "target_session_attrs", NY("target_session_attrs, issue 13")),
+    ("rule", "catchup_timeout", NY("replication lag checks, issue 13")),
+    // Pool details.
+    ("rule", "pool_attach_check", NY("idle servers are not polled before attach")),
+    ("rule", "pool_pin_on_listen", NY("servers are not pinned to listeners")),
+    ("rule", "server_drop_on_cached_plan_error", NY("servers are kept after a cached plan error")),
+];
+
+/// Why `name` in `section` has no effect, if it has none.
+pub fn lookup(section: &str, name: &str) -> Option<Unsupported> {
+    UNSUPPORTED
+        .iter()
+        .find(|(s, n, _)| *s == section && *n == name)
+        .map(|&(_, _, why)| why)
+}
+
+/// Warns about every unsupported directive in the top-level `items` (includes expanded).
+pub fn check(r: &mut Reader, items: &[Item]) {
+    section(r, "global", items);
+    for item in items {
+        let inner = item.block.iter().flat_map(|b| &b.items);
+        match item.name() {
+            "listen" => section(r, "listen", inner),
+            "storage" => section(r, "storage", inner),
+            "database" => {
+                for child in inner {
+                    warn(r, "database", child);
+                    let rule = child.block.iter().flat_map(|b| &b.items);
+                    section(r, "rule", rule.clone());
+                    for options in rule.filter(|it| it.name() == "options") {
+                        untracked_options(r, options);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Rule `options { }` take effect only for tracked parameters (spec §2, as upstream); each
+/// other name is said to be ignored.
+fn untracked_options(r: &mut Reader, item: &Item) {
+    let strings: Vec<&Arg> = item
+        .block
+        .iter()
+        .flat_map(|b| &b.items)
+        .flat_map(|it| std::iter::once(&it.head).chain(&it.args))
+        .collect();
+    for pair in strings.chunks_exact(2) {
+        if let Value::Str(key, _) = &pair[0].value
+            && !kiwi::var::TRACKED
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(key))
+        {
+            r.warn(
+                &pair[0].pos,
+                format!("options: '{key}' is not a tracked parameter; ignored, as upstream"),
+            );
+        }
+    }
+}
+
+fn section<'i>(r: &mut Reader, name: &str, items: impl IntoIterator<Item = &'i Item>) {
+    for item in items {
+        warn(r, name, item);
+    }
+}
+
+fn warn(r: &mut Reader, section: &str, item: &Item) {
+    let name = item.name();
+    match lookup(section, name) {
+        Some(NA(why)) => r.warn(
+            item.pos(),
+            format!("'{name}' does not apply to this implementation ({why}); ignored"),
+        ),
+        Some(NY(why)) => r.warn(
+            item.pos(),
+            format!("'{name}' is not implemented yet ({why}); ignored"),
+        ),
+        None => {}
+    }
+}

@@ -1,0 +1,245 @@
+//! The keyword walk (issue 15): every directive the config grammar accepts either acts — read
+//! at runtime, with a test that names it — or is in `config::support::UNSUPPORTED`, which warns
+//! at load and in `--test`. A new keyword that is in neither list fails here, so parsing a
+//! directive and silently ignoring it cannot come back.
+
+use std::path::Path;
+
+use odyssey::config::keywords::{KEYWORDS, Status};
+use odyssey::config::support::{UNSUPPORTED, Unsupported};
+
+/// Read at runtime, and the file of a test that sets it (checked to name it).
+#[rustfmt::skip]
+const READ: &[(&str, &str)] = &[
+    ("min_pool_size", "test/tests/min_pool_size.rs"),
+    ("pool_acquire_fail_fast", "odyssey/src/config/tests.rs"),
+    ("pool_notice_after_waiting_ms", "test/tests/pool_notice.rs"),
+    ("client_max_routing", "test/tests/client_max_routing.rs"),
+    ("server_login_retry", "test/tests/server_login_retry.rs"),
+    ("cancel_max_inflight", "test/tests/cancel_limits.rs"),
+    ("cancel_queue_timeout_ms", "test/tests/cancel_limits.rs"),
+    ("cancel_timeout_ms", "test/tests/cancel_limits.rs"),
+    ("shared_pool", "test/tests/shared_pool.rs"),
+    ("daemonize", "test/src/pooler.rs"),
+    ("sequential_routing", "odyssey/src/rules/tests.rs"),
+    ("pid_file", "test/tests/harness.rs"),
+    ("unix_socket_dir", "test/tests/harness.rs"),
+    ("log_file", "test/tests/harness.rs"),
+    ("log_format", "test/tests/logging.rs"),
+    ("log_to_stdout", "test/src/pooler.rs"),
+    ("log_syslog", "test/tests/logging.rs"),
+    ("log_syslog_ident", "test/tests/logging.rs"),
+    ("log_debug", "test/tests/rule_params.rs"),
+    ("log_session", "test/tests/rule_params.rs"),
+    ("log_query", "test/tests/rule_params.rs"),
+    ("workers", "test/tests/pstmt.rs"),
+    ("disable_nolinger", "test/tests/pool_limits.rs"),
+    ("keepalive", "test/tests/rule_params.rs"),
+    ("keepalive_keep_interval", "test/tests/rule_params.rs"),
+    ("keepalive_probes", "test/tests/rule_params.rs"),
+    ("client_max", "test/tests/pool_limits.rs"),
+    ("graceful_shutdown_timeout_ms", "test/tests/setup_failure.rs"),
+    ("smart_search_path_enquoting", "test/tests/tx_isolation.rs"),
+    ("listen", "test/tests/harness.rs"),
+    ("host", "test/tests/harness.rs"),
+    ("port", "test/tests/harness.rs"),
+    ("storage", "test/tests/auth.rs"),
+    ("type", "test/tests/setup_failure.rs"),
+    ("method", "test/tests/auth.rs"),
+    ("database", "test/tests/auth.rs"),
+    ("user", "test/tests/auth.rs"),
+    ("authentication", "test/tests/auth.rs"),
+    ("password", "test/tests/auth.rs"),
+    ("auth_common_name", "odyssey/tests/client_auth.rs"),
+    ("password_passthrough", "odyssey/tests/backend_auth.rs"),
+    ("storage_db", "test/tests/rule_params.rs"),
+    ("storage_user", "test/tests/auth.rs"),
+    ("storage_password", "test/tests/auth.rs"),
+    ("pool", "test/tests/auth.rs"),
+    ("pool_routing", "odyssey/src/rules/tests.rs"),
+    ("pool_size", "test/tests/copy.rs"),
+    ("pool_timeout", "test/tests/pool_limits.rs"),
+    ("pool_ttl", "test/tests/pool_limits.rs"),
+    ("pool_discard", "test/src/tx.rs"),
+    ("pool_cancel", "test/src/tx.rs"),
+    ("pool_rollback", "test/src/tx.rs"),
+    ("pool_reserve_prepared_statement", "test/tests/pstmt_cap.rs"),
+    ("pool_prepared_statements_max", "test/tests/pstmt_cap.rs"),
+    ("pool_client_idle_timeout", "test/tests/tx_timeouts.rs"),
+    ("pool_idle_in_transaction_timeout", "test/tests/tx_timeouts.rs"),
+    ("application_name_add_host", "test/tests/rule_params.rs"),
+    ("maintain_params", "test/tests/rule_params.rs"),
+    ("options", "test/tests/rule_params.rs"),
+    ("backend_startup_options", "test/tests/rule_params.rs"),
+];
+
+/// Read at runtime, but no behaviour test sets it yet (only config-loading tests, or none):
+/// the debt the next tests pay.
+#[rustfmt::skip]
+const READ_UNTESTED: &[&str] = &[
+    "backend_connect_timeout_ms",
+    "backlog",
+    "bindwith_reuseport",
+    "cache_coroutine",
+    "client_fwd_error",
+    "client_login_timeout",
+    "client_show_id",
+    "coroutine_stack_size",
+    "include",
+    "keepalive_usr_timeout",
+    "log_async",
+    "log_queue_depth",
+    "log_stats",
+    "log_syslog_facility",
+    "max_sigterms_to_die",
+    "nodelay",
+    "pool_discard_query",
+    "pool_reset_timeout_ms",
+    "pool_smart_discard",
+    "resolvers",
+    "server_lifetime",
+    "stats_interval",
+    "tls",
+    "unix_socket_mode",
+    "virtual_transaction",
+];
+
+/// Warned about by their own readers in `config` ("this build has no Prometheus HTTP server",
+/// "LDAP is not supported by this build").
+const WARNED_BY_READER: &[&str] = &["promhttp_server_port", "ldap_endpoint"];
+
+/// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
+/// (`soft_oom`, `conn_drop_options`, `query_parsing`, `ldap_endpoint`, a storage's `watchdog`,
+/// a `group` rule, a rule's `ldap_storage_credentials`).
+#[rustfmt::skip]
+const INSIDE_WARNED_SECTION: &[&str] = &[
+    "drop_enabled", "rate", "interval_ms", "limit", "process", "check_interval_ms", "drop",
+    "signal", "max_rate", "mode", "mem_limit", "ldapserver", "ldapport", "ldapscheme",
+    "ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute", "ldapsearchfilter",
+    "ldapprefix", "ldapsuffix", "ldapscope", "watchdog_lag_query", "watchdog_lag_interval",
+    "group_query", "group_query_user", "group_query_db", "ldap_storage_username",
+    "ldap_storage_password",
+];
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace holds the crate")
+}
+
+/// Whether `text` has `word` as a whole word (an escaped `\t` or `\n` before it counts as a
+/// separator, as in configs written inside string literals).
+fn names(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let head = &text[..i];
+        let escaped = head.ends_with("\\t") || head.ends_with("\\n");
+        let before = if escaped {
+            None
+        } else {
+            head.chars().next_back()
+        };
+        let after = text[i + word.len()..].chars().next();
+        let part = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !part(before) && !part(after)
+    })
+}
+
+#[test]
+fn every_keyword_acts_or_warns() {
+    let mut missing = Vec::new();
+    for &(keyword, status) in KEYWORDS {
+        if status != Status::Current {
+            // Deprecated and removed keywords warn in the parser ("... is ignored").
+            continue;
+        }
+        let known = READ.iter().any(|(k, _)| *k == keyword)
+            || READ_UNTESTED.contains(&keyword)
+            || INSIDE_WARNED_SECTION.contains(&keyword)
+            || WARNED_BY_READER.contains(&keyword)
+            || UNSUPPORTED.iter().any(|(_, k, _)| *k == keyword);
+        if !known {
+            missing.push(keyword);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "neither read at runtime nor warned about: {missing:?}"
+    );
+}
+
+#[test]
+fn the_named_tests_name_their_keyword() {
+    for (keyword, file) in READ {
+        let text = std::fs::read_to_string(workspace().join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(names(&text, keyword), "{file} does not name {keyword}");
+    }
+}
+
+#[test]
+fn the_lists_name_real_keywords_once() {
+    let current = |k: &str| {
+        KEYWORDS
+            .iter()
+            .any(|(n, s)| *n == k && *s == Status::Current)
+    };
+    let mut all: Vec<&str> = READ.iter().map(|(k, _)| *k).collect();
+    all.extend(READ_UNTESTED);
+    all.extend(INSIDE_WARNED_SECTION);
+    all.extend(WARNED_BY_READER);
+    for k in &all {
+        assert!(current(k), "{k} is no current keyword");
+    }
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), all.len(), "a keyword is in two lists");
+    for (section, k, _) in UNSUPPORTED {
+        assert!(current(k), "{section} {k} is no current keyword");
+    }
+}
+
+/// A config with directives of each kind: one warning each, at its line, saying which kind.
+#[test]
+fn unsupported_directives_warn_at_their_line() {
+    let text = "log_format \"%m\\n\"\n\
+        cache_msg_gc_size 1\n\
+        cpu_affinity \"auto\"\n\
+        listen {\n\thost \"*\"\n\tport 6432\n\ttls_cert_file \"/x\"\n}\n\
+        storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n}\n\
+        database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
+        \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
+        \t\toptions {\n\t\t\t\"search_path\" \"x\"\n\t\t\t\"temp_buffers\" \"1MB\"\n\t\t}\n\t}\n}\n";
+    let (_, warnings) = odyssey::config::load_str("w.conf", text).expect("loads");
+    let lines: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    let has = |prefix: &str, what: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(prefix) && l.contains(what))
+    };
+    assert!(
+        has("w.conf:2:", "'cache_msg_gc_size' does not apply"),
+        "{lines:#?}"
+    );
+    assert!(
+        has("w.conf:3:", "'cpu_affinity' is not implemented yet"),
+        "{lines:#?}"
+    );
+    assert!(
+        has("w.conf:7:", "'tls_cert_file' is not implemented yet"),
+        "{lines:#?}"
+    );
+    assert!(
+        has("w.conf:18:", "'pool_attach_check' is not implemented yet"),
+        "{lines:#?}"
+    );
+    assert!(
+        has("w.conf:21:", "'temp_buffers' is not a tracked parameter"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(matches!(
+        odyssey::config::support::lookup("global", "cache_msg_gc_size"),
+        Some(Unsupported::NotApplicable(_))
+    ));
+}
