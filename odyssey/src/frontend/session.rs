@@ -232,6 +232,7 @@ impl Session {
 
     /// Hands the client's bytes to the relay and does what it says.
     fn relay_client(&mut self) -> Result<bool, End> {
+        let boundary = self.relay.client_at_boundary();
         let attached = self.server.as_mut().map(|c| {
             let s = c.server_mut();
             Attached {
@@ -261,7 +262,7 @@ impl Session {
                     .write_all(bytes, Deadline::after(self.stall))
                     .map_err(End::ServerGone)?;
                 self.count_in(n);
-                self.log_queries(n);
+                self.log_queries(n, boundary);
                 self.client.conn.consume(n);
             }
             ClientStep::Rewrite {
@@ -278,7 +279,7 @@ impl Session {
                     self.count_in(server.len());
                 }
                 self.write_client(&client)?;
-                self.log_queries(used);
+                self.log_queries(used, boundary);
                 self.client.conn.consume(used);
             }
         }
@@ -286,9 +287,20 @@ impl Session {
         Ok(true)
     }
 
-    /// `log_query` lines for the first `n` buffered client bytes, about to be consumed.
-    fn log_queries(&mut self, n: usize) {
+    /// `log_query` lines for the first `n` buffered client bytes, about to be consumed
+    /// (`boundary`: they start a message).
+    fn log_queries(&mut self, n: usize, boundary: bool) {
         let on = self.inst.logger.flags().query || self.route.rule().log_query;
+        if !on {
+            self.query_log.stop();
+            return;
+        }
+        if !self.query_log.started() {
+            if !boundary {
+                return;
+            }
+            self.query_log.start();
+        }
         let bytes = &self.client.conn.buffered()[..n];
         let server = self.server.as_ref().map(|c| c.id());
         for (context, line) in self.query_log.consumed(bytes, on) {

@@ -223,6 +223,11 @@ impl Relay {
         self.pending
     }
 
+    /// Whether the client's stream is between messages.
+    pub fn client_at_boundary(&self) -> bool {
+        self.client_scan.at_boundary()
+    }
+
     /// Whether the server's stream is between messages.
     pub fn server_at_boundary(&self) -> bool {
         self.server_scan.at_boundary()
