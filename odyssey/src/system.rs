@@ -140,12 +140,28 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
         env!("CARGO_PKG_VERSION"),
         workers.len()
     );
+    if inst.config().config.global.log.config {
+        log_config(&inst, true);
+    }
     let code = signal_loop(&inst, &signals, &workers);
     for a in &accepts {
         a.cancel();
     }
     cron.cancel();
     code
+}
+
+/// `log_config`: the config and its rules at start; the rules after a reload (as upstream).
+fn log_config(inst: &Instance, with_globals: bool) {
+    let snapshot = inst.config();
+    let globals = with_globals.then(|| crate::config::dump::globals(&snapshot.config));
+    let lines = globals
+        .into_iter()
+        .flatten()
+        .chain(crate::config::dump::rules(&snapshot.config));
+    for (context, line) in lines {
+        od_info!(inst.logger, context, None, None, "{line}");
+    }
 }
 
 /// Waits for signals until a shutdown completes.
@@ -270,6 +286,9 @@ pub fn reload(inst: &Arc<Instance>) {
                 None,
                 "config reloaded (generation {generation})"
             );
+            if inst.config().config.global.log.config {
+                log_config(inst, false);
+            }
         }
         Err(errors) => {
             for e in &errors {

@@ -11,6 +11,7 @@ use odyssey::config::support::{UNSUPPORTED, Unsupported};
 /// Read at runtime, and the file of a test that sets it (checked to name it).
 #[rustfmt::skip]
 const READ: &[(&str, &str)] = &[
+    ("log_config", "test/tests/log_config.rs"),
     ("min_pool_size", "test/tests/min_pool_size.rs"),
     ("pool_acquire_fail_fast", "odyssey/src/config/tests.rs"),
     ("pool_notice_after_waiting_ms", "test/tests/pool_notice.rs"),

@@ -10,6 +10,7 @@ pub mod address;
 pub mod auth;
 pub mod convert;
 pub mod diag;
+pub mod dump;
 pub mod global;
 pub mod hba;
 pub mod keywords;
