@@ -25,6 +25,19 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// The upstream spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::Block => "block",
+            AuthMethod::ClearText => "clear_text",
+            AuthMethod::Md5 => "md5",
+            AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Cert => "cert",
+            AuthMethod::External => "external",
+        }
+    }
+
     /// Parses the upstream spelling.
     pub fn parse(s: &str) -> Option<AuthMethod> {
         Some(match s {

@@ -99,7 +99,7 @@ fn describe_rule(r: &Rule) -> Vec<String> {
         ConnType::HostNoSsl => "hostnossl",
         ConnType::Local => "local",
     };
-    let auth = r.auth.method.map_or("(none set)", method_name);
+    let auth = r.auth.method.map_or("(none set)", AuthMethod::name);
     let pool = match r.pool.mode.unwrap_or(PoolMode::Session) {
         PoolMode::Session => "session",
         PoolMode::Transaction => "transaction",
@@ -139,18 +139,6 @@ fn describe_rule(r: &Rule) -> Vec<String> {
         format!("  log_debug                         {}", r.log_debug),
         format!("  log_query                         {}", r.log_query),
     ]
-}
-
-fn method_name(m: AuthMethod) -> &'static str {
-    match m {
-        AuthMethod::None => "none",
-        AuthMethod::Block => "block",
-        AuthMethod::ClearText => "clear_text",
-        AuthMethod::Md5 => "md5",
-        AuthMethod::ScramSha256 => "scram-sha-256",
-        AuthMethod::Cert => "cert",
-        AuthMethod::External => "external",
-    }
 }
 
 #[cfg(test)]

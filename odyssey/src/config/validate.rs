@@ -270,7 +270,7 @@ fn check_auth(r: &mut Reader, p: &Parts, rule: &Rule, label: &str, pos: &Pos) {
             pos,
             format!(
                 "{label}: password is not set (authentication \"{}\" needs password or auth_query)",
-                method_name(method)
+                AuthMethod::name(method)
             ),
         );
     }
@@ -298,17 +298,5 @@ fn check_auth(r: &mut Reader, p: &Parts, rule: &Rule, label: &str, pos: &Pos) {
             format!("{label}: ldap endpoint is not set, but storage cred attrs is"),
         ),
         _ => {}
-    }
-}
-
-fn method_name(m: AuthMethod) -> &'static str {
-    match m {
-        AuthMethod::None => "none",
-        AuthMethod::Block => "block",
-        AuthMethod::ClearText => "clear_text",
-        AuthMethod::Md5 => "md5",
-        AuthMethod::ScramSha256 => "scram-sha-256",
-        AuthMethod::Cert => "cert",
-        AuthMethod::External => "external",
     }
 }
