@@ -202,7 +202,10 @@ fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandl
                         None,
                         "signal {sig} received {sigterms} times, exiting"
                     );
-                    return 1;
+                    // As upstream: a forced exit waits for nothing (a client in a long query
+                    // would otherwise hold the machines, and the process, until it finishes).
+                    inst.logger.flush();
+                    std::process::exit(1);
                 }
             }
         }

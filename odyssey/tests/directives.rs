@@ -11,6 +11,8 @@ use odyssey::config::support::{UNSUPPORTED, Unsupported};
 /// Read at runtime, and the file of a test that sets it (checked to name it).
 #[rustfmt::skip]
 const READ: &[(&str, &str)] = &[
+    ("pool_smart_discard", "test/tests/rule_behaviour.rs"),
+    ("max_sigterms_to_die", "test/tests/rule_behaviour.rs"),
     ("client_show_id", "test/tests/rule_behaviour.rs"),
     ("client_fwd_error", "test/tests/rule_behaviour.rs"),
     ("pool_discard_query", "test/tests/rule_behaviour.rs"),
@@ -96,10 +98,8 @@ const READ_UNTESTED: &[&str] = &[
     "log_async",
     "log_queue_depth",
     "log_syslog_facility",
-    "max_sigterms_to_die",
     "nodelay",
     "pool_reset_timeout_ms",
-    "pool_smart_discard",
     "resolvers",
     "tls",
     "unix_socket_mode",

@@ -181,3 +181,113 @@ database default {
         pooler.log()
     );
 }
+
+#[test]
+fn pool_smart_discard_resets_without_dropping_prepared_statements() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    // Two routes with one server each: a client leaves a SQL prepared statement (state the
+    // pooler must reset); with the smart discard it survives the reset (DISCARD ALL would
+    // drop it), and the session's settings do not.
+    let pooler = Pooler::start(&config(
+        cluster.port(),
+        r#"
+database "postgres" {
+	user "postgres" {
+		authentication "none"
+		storage "postgres_server"
+		pool "transaction"
+		pool_size 1
+		pool_discard no
+		pool_smart_discard yes
+		pool_reserve_prepared_statement yes
+	}
+	user default {
+		authentication "none"
+		storage "postgres_server"
+		storage_user "postgres"
+		pool "transaction"
+		pool_size 1
+		pool_discard no
+	}
+}
+"#,
+    ))
+    .expect("pooler");
+    let after_reset = |user: &str| {
+        let params = ConnParams::tcp(pooler.port(), user);
+        let mut first = connect(&params).expect("connect");
+        first
+            .batch_execute("PREPARE kept AS SELECT 1")
+            .expect("prepare");
+        first.batch_execute("SET work_mem = '7MB'").expect("set");
+        drop(first);
+        let mut second = connect(&params).expect("connect again");
+        let row = second
+            .query_one(
+                "SELECT (SELECT count(*) FROM pg_prepared_statements WHERE name = 'kept'), \
+                 current_setting('work_mem')",
+                &[],
+            )
+            .expect("look");
+        (row.get::<_, i64>(0), row.get::<_, String>(1))
+    };
+    let (kept, work_mem) = after_reset("postgres");
+    assert_eq!(
+        kept,
+        1,
+        "the smart discard keeps prepared statements\n{}",
+        pooler.log()
+    );
+    assert_ne!(work_mem, "7MB", "but resets settings");
+    let (kept, _) = after_reset("someone");
+    assert_eq!(kept, 0, "DISCARD ALL drops it (the test tests something)");
+}
+
+#[test]
+fn max_sigterms_to_die_ends_a_draining_pooler_at_once() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let mut pooler = Pooler::start(&config(
+        cluster.port(),
+        r#"
+max_sigterms_to_die 2
+graceful_shutdown_timeout_ms 60000
+database default {
+	user default {
+		authentication "none"
+		storage "postgres_server"
+		pool "session"
+	}
+}
+"#,
+    ))
+    .expect("pooler");
+    // A client in a long query keeps the graceful drain waiting.
+    let params = ConnParams::tcp(pooler.port(), "postgres");
+    let busy = std::thread::spawn(move || {
+        let mut client = connect(&params).expect("connect");
+        let _ = client.simple_query("SELECT pg_sleep(30)");
+    });
+    assert!(wait_for(Duration::from_secs(10), || {
+        cluster
+            .psql(
+                "postgres",
+                "postgres",
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'",
+            )
+            .is_ok_and(|s| s.trim() == "1")
+    }));
+    pooler.signal(odyssey_test::Signal::Term).expect("SIGTERM");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        pooler.wait_exit(Duration::from_millis(500)).is_none(),
+        "the first one drains"
+    );
+    pooler.signal(odyssey_test::Signal::Term).expect("SIGTERM");
+    let status = pooler.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the second SIGTERM ends it: {status:?}\n{}",
+        pooler.log()
+    );
+    drop(busy);
+}
