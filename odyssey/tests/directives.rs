@@ -11,6 +11,8 @@ use odyssey::config::support::{UNSUPPORTED, Unsupported};
 /// Read at runtime, and the file of a test that sets it (checked to name it).
 #[rustfmt::skip]
 const READ: &[(&str, &str)] = &[
+    ("include", "test/tests/config_behaviour.rs"),
+    ("log_syslog_facility", "test/tests/config_behaviour.rs"),
     ("pool_smart_discard", "test/tests/rule_behaviour.rs"),
     ("max_sigterms_to_die", "test/tests/rule_behaviour.rs"),
     ("client_show_id", "test/tests/rule_behaviour.rs"),
@@ -93,11 +95,9 @@ const READ_UNTESTED: &[&str] = &[
     "bindwith_reuseport",
     "cache_coroutine",
     "coroutine_stack_size",
-    "include",
     "keepalive_usr_timeout",
     "log_async",
     "log_queue_depth",
-    "log_syslog_facility",
     "nodelay",
     "pool_reset_timeout_ms",
     "resolvers",
