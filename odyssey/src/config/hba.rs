@@ -17,15 +17,23 @@ pub enum HbaAction {
     Deny,
 }
 
-/// Which names a line takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HbaNames {
-    /// `all`.
-    All,
-    /// `sameuser` (databases only): the database named like the user.
-    SameUser,
-    /// A comma list.
-    List(Vec<String>),
+/// Which names a line takes: a comma list whose items may be the keywords `all` and (for
+/// databases) `sameuser`, as upstream reads each item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HbaNames {
+    /// `all` is among the items.
+    pub all: bool,
+    /// `sameuser` is among them (databases only): the database named like the user.
+    pub same_user: bool,
+    /// The other items.
+    pub list: Vec<String>,
+}
+
+impl HbaNames {
+    /// Whether `name` is taken; `other` is the user for a database (`sameuser`).
+    pub fn admits(&self, name: &str, other: &str) -> bool {
+        self.all || (self.same_user && name == other) || self.list.iter().any(|n| n == name)
+    }
 }
 
 /// One line of the file.
@@ -109,16 +117,15 @@ fn parse_line(f: &[&str], pos: Pos) -> Result<HbaRule, String> {
 }
 
 fn names(field: &str, databases: bool) -> HbaNames {
-    match field {
-        "all" => HbaNames::All,
-        "sameuser" if databases => HbaNames::SameUser,
-        list => HbaNames::List(
-            list.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
+    let mut names = HbaNames::default();
+    for item in field.split(',').filter(|s| !s.is_empty()) {
+        match item {
+            "all" => names.all = true,
+            "sameuser" if databases => names.same_user = true,
+            name => names.list.push(name.to_string()),
+        }
     }
+    names
 }
 
 fn network(field: &str) -> Result<AddressRange, String> {
@@ -175,15 +182,8 @@ pub fn decide(
     let hit = rules.iter().find(|r| {
         r.conn_type.admits(transport)
             && (transport == Transport::Unix || r.address.contains(ip, None))
-            && match &r.databases {
-                HbaNames::All => true,
-                HbaNames::SameUser => db == user,
-                HbaNames::List(l) => l.iter().any(|d| d == db),
-            }
-            && match &r.users {
-                HbaNames::List(l) => l.iter().any(|u| u == user),
-                _ => true,
-            }
+            && r.databases.admits(db, user)
+            && r.users.admits(user, db)
     });
     hit.map_or(HbaAction::Deny, |r| r.action)
 }
@@ -289,6 +289,24 @@ mod tests {
         assert_eq!(
             one("local all u1,u2 allow", u, None, "d", "u3"),
             HbaAction::Deny
+        );
+        // Keywords inside a list count, as upstream reads each item; `sameuser` only for
+        // databases.
+        assert_eq!(
+            one("local x,all u allow", u, None, "d", "u"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            one("local sameuser,d all allow", u, None, "d", "u"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            one("local all sameuser allow", u, None, "u", "u"),
+            HbaAction::Deny
+        );
+        assert_eq!(
+            one("local all sameuser allow", u, None, "d", "sameuser"),
+            HbaAction::Allow
         );
         // The first matching line decides, a later one is not reached.
         let text = "local all u reject
