@@ -39,6 +39,7 @@ host all carol 10.0.0.0/8 allow
 hostssl all dave 127.0.0.1/32 allow
 host all eve 127.0.0.1/32 reject
 host default_db frank 127.0.0.1/32 allow
+host all grace 127.0.0.1/32 allow
 ";
 
 fn rules() -> String {
@@ -56,6 +57,9 @@ fn rules() -> String {
     // A default database: the hba check sees it as `default_db`.
     out.push_str(
         "database default {\n\tuser \"frank\" {\n\t\tauthentication \"none\"\n\
+         \t\tstorage \"postgres_server\"\n\t\tstorage_db \"postgres\"\n\
+         \t\tstorage_user \"postgres\"\n\t\tpool \"session\"\n\t}\n\
+         \tuser \"grace\" {\n\t\tauthentication \"clear_text\"\n\t\tpassword \"grace pass\"\n\
          \t\tstorage \"postgres_server\"\n\t\tstorage_db \"postgres\"\n\
          \t\tstorage_user \"postgres\"\n\t\tpool \"session\"\n\t}\n}\n",
     );
@@ -161,6 +165,21 @@ fn per_user_allow_deny_and_no_matching_line() {
         log.contains("ip '127.0.0.1' user 'postgres.eve': host based authentication rejected"),
         "{log}"
     );
+}
+
+#[test]
+fn allowed_goes_on_to_the_rules_authentication() {
+    let s = start(HBA);
+    let err = connect(&s.tcp("postgres", "grace").password("wrong"))
+        .err()
+        .expect("wrong password admitted");
+    let db = err.as_db_error().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(db.code(), &SqlState::INVALID_PASSWORD, "{err}");
+    assert!(
+        db.message().contains("password authentication failed"),
+        "{err}"
+    );
+    admitted(&s, &s.tcp("postgres", "grace").password("grace pass"));
 }
 
 #[test]
