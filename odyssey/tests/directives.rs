@@ -33,6 +33,7 @@ const READ: &[(&str, &str)] = &[
     ("cancel_queue_timeout_ms", "test/tests/cancel_limits.rs"),
     ("cancel_timeout_ms", "test/tests/cancel_limits.rs"),
     ("shared_pool", "test/tests/shared_pool.rs"),
+    ("hba_file", "test/tests/hba.rs"),
     ("daemonize", "test/src/pooler.rs"),
     ("sequential_routing", "odyssey/src/rules/tests.rs"),
     ("pid_file", "test/tests/harness.rs"),

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::address::{AddressRange, CidrError};
 use super::diag::{Diagnostic, Pos};
-use super::rule::{ConnType, Transport};
+use super::rule::{ConnType, RuleKey, Transport};
 
 /// What a matching line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +17,23 @@ pub enum HbaAction {
     Deny,
 }
 
-/// Which names a line takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HbaNames {
-    /// `all`.
-    All,
-    /// `sameuser` (databases only): the database named like the user.
-    SameUser,
-    /// A comma list.
-    List(Vec<String>),
+/// Which names a line takes: a comma list whose items may be the keywords `all` and (for
+/// databases) `sameuser`, as upstream reads each item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HbaNames {
+    /// `all` is among the items.
+    pub all: bool,
+    /// `sameuser` is among them (databases only): the database named like the user.
+    pub same_user: bool,
+    /// The other items.
+    pub list: Vec<String>,
+}
+
+impl HbaNames {
+    /// Whether `name` is taken; `other` is the user for a database (`sameuser`).
+    pub fn admits(&self, name: &str, other: &str) -> bool {
+        self.all || (self.same_user && name == other) || self.list.iter().any(|n| n == name)
+    }
 }
 
 /// One line of the file.
@@ -109,16 +117,15 @@ fn parse_line(f: &[&str], pos: Pos) -> Result<HbaRule, String> {
 }
 
 fn names(field: &str, databases: bool) -> HbaNames {
-    match field {
-        "all" => HbaNames::All,
-        "sameuser" if databases => HbaNames::SameUser,
-        list => HbaNames::List(
-            list.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
+    let mut names = HbaNames::default();
+    for item in field.split(',').filter(|s| !s.is_empty()) {
+        match item {
+            "all" => names.all = true,
+            "sameuser" if databases => names.same_user = true,
+            name => names.list.push(name.to_string()),
+        }
     }
+    names
 }
 
 fn network(field: &str) -> Result<AddressRange, String> {
@@ -154,6 +161,15 @@ fn masked_network(addr: &str, mask: &str) -> Result<AddressRange, String> {
     })
 }
 
+/// The names a rule goes by in the hba check: `default_db`/`default_user` for a default
+/// rule's `default` (upstream matches `client->rule->db_name`, not the client's names).
+pub fn rule_names(key: &RuleKey) -> (&str, &str) {
+    (
+        key.db.as_named().unwrap_or("default_db"),
+        key.user.as_named().unwrap_or("default_user"),
+    )
+}
+
 /// Decides for a client of `transport` at `ip`, routed to a rule named `db`.`user` (the rule's
 /// names: `default_db`/`default_user` for default rules). No matching line means deny.
 pub fn decide(
@@ -166,15 +182,8 @@ pub fn decide(
     let hit = rules.iter().find(|r| {
         r.conn_type.admits(transport)
             && (transport == Transport::Unix || r.address.contains(ip, None))
-            && match &r.databases {
-                HbaNames::All => true,
-                HbaNames::SameUser => db == user,
-                HbaNames::List(l) => l.iter().any(|d| d == db),
-            }
-            && match &r.users {
-                HbaNames::List(l) => l.iter().any(|u| u == user),
-                _ => true,
-            }
+            && r.databases.admits(db, user)
+            && r.users.admits(user, db)
     });
     hit.map_or(HbaAction::Deny, |r| r.action)
 }
@@ -222,6 +231,126 @@ mod tests {
             decide(&rules, Transport::Tcp { tls: true }, ten, "any", "x"),
             HbaAction::Allow
         );
+    }
+
+    const TCP: Transport = Transport::Tcp { tls: false };
+    const TLS: Transport = Transport::Tcp { tls: true };
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        s.parse().ok()
+    }
+
+    fn one(line: &str, t: Transport, addr: Option<IpAddr>, db: &str, user: &str) -> HbaAction {
+        decide(&file(line).unwrap(), t, addr, db, user)
+    }
+
+    #[test]
+    fn connection_types() {
+        let lo = ip("127.0.0.1");
+        let allow = |line, t, addr| one(line, t, addr, "d", "u") == HbaAction::Allow;
+        assert!(allow("local all all allow", Transport::Unix, None));
+        assert!(!allow("local all all allow", TCP, lo));
+        assert!(!allow(
+            "host all all 0.0.0.0/0 allow",
+            Transport::Unix,
+            None
+        ));
+        assert!(allow("host all all 0.0.0.0/0 allow", TCP, lo));
+        assert!(allow("host all all 0.0.0.0/0 allow", TLS, lo));
+        assert!(!allow("hostssl all all 0.0.0.0/0 allow", TCP, lo));
+        assert!(allow("hostssl all all 0.0.0.0/0 allow", TLS, lo));
+        assert!(allow("hostnossl all all 0.0.0.0/0 allow", TCP, lo));
+        assert!(!allow("hostnossl all all 0.0.0.0/0 allow", TLS, lo));
+    }
+
+    #[test]
+    fn databases_and_users() {
+        let u = Transport::Unix;
+        assert_eq!(
+            one("local a,b all trust", u, None, "b", "x"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            one("local a,b all trust", u, None, "c", "x"),
+            HbaAction::Deny
+        );
+        assert_eq!(
+            one("local sameuser all allow", u, None, "x", "x"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            one("local sameuser all allow", u, None, "y", "x"),
+            HbaAction::Deny
+        );
+        assert_eq!(
+            one("local all u1,u2 allow", u, None, "d", "u2"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            one("local all u1,u2 allow", u, None, "d", "u3"),
+            HbaAction::Deny
+        );
+        // Keywords inside a list count, as upstream reads each item; `sameuser` only for
+        // databases.
+        assert_eq!(
+            one("local x,all u allow", u, None, "d", "u"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            one("local sameuser,d all allow", u, None, "d", "u"),
+            HbaAction::Allow
+        );
+        assert_eq!(
+            one("local all sameuser allow", u, None, "u", "u"),
+            HbaAction::Deny
+        );
+        assert_eq!(
+            one("local all sameuser allow", u, None, "d", "sameuser"),
+            HbaAction::Allow
+        );
+        // The first matching line decides, a later one is not reached.
+        let text = "local all u reject
+local all all allow";
+        assert_eq!(one(text, u, None, "d", "u"), HbaAction::Deny);
+        assert_eq!(one(text, u, None, "d", "v"), HbaAction::Allow);
+        // No line at all refuses.
+        assert_eq!(one("", u, None, "d", "u"), HbaAction::Deny);
+    }
+
+    #[test]
+    fn addresses() {
+        let allow = |line, addr: &str| one(line, TCP, ip(addr), "d", "u") == HbaAction::Allow;
+        assert!(allow("host all all 127.0.0.1/32 allow", "127.0.0.1"));
+        assert!(!allow("host all all 127.0.0.1/32 allow", "127.0.0.2"));
+        assert!(allow("host all all 10.0.0.0/8 allow", "10.200.0.1"));
+        assert!(!allow("host all all 10.0.0.0/8 allow", "127.0.0.1"));
+        assert!(allow("host all all 10.1.0.0 255.255.0.0 allow", "10.1.9.9"));
+        assert!(!allow(
+            "host all all 10.1.0.0 255.255.0.0 allow",
+            "10.2.0.1"
+        ));
+        assert!(allow("host all all ::1/128 allow", "::1"));
+        assert!(!allow("host all all ::1/128 allow", "127.0.0.1"));
+    }
+
+    #[test]
+    fn default_rules_go_by_default_names() {
+        let key = RuleKey {
+            pos: Pos {
+                file: "c".into(),
+                line: 1,
+                column: 1,
+            },
+            order: 0,
+            db: super::super::rule::Name::Default,
+            user: super::super::rule::Name::Default,
+            group: None,
+            address: AddressRange::Any,
+            conn_type: ConnType::Default,
+        };
+        assert_eq!(rule_names(&key), ("default_db", "default_user"));
+        let named = RuleKey::internal("db", "user", key.pos.clone());
+        assert_eq!(rule_names(&named), ("db", "user"));
     }
 
     #[test]

@@ -47,7 +47,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "quantiles", NY("console statistics, issue 11")),
     ("rule", "role", NY("the admin console, issue 11")),
     // Authentication (issue 12).
-    ("global", "hba_file", NY("hba rules are read and checked but not enforced, issue 12")),
     ("global", "external_auth_socket_path", NY("external auth, issue 12")),
     ("global", "group_checker_interval", NY("group rules, issue 12")),
     ("database", "group", NY("group rules never match yet, issue 12")),

@@ -52,6 +52,13 @@ pub enum End {
         /// The limit.
         max: u32,
     },
+    /// The `hba_file` refused the client: a `deny`/`reject` line, or no line matched.
+    HbaRejected {
+        /// The client's address (`unix socket` for a unix client), for the log.
+        ip: String,
+        /// `db.user` as the client asked.
+        route: String,
+    },
     /// The rule leads to the admin console, which this build does not have yet.
     ConsoleUnsupported,
     /// Authentication failed (the exchange has sent the client its refusal).
@@ -171,6 +178,7 @@ impl End {
             | End::TooManyClients { .. }
             | End::RouteNotFound { .. }
             | End::RouteFull { .. }
+            | End::HbaRejected { .. }
             | End::ConsoleUnsupported
             | End::Auth(_)
             | End::Protocol(_)
@@ -209,6 +217,11 @@ impl End {
             End::RouteFull { route, max } => Reply::error(
                 TOO_MANY,
                 format!("too many client tcp connections (client_max for user {route} {max})"),
+            ),
+            // Upstream's od_frontend_error(KIWI_INVALID_PASSWORD, ...): ERROR, not FATAL.
+            End::HbaRejected { .. } => Reply::error(
+                sqlstate::INVALID_PASSWORD,
+                "host based authentication rejected",
             ),
             End::ConsoleUnsupported => Reply::error(
                 sqlstate::FEATURE_NOT_SUPPORTED,
@@ -307,6 +320,12 @@ impl fmt::Display for End {
                 write!(f, "route for '{database}.{user}' is not found")
             }
             End::RouteFull { route, max } => write!(f, "client_max {max} of {route} reached"),
+            End::HbaRejected { ip, route } => {
+                write!(
+                    f,
+                    "ip '{ip}' user '{route}': host based authentication rejected"
+                )
+            }
             End::ConsoleUnsupported => f.write_str("the admin console is not supported yet"),
             End::Auth(e) => write!(f, "authentication failed: {e}"),
             End::ClientQuit => f.write_str("client terminated"),

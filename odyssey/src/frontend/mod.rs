@@ -18,6 +18,7 @@ use machinarium::net::{DetachedStream, PeerAddr};
 
 use crate::auth::{self, Authenticated, ClientAuth};
 use crate::client::Client;
+use crate::config::hba::{self, HbaAction};
 use crate::config::rule::{Rule, Transport as RuleTransport};
 use crate::config::{Config, StorageType, TlsMode};
 use crate::conn::{Conn, Transport};
@@ -137,9 +138,18 @@ impl Login<'_> {
         self.routing = None;
         if let Some(route) = admission.route() {
             routed(conn, &mut request, route.rule());
+            self.hba(&request, route.rule())?;
         }
         let authenticated = self.authenticate(conn, &request, &admission, deadline)?;
         Ok((request, authenticated, admission))
+    }
+
+    /// Unix or TCP (TLS is not built yet: every TCP client is without it).
+    fn transport(&self) -> RuleTransport {
+        match self.accepted.peer {
+            PeerAddr::Unix => RuleTransport::Unix,
+            PeerAddr::Tcp(_) => RuleTransport::Tcp { tls: false },
+        }
     }
 
     /// The client's listener's `client_login_timeout`.
@@ -178,10 +188,7 @@ impl Login<'_> {
         let req = Request {
             database: &request.database,
             user: &request.user,
-            transport: match self.accepted.peer {
-                PeerAddr::Unix => RuleTransport::Unix,
-                PeerAddr::Tcp(_) => RuleTransport::Tcp { tls: false },
-            },
+            transport: self.transport(),
             ip: self.info.addr.map(|a| a.ip()),
             hostname: None,
             internal: false,
@@ -218,6 +225,33 @@ impl Login<'_> {
                 max: full.client_max,
             })?;
         admission.routed(ticket);
+        Ok(())
+    }
+
+    /// The `hba_file` (spec §4), after routing and before authentication: its first line
+    /// matching the client's transport, address and the rule's names decides; none refuses.
+    fn hba(&self, request: &SessionRequest, rule: &Rule) -> Result<(), End> {
+        let config = &self.snapshot.config;
+        let Some(lines) = &config.hba else {
+            return Ok(());
+        };
+        let ip = self.info.addr.map(|a| a.ip());
+        let (db, user) = hba::rule_names(&rule.key);
+        let action = hba::decide(lines, self.transport(), ip, db, user);
+        let ip = ip.map_or("unix socket".to_string(), |ip| ip.to_string());
+        let route = format!("{}.{}", request.database, request.user);
+        if action == HbaAction::Deny {
+            return Err(End::HbaRejected { ip, route });
+        }
+        if config.global.log.session {
+            od_info!(
+                self.inst.logger,
+                "auth",
+                Some(&self.info),
+                None,
+                "ip '{ip}' user '{route}': host based authentication allowed"
+            );
+        }
         Ok(())
     }
 
