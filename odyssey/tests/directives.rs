@@ -11,6 +11,8 @@ use odyssey::config::support::{UNSUPPORTED, Unsupported};
 /// Read at runtime, and the file of a test that sets it (checked to name it).
 #[rustfmt::skip]
 const READ: &[(&str, &str)] = &[
+    ("resolvers", "test/tests/config_behaviour.rs"),
+    ("pool_reset_timeout_ms", "test/tests/config_behaviour.rs"),
     ("include", "test/tests/config_behaviour.rs"),
     ("log_syslog_facility", "test/tests/config_behaviour.rs"),
     ("pool_smart_discard", "test/tests/rule_behaviour.rs"),
@@ -100,8 +102,6 @@ const READ_UNTESTED: &[&str] = &[
     "log_async",
     "log_queue_depth",
     "nodelay",
-    "pool_reset_timeout_ms",
-    "resolvers",
     "tls",
     "unix_socket_mode",
 ];

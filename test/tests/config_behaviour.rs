@@ -76,3 +76,83 @@ database default {
         .unwrap_or_else(|| panic!("no priority in {line:?}"));
     assert_eq!(pri / 8, 19, "facility of {line:?}");
 }
+
+#[test]
+fn a_storage_host_name_is_resolved() {
+    // `localhost` goes through the resolver pool (`resolvers`), not an address literal.
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let template = config(cluster.port(), "").replace(
+        "type \"remote\"\n\thost \"127.0.0.1\"",
+        "type \"remote\"\n\thost \"localhost\"",
+    );
+    let rules = r#"
+resolvers 2
+database default {
+	user default {
+		authentication "none"
+		storage "postgres_server"
+		pool "session"
+	}
+}
+"#;
+    let pooler = Pooler::start(&format!("{template}{rules}")).expect("pooler");
+    assert!(
+        pooler.config_path().exists()
+            && std::fs::read_to_string(pooler.config_path())
+                .is_ok_and(|c| c.contains("host \"localhost\"")),
+        "the storage names a host, not an address"
+    );
+    let mut client = connect(&pooler.params("postgres")).expect("connect through localhost");
+    let one: i32 = client.query_one("SELECT 1", &[]).expect("query").get(0);
+    assert_eq!(one, 1);
+}
+
+#[test]
+fn pool_reset_timeout_ms_closes_a_server_whose_reset_is_too_slow() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let start = |timeout: &str| {
+        Pooler::start(&config(
+            cluster.port(),
+            &format!(
+                r#"
+database default {{
+	user default {{
+		authentication "none"
+		storage "postgres_server"
+		pool "session"
+		pool_size 1
+		pool_discard no
+		pool_discard_query "SELECT pg_sleep(1)"
+		{timeout}
+	}}
+}}
+"#
+            ),
+        ))
+        .expect("pooler")
+    };
+    let same_server_after_reset = |pooler: &Pooler| {
+        let pid = || -> i32 {
+            let mut c = connect(&pooler.params("postgres")).expect("connect");
+            c.query_one("SELECT pg_backend_pid()", &[])
+                .expect("pid")
+                .get(0)
+        };
+        let first = pid();
+        // The reset of the first server (its discard query) runs as the client leaves.
+        std::thread::sleep(Duration::from_millis(1500));
+        first == pid()
+    };
+    let slow = start("pool_reset_timeout_ms 200");
+    assert!(
+        !same_server_after_reset(&slow),
+        "a reset past pool_reset_timeout_ms closes the server\n{}",
+        slow.log()
+    );
+    let patient = start("pool_reset_timeout_ms 5000");
+    assert!(
+        same_server_after_reset(&patient),
+        "within the timeout the server is reused (the test tests something)\n{}",
+        patient.log()
+    );
+}

@@ -321,8 +321,13 @@ impl Login<'_> {
                 conn.close_gracefully(deadline);
             }
         }
-        if !matches!(end, End::CancelRequest) {
-            od_info!(self.inst.logger, "startup", Some(&self.info), None, "{end}");
+        match end {
+            End::CancelRequest => {}
+            // A refused client is a security event: an error line, as upstream logs it.
+            End::HbaRejected { .. } => {
+                od_error!(self.inst.logger, "startup", Some(&self.info), None, "{end}");
+            }
+            _ => od_info!(self.inst.logger, "startup", Some(&self.info), None, "{end}"),
         }
     }
 }
