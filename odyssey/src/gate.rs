@@ -33,28 +33,23 @@ impl Gate {
     /// coroutine was cancelled).
     pub fn enter(self: &Arc<Gate>, deadline: Deadline) -> Option<Slot> {
         loop {
-            {
-                let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-                if *taken < self.limit {
-                    *taken += 1;
-                    return Some(Slot { gate: self.clone() });
-                }
+            if let Some(slot) = self.try_enter() {
+                return Some(slot);
             }
             if deadline.expired() || self.freed.wait(deadline).is_err() {
                 // The last look: a release may have come with the deadline.
-                let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-                if *taken < self.limit {
-                    *taken += 1;
-                    return Some(Slot { gate: self.clone() });
-                }
-                return None;
+                return self.try_enter();
             }
         }
     }
 
-    /// Slots taken now.
-    pub fn taken(&self) -> u32 {
-        *self.taken.lock().unwrap_or_else(|p| p.into_inner())
+    /// Takes a slot if one is free now.
+    fn try_enter(self: &Arc<Gate>) -> Option<Slot> {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        (*taken < self.limit).then(|| {
+            *taken += 1;
+            Slot { gate: self.clone() }
+        })
     }
 }
 

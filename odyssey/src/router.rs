@@ -41,13 +41,7 @@ impl Router {
     /// Counts a client in on the route of `key` (made on first use), unless the rule's
     /// `client_max` is reached.
     pub fn route(&self, key: RouteKey, config: &Arc<Config>) -> Result<RouteTicket, RouteFull> {
-        let route = {
-            let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-            routes
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(Route::new(key, config.clone())))
-                .clone()
-        };
+        let route = self.ensure(key, config);
         if !route.enter() {
             return Err(RouteFull {
                 client_max: route.rule().client_max.unwrap_or(0),
@@ -255,16 +249,17 @@ fn acquire(
 ) -> Result<Grant, AttachError> {
     let rule = route.rule();
     let size = pool_size(route);
-    let started = Instant::now();
+    // The clock is read only when a NOTICE may be due (this runs for every transaction).
+    let started = rule
+        .pool
+        .notice_after_waiting
+        .map(|after| (Instant::now(), after));
     let mut told = false;
     let mut long = || {
         told = true;
         tell(Waiting::Long);
     };
-    let notice = rule
-        .pool
-        .notice_after_waiting
-        .map(|after| (started + after, &mut long as &mut dyn FnMut()));
+    let notice = started.map(|(at, after)| (at + after, &mut long as &mut dyn FnMut()));
     let result = route.pool.acquire(
         size,
         Wait {
@@ -273,9 +268,9 @@ fn acquire(
             notice,
         },
     );
-    if told {
+    if let (true, Some((at, _))) = (told, started) {
         tell(Waiting::Took {
-            waited: started.elapsed(),
+            waited: at.elapsed(),
             timed_out: matches!(result, Err(AcquireError::TimedOut)),
         });
     }

@@ -31,6 +31,9 @@ pub enum End {
     },
     /// The listener requires TLS and the client did not ask for it.
     TlsRequired,
+    /// No `client_max_routing` slot came free within `client_login_timeout` (closed without a
+    /// word, as upstream).
+    RoutingSlotTimeout,
     /// The connection carried a CancelRequest (forwarded, or not, already).
     CancelRequest,
     /// The global `client_max` is reached.
@@ -172,6 +175,7 @@ impl End {
             End::ClientGone(ConnError::Protocol(_)) => ServerFate::Close,
             End::ClientGone(_) => ServerFate::Reset,
             End::Startup(_)
+            | End::RoutingSlotTimeout
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
             | End::CancelRequest
@@ -195,7 +199,11 @@ impl End {
     fn reply(&self) -> Option<Reply> {
         use sqlstate::{CONNECTION_FAILURE as FAILURE, TOO_MANY_CONNECTIONS as TOO_MANY};
         let reply = match self {
-            End::Startup(_) | End::CancelRequest | End::Cancelled | End::ClientQuit => return None,
+            End::Startup(_)
+            | End::RoutingSlotTimeout
+            | End::CancelRequest
+            | End::Cancelled
+            | End::ClientQuit => return None,
             End::ClientGone(_) => return None,
             // The exchange answered the client itself, its refusal included (`auth::authenticate`).
             End::Auth(_) => return None,
@@ -314,6 +322,9 @@ impl fmt::Display for End {
                 write!(f, "unsupported protocol {major}.{minor}")
             }
             End::TlsRequired => f.write_str("SSL is required"),
+            End::RoutingSlotTimeout => f.write_str(
+                "routing slot wait timed out, connection rejected (high TLS handshakes rate?)",
+            ),
             End::CancelRequest => f.write_str("cancel request"),
             End::TooManyClients { max } => write!(f, "global client_max {max} reached"),
             End::RouteNotFound { database, user } => {

@@ -74,14 +74,7 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
     // without a message (upstream).
     login.routing = inst.routing.enter(Deadline::after(login.login_timeout()));
     if login.routing.is_none() {
-        od_error!(
-            inst.logger,
-            "startup",
-            Some(&login.info),
-            None,
-            "routing slot wait timed out, connection rejected (high TLS handshakes rate?)"
-        );
-        return;
+        return login.fail(&mut conn, End::RoutingSlotTimeout);
     }
     match login.run(&mut conn, admission) {
         Ok((request, authenticated, admission)) => {
@@ -323,8 +316,9 @@ impl Login<'_> {
         }
         match end {
             End::CancelRequest => {}
-            // A refused client is a security event: an error line, as upstream logs it.
-            End::HbaRejected { .. } => {
+            // A refused client is a security event, an overloaded login stage an alarm: error
+            // lines, as upstream logs them.
+            End::HbaRejected { .. } | End::RoutingSlotTimeout => {
                 od_error!(self.inst.logger, "startup", Some(&self.info), None, "{end}");
             }
             _ => od_info!(self.inst.logger, "startup", Some(&self.info), None, "{end}"),
