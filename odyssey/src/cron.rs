@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use crate::auth::Authenticated;
 use crate::auth::backend::backend_credentials;
 use crate::instance::Instance;
-use crate::route::{Route, RouteKey};
+use crate::route::RouteKey;
 use crate::router::Connector;
+use crate::stats::average;
 use crate::{od_info, router};
 
 /// Most idle servers closed per tick, so a mass expiry does not stall the machine.
@@ -20,7 +21,6 @@ const EXPIRE_PER_TICK: usize = 64;
 /// The cron loop; ends when the coroutine is cancelled.
 pub fn run(inst: Arc<Instance>) {
     let mut last_stats = Instant::now();
-    let mut previous: Vec<(Arc<Route>, Counters)> = Vec::new();
     loop {
         if machinarium::sleep(Duration::from_secs(1)).is_err() {
             return;
@@ -29,10 +29,11 @@ pub fn run(inst: Arc<Instance>) {
         min_pool(&inst);
         let snapshot = inst.config();
         let g = &snapshot.config.global;
-        if g.log.stats && !g.stats_interval.is_zero() && last_stats.elapsed() >= g.stats_interval {
+        let interval = g.stats_interval.max(Duration::from_secs(1));
+        if last_stats.elapsed() >= interval {
             let elapsed = last_stats.elapsed();
             last_stats = Instant::now();
-            previous = log_stats(&inst, &previous, elapsed);
+            tick_stats(&inst, elapsed, g.log.stats && !g.stats_interval.is_zero());
         }
     }
 }
@@ -99,64 +100,42 @@ fn min_pool(inst: &Instance) {
     }
 }
 
-/// A route's cumulative counters at one moment.
-#[derive(Clone, Copy, Default)]
-struct Counters {
-    transactions: u64,
-    queries: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-}
-
-fn counters(r: &Route) -> Counters {
-    Counters {
-        transactions: r.stats.transactions.load(Ordering::Relaxed),
-        queries: r.stats.queries.load(Ordering::Relaxed),
-        bytes_in: r.stats.bytes_in.load(Ordering::Relaxed),
-        bytes_out: r.stats.bytes_out.load(Ordering::Relaxed),
+/// Every `stats_interval`: each route's interval ends (for the console's averages), and with
+/// `log_stats` a line per route in upstream's words.
+fn tick_stats(inst: &Instance, elapsed: Duration, log: bool) {
+    if log {
+        od_info!(
+            inst.logger,
+            "stats",
+            None,
+            None,
+            "clients {}",
+            inst.clients.load(Ordering::Relaxed)
+        );
     }
-}
-
-fn log_stats(
-    inst: &Instance,
-    previous: &[(Arc<Route>, Counters)],
-    elapsed: Duration,
-) -> Vec<(Arc<Route>, Counters)> {
-    let secs = elapsed.as_secs_f64().max(0.001);
-    od_info!(
-        inst.logger,
-        "stats",
-        None,
-        None,
-        "clients {}",
-        inst.clients.load(Ordering::Relaxed)
-    );
-    let mut now = Vec::new();
     for route in inst.router.routes() {
-        let c = counters(&route);
-        let before = previous
-            .iter()
-            .find(|(r, _)| Arc::ptr_eq(r, &route))
-            .map(|(_, c)| *c)
-            .unwrap_or_default();
+        let w = route.stats.tick(elapsed);
+        if !log {
+            continue;
+        }
+        let d = &w.delta;
         let counts = route.pool.counts();
         od_info!(
             inst.logger,
             "stats",
             None,
             None,
-            "[{}] {} clients, {} active servers, {} idle servers ({} prepared statements), {:.0} transactions/sec, {:.0} queries/sec, {:.0} in bytes/sec, {:.0} out bytes/sec",
+            "[{}] {} clients, {} active servers, {} idle servers, {} transactions/sec ({} usec) {} queries/sec ({} usec) {} in bytes/sec, {} out bytes/sec",
             route.name(),
             route.clients.load(Ordering::Relaxed),
             counts.active,
             counts.idle,
-            route.pool.idle_prepared_statements(),
-            (c.transactions - before.transactions) as f64 / secs,
-            (c.queries - before.queries) as f64 / secs,
-            (c.bytes_in - before.bytes_in) as f64 / secs,
-            (c.bytes_out - before.bytes_out) as f64 / secs,
+            w.rate(d.transactions),
+            average(d.xact_us, d.transactions),
+            w.rate(d.queries),
+            average(d.query_us, d.queries),
+            w.rate(d.bytes_in),
+            w.rate(d.bytes_out),
         );
-        now.push((route, c));
     }
-    now
 }

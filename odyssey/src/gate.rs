@@ -44,6 +44,11 @@ impl Gate {
     }
 
     /// Takes a slot if one is free now.
+    /// Slots taken now.
+    pub fn in_use(&self) -> u32 {
+        *self.taken.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn try_enter(self: &Arc<Gate>) -> Option<Slot> {
         let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
         (*taken < self.limit).then(|| {

@@ -2,13 +2,15 @@
 //! the router, counters, the cancel registry, the prepared-statement texts and the resolver
 //! pool. There is no other shared state; everything reaches it through an `Arc<Instance>`.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use machinarium::BlockingPool;
+use machinarium::{BlockingPool, MachineHandle};
 
 use crate::cancel::CancelRegistry;
+use crate::clients::ClientList;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::logger::Logger;
@@ -16,6 +18,7 @@ use crate::option::RunOptions;
 use crate::router::Router;
 use crate::rules::RuleOrder;
 use crate::server::registry::StatementRegistry;
+use crate::stats::ErrorCounts;
 
 /// A config and its generation (a reload makes generation + 1).
 #[derive(Clone)]
@@ -64,6 +67,64 @@ pub struct Instance {
     pub startup_errors: AtomicU64,
     /// Set by SIGTERM/SIGINT: stop accepting, drain clients.
     pub shutting_down: AtomicBool,
+    /// Failed logins and sessions, by kind (routes count their own too).
+    pub errors: ErrorCounts,
+    /// The logged-in clients.
+    pub client_list: ClientList,
+    /// `PAUSE`d databases.
+    pub pause: Pause,
+    /// The worker machines, once started.
+    workers: OnceLock<Vec<MachineHandle>>,
+    /// The system machine, once started.
+    system: OnceLock<MachineHandle>,
+}
+
+/// What the console paused: everything, or some databases.
+#[derive(Default)]
+pub struct Pause {
+    all: AtomicBool,
+    /// Whether any database is paused (checked first, without the lock).
+    some: AtomicBool,
+    databases: Mutex<HashSet<String>>,
+}
+
+impl Pause {
+    /// Pauses (`on`) or resumes `database`, or everything.
+    pub fn set(&self, database: Option<&str>, on: bool) {
+        let mut dbs = self.databases.lock().unwrap_or_else(|p| p.into_inner());
+        match (database, on) {
+            (None, true) => self.all.store(true, Ordering::Release),
+            (None, false) => {
+                self.all.store(false, Ordering::Release);
+                dbs.clear();
+            }
+            (Some(db), true) => {
+                dbs.insert(db.to_string());
+            }
+            (Some(db), false) => {
+                dbs.remove(db);
+            }
+        }
+        self.some.store(!dbs.is_empty(), Ordering::Release);
+    }
+
+    /// Whether clients of `database` must wait.
+    pub fn holds(&self, database: &str) -> bool {
+        if self.all.load(Ordering::Acquire) {
+            return true;
+        }
+        self.some.load(Ordering::Acquire)
+            && self
+                .databases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(database)
+    }
+
+    /// Whether everything is paused (`SHOW IS_PAUSED`).
+    pub fn global(&self) -> bool {
+        self.all.load(Ordering::Acquire)
+    }
 }
 
 impl Instance {
@@ -82,7 +143,8 @@ impl Instance {
             config: Mutex::new(ConfigSnapshot::new(config, 1)),
             options,
             logger,
-            router: Router::default(),
+            // The workers and the system machine record route counters.
+            router: Router::new(workers as usize + 1),
             cancels: CancelRegistry::new(cancel_max),
             routing: Gate::new(routing_max),
             statements: Arc::default(),
@@ -91,6 +153,11 @@ impl Instance {
             clients_total: AtomicU64::new(0),
             startup_errors: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            errors: ErrorCounts::default(),
+            client_list: ClientList::default(),
+            pause: Pause::default(),
+            workers: OnceLock::new(),
+            system: OnceLock::new(),
         })
     }
 
@@ -112,6 +179,28 @@ impl Instance {
     /// Whether a graceful shutdown is in progress.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Remembers the machines, once started (for waking parked sessions and for running
+    /// work on the system machine).
+    pub fn set_machines(&self, workers: Vec<MachineHandle>, system: Option<MachineHandle>) {
+        let _ = self.workers.set(workers);
+        if let Some(system) = system {
+            let _ = self.system.set(system);
+        }
+    }
+
+    /// The system machine, once started.
+    pub fn system_machine(&self) -> Option<&MachineHandle> {
+        self.system.get()
+    }
+
+    /// Runs every parked session of every worker once (they check what changed: a kill,
+    /// a shutdown).
+    pub fn wake_workers(&self) {
+        for w in self.workers.get().into_iter().flatten() {
+            w.wake_parked();
+        }
     }
 
     /// The config file path.

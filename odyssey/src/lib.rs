@@ -12,21 +12,26 @@
 //!   file, stdout and syslog; macros `od_info!`, `od_error!`, `od_debug!`, `od_fatal!`), `id`
 //!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends),
 //!   `sql` (the few statements the pooler recognises), `gate` (counted slots with a deadline:
-//!   concurrent cancels, logins being routed).
+//!   concurrent cancels, logins being routed), `stats` (per-route counters sharded by
+//!   machine, time histograms, error counts).
 //! - 1 Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`
 //!   (a logged-in client, its cancel key and slot), `server` (attached and detached, the
 //!   statements it holds), `backend` (connect and log into PostgreSQL, internal queries,
 //!   close), `storage` (where a storage's server is).
 //! - 2 Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
-//!   database and user), `pool` (a route's servers, shared by workers), `router` (every route;
+//!   database and user), `pool` (a route's servers, shared by workers), `clients` (every
+//!   logged-in client, for the console), `router` (every route;
 //!   the one door servers pass: attach, detach, the `Checkout` guard, expiry), `cancel` (client
 //!   keys → the server running their query).
 //! - 3 Flows: `relay` (sans-io: what each side's bytes become, when a server may go back),
 //!   `auth` (client login by the rule's method; the credentials for servers), `deploy` (the
 //!   client's parameters on a server), `reset` (may a server go back, and making it fit),
-//!   `instance` (the handle every machine shares: config, logger, router, cancel keys).
+//!   `instance` (the handle every machine shares: config, logger, router, cancel keys),
+//!   `control` (reload, pause, resume, kill: what signals and the console do).
 //! - 4 Client life: `frontend` (admission, startup, route, auth, then the session: setup,
-//!   relay I/O, attach and release, parking idle clients without a stack, the end table).
+//!   relay I/O, attach and release, parking idle clients without a stack, the end table),
+//!   `console` (the admin console: SHOW commands and operator commands, over the simple and
+//!   extended protocol).
 //! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
 //!   shutdown), `cron` (expiry, stats).
 #![deny(unsafe_code)]
@@ -37,8 +42,11 @@ pub mod auth;
 pub mod backend;
 pub mod cancel;
 pub mod client;
+pub mod clients;
 pub mod config;
 pub mod conn;
+pub mod console;
+pub mod control;
 pub mod cron;
 pub mod deploy;
 pub mod frontend;
@@ -56,5 +64,6 @@ pub mod router;
 pub mod rules;
 pub mod server;
 pub mod sql;
+pub mod stats;
 pub mod storage;
 pub mod system;

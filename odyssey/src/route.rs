@@ -2,11 +2,13 @@
 //! share. Routes of an older config generation finish their clients and then go away.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::{Config, Rule, Storage};
 use crate::pool::ServerPool;
+use crate::server::ServerEntry;
+use crate::stats::RouteStats;
 
 /// Identifies a route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,21 +26,6 @@ pub struct RouteKey {
 /// ParameterStatus values (name, value) as a server reported them.
 pub type ParamSet = Arc<Vec<(Vec<u8>, Vec<u8>)>>;
 
-/// Per-route counters for stats lines and the console.
-#[derive(Debug, Default)]
-pub struct RouteStats {
-    /// Transactions completed (ReadyForQuery 'I' after work).
-    pub transactions: AtomicU64,
-    /// Queries completed (every ReadyForQuery).
-    pub queries: AtomicU64,
-    /// Bytes from clients.
-    pub bytes_in: AtomicU64,
-    /// Bytes to clients.
-    pub bytes_out: AtomicU64,
-    /// Total microseconds of queries.
-    pub query_time_us: AtomicU64,
-}
-
 /// A route and its server pool.
 pub struct Route {
     /// Its identity.
@@ -52,6 +39,8 @@ pub struct Route {
     params: Mutex<Option<ParamSet>>,
     /// Counters.
     pub stats: RouteStats,
+    /// Its servers as the console sees them (entries go with their servers).
+    servers: Mutex<Vec<Weak<ServerEntry>>>,
     /// Values clients sent at startup → the value a server reports for them (`eucjp` →
     /// `EUC_JP`), learnt on a server once per route and value.
     normalized: Mutex<HashMap<StartupValue, Vec<u8>>>,
@@ -64,17 +53,31 @@ type StartupValue = (&'static str, Vec<u8>);
 const MAX_NORMALIZED: usize = 256;
 
 impl Route {
-    /// A route for `key` under `config`.
-    pub fn new(key: RouteKey, config: Arc<Config>) -> Route {
+    /// A route for `key` under `config`, with counters for `machines` machines.
+    pub fn new(key: RouteKey, config: Arc<Config>, machines: usize) -> Route {
         Route {
             key,
             config,
             pool: ServerPool::default(),
             clients: AtomicU32::new(0),
             params: Mutex::new(None),
-            stats: RouteStats::default(),
+            stats: RouteStats::new(machines),
+            servers: Mutex::default(),
             normalized: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lists a server that has just logged in (and forgets servers that are gone).
+    pub fn track(&self, entry: &Arc<ServerEntry>) {
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        servers.retain(|s| s.strong_count() > 0);
+        servers.push(Arc::downgrade(entry));
+    }
+
+    /// The route's servers now.
+    pub fn servers(&self) -> Vec<Arc<ServerEntry>> {
+        let servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        servers.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// The rule the route serves.

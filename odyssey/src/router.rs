@@ -4,6 +4,7 @@
 //! server. The pool's bookkeeping is done here and in `pool`, nowhere else.
 
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,13 +17,15 @@ use crate::id::ServerId;
 use crate::logger::{ClientInfo, Logger};
 use crate::pool::{AcquireError, Grant, Wait};
 use crate::route::{Route, RouteKey};
-use crate::server::Server;
+use crate::server::{Server, ServerEntry};
 use crate::{od_debug, od_error, od_info, storage};
 
 /// Every route, by key. Shared by all workers.
 #[derive(Default)]
 pub struct Router {
     routes: Mutex<HashMap<RouteKey, Arc<Route>>>,
+    /// Machines that record route counters (each route keeps a shard per machine).
+    machines: usize,
 }
 
 /// A client counted in on a route; dropping the ticket counts it out.
@@ -38,6 +41,14 @@ pub struct RouteFull {
 }
 
 impl Router {
+    /// A router whose routes keep counters for `machines` machines.
+    pub fn new(machines: usize) -> Router {
+        Router {
+            routes: Mutex::default(),
+            machines,
+        }
+    }
+
     /// Counts a client in on the route of `key` (made on first use), unless the rule's
     /// `client_max` is reached.
     pub fn route(&self, key: RouteKey, config: &Arc<Config>) -> Result<RouteTicket, RouteFull> {
@@ -56,7 +67,7 @@ impl Router {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Route::new(key, config.clone())))
+            .or_insert_with(|| Arc::new(Route::new(key, config.clone(), self.machines)))
             .clone()
     }
 
@@ -236,6 +247,9 @@ pub fn attach(
             Some(checkout.id()),
             "attached"
         );
+        if let Some(entry) = &checkout.server().info.entry {
+            entry.set_active(true);
+        }
         return Ok(checkout);
     }
 }
@@ -305,6 +319,13 @@ pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
     let Some(server) = checkout.server.take() else {
         return;
     };
+    if let Some(entry) = &server.info.entry {
+        if entry.offline() {
+            checkout.server = Some(server);
+            return close(checkout, "dropped by the console", logger, client);
+        }
+        entry.set_active(false);
+    }
     match server.detach() {
         Ok(idle) => checkout.route.pool.release(idle),
         Err(failed) => {
@@ -384,7 +405,7 @@ pub fn close_idle(route: &Route) {
 fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
     let config = route.config();
     let rule = route.rule();
-    let result = match route.storage() {
+    let mut result = match route.storage() {
         None => Err(BackendError::NoStorage(rule.storage.clone())),
         Some(storage) => {
             storage::address(via.resolver, storage, &config.global).and_then(|address| {
@@ -404,8 +425,19 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
             })
         }
     };
-    match &result {
+    match &mut result {
         Ok(server) => {
+            let (local, fd) = match server.conn.transport() {
+                crate::conn::Transport::Plain(s) => (s.local_addr(), s.as_raw_fd()),
+                crate::conn::Transport::Tls(t) => (None, t.as_raw_fd()),
+            };
+            let entry = Arc::new(ServerEntry::new(&server.info, local, fd));
+            route
+                .stats
+                .connects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            route.track(&entry);
+            server.info.entry = Some(entry);
             route.pool.connected();
             route.cache_params(&server.info.status);
             if config.global.log.session {

@@ -11,9 +11,9 @@ use machinarium::net::{ListenOptions, Listener};
 use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 
 use crate::config::{Global, Workers};
-use crate::cron;
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
+use crate::{control, cron};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -74,6 +74,7 @@ pub fn run(inst: Arc<Instance>) -> i32 {
             }
         }
     }
+    inst.set_machines(workers.clone(), None);
     let (code_tx, code_rx) = std::sync::mpsc::channel();
     let sys_inst = inst.clone();
     let sys_workers = workers.clone();
@@ -83,6 +84,7 @@ pub fn run(inst: Arc<Instance>) -> i32 {
     });
     let code = match system {
         Ok(system) => {
+            inst.set_machines(Vec::new(), Some(system.clone()));
             let _ = system.join();
             code_rx.recv().unwrap_or(1)
         }
@@ -141,7 +143,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
         workers.len()
     );
     if inst.config().config.global.log.config {
-        log_config(&inst, true);
+        control::log_config(&inst, true);
     }
     let code = signal_loop(&inst, &signals, &workers);
     for a in &accepts {
@@ -149,19 +151,6 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
     }
     cron.cancel();
     code
-}
-
-/// `log_config`: the config and its rules at start; the rules after a reload (as upstream).
-fn log_config(inst: &Instance, with_globals: bool) {
-    let snapshot = inst.config();
-    let globals = with_globals.then(|| crate::config::dump::globals(&snapshot.config));
-    let lines = globals
-        .into_iter()
-        .flatten()
-        .chain(crate::config::dump::rules(&snapshot.config));
-    for (context, line) in lines {
-        od_info!(inst.logger, context, None, None, "{line}");
-    }
 }
 
 /// Waits for signals until a shutdown completes.
@@ -182,7 +171,7 @@ fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandl
             }
         };
         match sig {
-            libc_signals::SIGHUP => reload(inst),
+            libc_signals::SIGHUP => control::reload(inst),
             libc_signals::SIGUSR1 => {
                 if let Err(e) = inst.logger.reopen() {
                     od_error!(inst.logger, "system", None, None, "log reopen: {e}");
@@ -261,50 +250,6 @@ fn shutdown(inst: &Arc<Instance>, workers: &[MachineHandle]) -> i32 {
             return 124;
         }
         let _ = machinarium::sleep(Duration::from_millis(100));
-    }
-}
-
-/// SIGHUP: a new config for new clients; a bad one is reported and the old one kept.
-pub fn reload(inst: &Arc<Instance>) {
-    od_info!(
-        inst.logger,
-        "config",
-        None,
-        None,
-        "reloading {}",
-        inst.config_path().display()
-    );
-    match crate::config::load(inst.config_path()) {
-        Ok((config, warnings)) => {
-            for w in &warnings {
-                od_info!(inst.logger, "config", None, None, "{w}");
-            }
-            let config = crate::option::apply(&inst.options, config);
-            inst.logger.reconfigure(&config.global.log);
-            let generation = inst.replace_config(config);
-            od_info!(
-                inst.logger,
-                "config",
-                None,
-                None,
-                "config reloaded (generation {generation})"
-            );
-            if inst.config().config.global.log.config {
-                log_config(inst, false);
-            }
-        }
-        Err(errors) => {
-            for e in &errors {
-                od_error!(inst.logger, "config", None, None, "{e}");
-            }
-            od_error!(
-                inst.logger,
-                "config",
-                None,
-                None,
-                "reload failed, the old config stays"
-            );
-        }
     }
 }
 

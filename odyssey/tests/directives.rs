@@ -26,6 +26,8 @@ const READ: &[(&str, &str)] = &[
     ("virtual_transaction", "test/tests/tx_virtual.rs"),
     ("client_login_timeout", "test/tests/client_max_routing.rs"),
     ("log_config", "test/tests/log_config.rs"),
+    ("role", "test/tests/console.rs"),
+    ("quantiles", "test/tests/console.rs"),
     ("min_pool_size", "test/tests/min_pool_size.rs"),
     ("pool_acquire_fail_fast", "odyssey/src/config/tests.rs"),
     ("pool_notice_after_waiting_ms", "test/tests/pool_notice.rs"),

@@ -44,8 +44,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     // Console and stats (issue 11).
     ("global", "log_general_stats_prom", NY("Prometheus metrics, issue 11")),
     ("global", "log_route_stats_prom", NY("Prometheus metrics, issue 11")),
-    ("rule", "quantiles", NY("console statistics, issue 11")),
-    ("rule", "role", NY("the admin console, issue 11")),
     // Authentication (issue 12).
     ("global", "external_auth_socket_path", NY("external auth, issue 12")),
     ("global", "group_checker_interval", NY("group rules, issue 12")),

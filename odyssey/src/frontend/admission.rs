@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::client::{CancelSlot, ClientKey};
+use crate::client::{CancelSlot, Client, ClientKey};
+use crate::clients::ClientEntry;
+use crate::conn::Transport;
+use crate::id::ClientId;
 use crate::instance::Instance;
 use crate::route::Route;
 use crate::router::RouteTicket;
@@ -17,6 +20,8 @@ pub struct Admission {
     clients: u32,
     ticket: Option<RouteTicket>,
     key: Option<ClientKey>,
+    /// Its id, once on the client list.
+    listed: Option<ClientId>,
 }
 
 impl Admission {
@@ -29,6 +34,7 @@ impl Admission {
             clients,
             ticket: None,
             key: None,
+            listed: None,
         }
     }
 
@@ -47,6 +53,24 @@ impl Admission {
         self.ticket.as_ref().map(RouteTicket::route)
     }
 
+    /// Lists the logged-in client for the console (taken off the list when it goes).
+    pub fn list(&mut self, client: &Client, route: Option<Arc<Route>>) -> Arc<ClientEntry> {
+        let local = match client.conn.transport() {
+            Transport::Plain(s) => s.local_addr(),
+            Transport::Tls(_) => None,
+        };
+        let entry = Arc::new(ClientEntry::new(
+            client.id,
+            (client.user.clone(), client.database.clone()),
+            (client.info.addr, local),
+            client.conn.is_tls(),
+            route,
+        ));
+        self.inst.client_list.add(entry.clone());
+        self.listed = Some(client.id);
+        entry
+    }
+
     /// Gives the client a cancel key of its own, forgotten when the client goes.
     pub fn register_cancel(&mut self) -> (ClientKey, Arc<CancelSlot>) {
         let (key, slot) = self.inst.cancels.register();
@@ -61,6 +85,9 @@ impl Drop for Admission {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             self.inst.cancels.unregister(key);
+        }
+        if let Some(id) = self.listed.take() {
+            self.inst.client_list.remove(id);
         }
         self.ticket = None;
         self.inst.clients.fetch_sub(1, Ordering::AcqRel);

@@ -1,7 +1,8 @@
 //! A session's server: checked out through `router::attach`, made the client's by `deploy`
 //! (and the deferred BEGIN), and given back through `reset` and `router::detach` — or closed.
 
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use machinarium::Deadline;
 
@@ -9,12 +10,16 @@ use super::end::{End, ServerFate};
 use super::session::Session;
 use crate::auth::backend::backend_credentials;
 use crate::backend;
+use crate::clients::ClientState;
 use crate::config::PoolMode;
 use crate::conn::Conn;
 use crate::od_debug;
 use crate::reset::{self, Refusal};
 use crate::router::{self, AttachError, Connector, Waiting};
 use crate::server::Server;
+
+/// How often a paused client looks whether it may go on.
+const PAUSE_POLL: Duration = Duration::from_millis(20);
 
 impl Session {
     /// At the first login of a route: a server, to learn the parameters clients are told.
@@ -30,6 +35,8 @@ impl Session {
     /// Gets a server from the route's pool (or a new connection), deploys the client's
     /// parameters and its deferred BEGIN, and points the client's cancel key at it.
     pub(super) fn attach(&mut self) -> Result<(), End> {
+        self.wait_while_paused()?;
+        self.entry.set_state(ClientState::Queue);
         let credentials = || backend_credentials(self.route.rule(), &self.client.user, &self.auth);
         let via = Connector {
             credentials: &credentials,
@@ -39,11 +46,15 @@ impl Session {
         };
         let conn = &mut self.client.conn;
         let mut tell = |w: Waiting| tell_waiting(conn, w);
+        let asked = Instant::now();
         let mut checkout = router::attach(&self.route, &via, &mut tell).map_err(|e| match e {
             AttachError::PoolTimeout { route, pool_size } => End::PoolTimeout { route, pool_size },
             AttachError::Cancelled => End::Cancelled,
             AttachError::Connect(e) => End::Connect(e),
         })?;
+        let stats = self.route.stats.local();
+        stats.assignments.fetch_add(1, Ordering::Relaxed);
+        stats.wait_time.record(asked.elapsed().as_micros() as u64);
         // A failed deploy drops the checkout: the server is closed.
         self.deploy(checkout.server_mut())?;
         let info = &checkout.server().info;
@@ -51,6 +62,24 @@ impl Session {
             .set(Some((info.address.clone(), info.key.clone())));
         self.relay.server_attached();
         self.server = Some(checkout);
+        self.entry.set_state(ClientState::Active);
+        Ok(())
+    }
+
+    /// `PAUSE`: a client that needs a server waits until its database is resumed (or it is
+    /// killed, or the pooler stops).
+    fn wait_while_paused(&mut self) -> Result<(), End> {
+        while self.inst.pause.holds(&self.client.database) {
+            if self.entry.killed() {
+                return Err(End::Killed);
+            }
+            if self.inst.is_shutting_down() {
+                return Err(End::Shutdown);
+            }
+            if machinarium::sleep(PAUSE_POLL).is_err() {
+                return Err(End::Cancelled);
+            }
+        }
         Ok(())
     }
 
@@ -159,6 +188,7 @@ impl Session {
         let Some(mut checkout) = self.server.take() else {
             return;
         };
+        self.entry.set_state(ClientState::Pending);
         self.cancel.set(None);
         let config = self.route.config().clone();
         let cancel_timeout = config.global.cancel_timeout.max(Duration::from_millis(100));

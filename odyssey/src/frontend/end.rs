@@ -15,6 +15,7 @@ use crate::id::ClientId;
 use crate::relay::Violation;
 use crate::relay::scan::BadFrame;
 use crate::reply::Reply;
+use crate::stats::ErrorKind;
 
 /// Why a client's life ended.
 #[derive(Debug)]
@@ -62,8 +63,8 @@ pub enum End {
         /// `db.user` as the client asked.
         route: String,
     },
-    /// The rule leads to the admin console, which this build does not have yet.
-    ConsoleUnsupported,
+    /// Killed by the console's `KILL_CLIENT`.
+    Killed,
     /// Authentication failed (the exchange has sent the client its refusal).
     Auth(AuthError),
     /// The client sent Terminate.
@@ -167,10 +168,41 @@ impl End {
         }
     }
 
+    /// The kind of failure `SHOW ERRORS` counts it as, if it is one.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        Some(match self {
+            End::TooManyClients { .. } => ErrorKind::RouterLimit,
+            End::RouteNotFound { .. } => ErrorKind::RouterNotFound,
+            End::RouteFull { .. } => ErrorKind::RouterLimitRoute,
+            End::PoolTimeout { .. } => ErrorKind::RouterTimedOut,
+            End::Connect(_) => ErrorKind::ServerConnect,
+            End::Deploy(_) => ErrorKind::Attach,
+            End::ServerGone(_) | End::ServerProtocol(_) => ErrorKind::ServerRead,
+            End::Protocol(_) | End::ClientGone(ConnError::Protocol(_)) => ErrorKind::ClientProtocol,
+            End::ClientGone(ConnError::Io(_) | ConnError::TimedOut) => ErrorKind::ClientRead,
+            End::Killed => ErrorKind::ClientKilled,
+            End::Shutdown => ErrorKind::GracefulShutdown,
+            End::IdleTimeout(Idle::Client) => ErrorKind::IdleTimeout,
+            End::IdleTimeout(Idle::InTransaction) => ErrorKind::IdleInTransactionTimeout,
+            End::Startup(_)
+            | End::UnsupportedProtocol { .. }
+            | End::TlsRequired
+            | End::RoutingSlotTimeout
+            | End::CancelRequest
+            | End::HbaRejected { .. }
+            | End::Auth(_)
+            | End::ClientQuit
+            | End::ClientGone(_)
+            | End::Cancelled => return None,
+        })
+    }
+
     /// What the server the client holds becomes.
     fn fate(&self) -> ServerFate {
         match self {
-            End::ClientQuit | End::IdleTimeout(_) | End::Shutdown => ServerFate::Reset,
+            End::ClientQuit | End::IdleTimeout(_) | End::Shutdown | End::Killed => {
+                ServerFate::Reset
+            }
             // Bytes that are not the protocol leave the server's state unknown.
             End::ClientGone(ConnError::Protocol(_)) => ServerFate::Close,
             End::ClientGone(_) => ServerFate::Reset,
@@ -183,7 +215,6 @@ impl End {
             | End::RouteNotFound { .. }
             | End::RouteFull { .. }
             | End::HbaRejected { .. }
-            | End::ConsoleUnsupported
             | End::Auth(_)
             | End::Protocol(_)
             | End::ServerGone(_)
@@ -231,10 +262,11 @@ impl End {
                 sqlstate::INVALID_PASSWORD,
                 "host based authentication rejected",
             ),
-            End::ConsoleUnsupported => Reply::error(
-                sqlstate::FEATURE_NOT_SUPPORTED,
-                "the admin console is not supported yet",
-            ),
+            End::Killed => Reply::fatal(FAILURE, "Odyssey has dropped the connection")
+                .detail(
+                    "Connection was killed by Odyssey configuration reloading or console command",
+                )
+                .hint("Try to reconnect"),
             End::Protocol(_) => Reply::fatal(
                 sqlstate::PROTOCOL_VIOLATION,
                 "unexpected message type from client or other protocol violation",
@@ -337,7 +369,7 @@ impl fmt::Display for End {
                     "ip '{ip}' user '{route}': host based authentication rejected"
                 )
             }
-            End::ConsoleUnsupported => f.write_str("the admin console is not supported yet"),
+            End::Killed => f.write_str("killed by a console command"),
             End::Auth(e) => write!(f, "authentication failed: {e}"),
             End::ClientQuit => f.write_str("client terminated"),
             End::ClientGone(e) => write!(f, "client connection: {e}"),

@@ -18,6 +18,7 @@ use machinarium::net::{DetachedStream, PeerAddr};
 
 use crate::auth::{self, Authenticated, ClientAuth};
 use crate::client::Client;
+use crate::clients::ClientEntry;
 use crate::config::hba::{self, HbaAction};
 use crate::config::rule::{Rule, Transport as RuleTransport};
 use crate::config::{Config, StorageType, TlsMode};
@@ -68,6 +69,7 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
         show_id: true,
         fwd_error: false,
         routing: None,
+        console: None,
     };
     login.log_connect();
     // `client_max_routing`: the excess waits up to client_login_timeout, then is closed
@@ -77,18 +79,24 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
         return login.fail(&mut conn, End::RoutingSlotTimeout);
     }
     match login.run(&mut conn, admission) {
-        Ok((request, authenticated, admission)) => {
+        Ok((request, _, mut admission)) if login.console.is_some() => {
+            let mut client = login.client(conn, request);
+            let entry = admission.list(&client, None);
+            login.serve_console(&mut client, &entry);
+        }
+        Ok((request, authenticated, mut admission)) => {
             // Routed by now: `Login::route` counted it in.
             let Some(route) = admission.route().cloned() else {
                 return;
             };
             let client = login.client(conn, request);
+            let entry = admission.list(&client, Some(route.clone()));
             // Boxed: a parked session moves into its wake-up closure, and a pointer is cheaper
             // to move (and to allocate for) than the whole session on every park.
             Box::new(Session::new(
                 inst.clone(),
                 client,
-                route,
+                (route, entry),
                 admission,
                 authenticated,
             ))
@@ -110,6 +118,8 @@ struct Login<'a> {
     fwd_error: bool,
     /// The `client_max_routing` slot, held until the client is routed (or gone).
     routing: Option<Slot>,
+    /// The rule, when it leads to the admin console (a `local` storage).
+    console: Option<usize>,
 }
 
 impl Login<'_> {
@@ -129,11 +139,14 @@ impl Login<'_> {
         let mut request = self.startup(conn, deadline)?;
         self.route(&request, &mut admission)?;
         self.routing = None;
-        if let Some(route) = admission.route() {
-            routed(conn, &mut request, route.rule());
-            self.hba(&request, route.rule())?;
-        }
-        let authenticated = self.authenticate(conn, &request, &admission, deadline)?;
+        let rule = match (admission.route(), self.console) {
+            (Some(route), _) => route.rule(),
+            (None, Some(index)) => &config.rules[index],
+            (None, None) => return Err(End::Cancelled),
+        };
+        routed(conn, &mut request, rule);
+        self.hba(&request, rule)?;
+        let authenticated = self.authenticate(conn, &request, rule, deadline)?;
         Ok((request, authenticated, admission))
     }
 
@@ -201,7 +214,8 @@ impl Login<'_> {
         self.info.debug = rule.log_debug;
         let storage = config.storages.iter().find(|s| s.name == rule.storage);
         if storage.is_some_and(|s| s.kind == StorageType::Local) {
-            return Err(End::ConsoleUnsupported);
+            self.console = Some(index);
+            return Ok(());
         }
         let key = RouteKey {
             generation: self.snapshot.generation,
@@ -253,17 +267,14 @@ impl Login<'_> {
         &self,
         conn: &mut Conn,
         request: &SessionRequest,
-        admission: &Admission,
+        rule: &Rule,
         deadline: Deadline,
     ) -> Result<Authenticated, End> {
-        let Some(route) = admission.route() else {
-            return Err(End::Cancelled);
-        };
         let auth = ClientAuth {
             client: self.info.id,
             user: &request.user,
             database: &request.database,
-            rule: route.rule(),
+            rule,
             show_id: self.show_id,
             deadline,
         };
@@ -281,6 +292,23 @@ impl Login<'_> {
             info: self.info.clone(),
             show_id: self.show_id,
             connected_at: std::time::Instant::now(),
+        }
+    }
+
+    /// Serves a console client until it leaves.
+    fn serve_console(&self, client: &mut Client, entry: &ClientEntry) {
+        let Some(rule) = self.console.and_then(|i| self.snapshot.config.rules.get(i)) else {
+            return;
+        };
+        let end = crate::console::serve(self.inst, client, rule, entry);
+        if self.snapshot.config.global.log.session {
+            od_info!(
+                self.inst.logger,
+                "console",
+                Some(&self.info),
+                None,
+                "console client disconnected ({end:?})"
+            );
         }
     }
 
@@ -302,6 +330,9 @@ impl Login<'_> {
 
     /// The login ended: tell the client what the table says, log why.
     fn fail(&self, conn: &mut Conn, end: End) {
+        if let Some(kind) = end.error_kind() {
+            self.inst.errors.add(kind);
+        }
         let outcome = end.outcome(self.fwd_error);
         if outcome.startup_error {
             self.inst

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kiwi::backend::TransactionStatus;
 use machinarium::{Deadline, ParkEvent};
@@ -16,6 +16,7 @@ use super::querylog::QueryLog;
 use super::setup;
 use crate::auth::Authenticated;
 use crate::client::{CancelSlot, Client, ClientKey};
+use crate::clients::ClientEntry;
 use crate::config::PoolMode;
 use crate::instance::Instance;
 use crate::od_info;
@@ -41,8 +42,19 @@ pub struct Session {
     pub(super) stall: Duration,
     /// `log_query` framing over what the client sent.
     query_log: QueryLog,
+    /// When the query and the transaction in flight started (for their times).
+    clock: Clock,
+    /// What the console sees of the client (its state; whether it was killed).
+    pub(super) entry: Arc<ClientEntry>,
     /// Counts the client in the instance and the route; last to go.
     _admission: Admission,
+}
+
+/// Start times of what is in flight.
+#[derive(Default)]
+struct Clock {
+    query: Option<Instant>,
+    transaction: Option<Instant>,
 }
 
 impl Session {
@@ -50,7 +62,7 @@ impl Session {
     pub fn new(
         inst: Arc<Instance>,
         client: Client,
-        route: Arc<Route>,
+        (route, entry): (Arc<Route>, Arc<ClientEntry>),
         mut admission: Admission,
         auth: Authenticated,
     ) -> Session {
@@ -77,6 +89,8 @@ impl Session {
             relay,
             stall,
             query_log: QueryLog::default(),
+            clock: Clock::default(),
+            entry,
             _admission: admission,
         }
     }
@@ -124,6 +138,9 @@ impl Session {
     /// boxed, so that parking moves a pointer rather than the whole session.
     pub fn serve(mut self: Box<Self>) {
         loop {
+            if self.entry.killed() {
+                return self.end(End::Killed);
+            }
             match self.step() {
                 Ok(true) => {}
                 // A query is in flight: its answer comes soon, wait here rather than park.
@@ -337,16 +354,7 @@ impl Session {
         }
         .map_err(End::ClientGone)?;
         conn.consume(step.used);
-        let stats = &self.route.stats;
-        stats
-            .bytes_out
-            .fetch_add(step.used as u64, Ordering::Relaxed);
-        stats
-            .queries
-            .fetch_add(u64::from(step.queries), Ordering::Relaxed);
-        stats
-            .transactions
-            .fetch_add(u64::from(step.transactions), Ordering::Relaxed);
+        self.count_out(step.used, step.queries, step.transactions);
         self.release_if_done();
         Ok(true)
     }
@@ -359,11 +367,45 @@ impl Session {
             .ok_or(End::Cancelled)
     }
 
-    fn count_in(&self, n: usize) {
-        self.route
-            .stats
-            .bytes_in
-            .fetch_add(n as u64, Ordering::Relaxed);
+    /// Counts bytes sent to the server; a request with no query in flight starts the query's
+    /// (and maybe the transaction's) clock.
+    fn count_in(&mut self, n: usize) {
+        let stats = self.route.stats.local();
+        stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        if self.clock.query.is_none() {
+            let now = Instant::now();
+            self.clock.query = Some(now);
+            self.clock.transaction.get_or_insert(now);
+        }
+    }
+
+    /// Counts bytes sent to the client, and the queries and transactions they completed.
+    fn count_out(&mut self, n: usize, queries: u32, transactions: u32) {
+        let stats = self.route.stats.local();
+        stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        if queries == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let micros = |since: Instant| now.duration_since(since).as_micros() as u64;
+        stats
+            .queries
+            .fetch_add(u64::from(queries), Ordering::Relaxed);
+        if let Some(started) = self.clock.query.take() {
+            stats.query_time.record(micros(started));
+        }
+        if self.relay.busy() {
+            // Pipelined requests: the next one's clock runs from here.
+            self.clock.query = Some(now);
+        }
+        if transactions > 0 {
+            stats
+                .transactions
+                .fetch_add(u64::from(transactions), Ordering::Relaxed);
+            if let Some(started) = self.clock.transaction.take() {
+                stats.xact_time.record(micros(started));
+            }
+        }
     }
 
     /// Writes to the client (nothing when `bytes` is empty).
@@ -390,6 +432,10 @@ impl Session {
     /// Ends the session: tells the client what the table says, decides the server's fate,
     /// logs. The admission goes with `self`.
     pub fn end(mut self: Box<Self>, end: End) {
+        if let Some(kind) = end.error_kind() {
+            self.inst.errors.add(kind);
+            self.route.stats.errors.add(kind);
+        }
         let outcome = end.outcome(self.route.rule().client_fwd_error);
         let farewell = end::farewell_bytes(&outcome.farewell, self.client.id, self.client.show_id);
         if let Some(bytes) = farewell {

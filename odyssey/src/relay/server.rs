@@ -86,7 +86,8 @@ impl Relay {
         scan_server(server_scan, buf, |ev| match ev {
             ServerEvent::Ready(status) => {
                 *pending = pending.saturating_sub(1);
-                if status == TransactionStatus::Idle && *tx != TransactionStatus::Idle {
+                // Back outside a transaction: one ended (an autocommit statement is one too).
+                if status == TransactionStatus::Idle {
                     seen.transactions += 1;
                 }
                 *tx = status;

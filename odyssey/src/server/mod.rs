@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
 
 use kiwi::backend::TransactionStatus;
 use kiwi::var::Vars;
@@ -64,6 +66,64 @@ pub struct ServerInfo {
     pub created: Instant,
     /// When it last went idle.
     pub idle_since: Instant,
+    /// What the console shows of it, once it has logged in.
+    pub entry: Option<Arc<ServerEntry>>,
+}
+
+/// A server as the console sees it (`SHOW SERVERS`); the route keeps a weak list of these,
+/// so an entry goes when its server does.
+#[derive(Debug)]
+pub struct ServerEntry {
+    /// Its id.
+    pub id: ServerId,
+    /// Where it lives.
+    pub address: Address,
+    /// Our end of the connection.
+    pub local: Option<SocketAddr>,
+    /// Its socket (`SHOW FDS`).
+    pub fd: i32,
+    /// Its backend pid.
+    pub pid: i32,
+    /// When it was connected.
+    pub connected_at: SystemTime,
+    active: AtomicBool,
+    offline: AtomicBool,
+}
+
+impl ServerEntry {
+    /// The entry of a server that has just logged in.
+    pub fn new(info: &ServerInfo, local: Option<SocketAddr>, fd: i32) -> ServerEntry {
+        ServerEntry {
+            id: info.id,
+            address: info.address.clone(),
+            local,
+            fd,
+            pid: info.key.pid,
+            connected_at: SystemTime::now(),
+            active: AtomicBool::new(true),
+            offline: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a client holds it.
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// A client took it (true) or gave it back.
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `DROP SERVERS` marked it: closed instead of going back to the pool.
+    pub fn offline(&self) -> bool {
+        self.offline.load(Ordering::Relaxed)
+    }
+
+    /// Marks it to be closed when next released (or now, when idle: see `router`).
+    pub fn set_offline(&self) {
+        self.offline.store(true, Ordering::Relaxed);
+    }
 }
 
 impl ServerInfo {
@@ -80,6 +140,7 @@ impl ServerInfo {
             status: Vec::new(),
             created: now,
             idle_since: now,
+            entry: None,
         }
     }
 }

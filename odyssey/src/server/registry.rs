@@ -48,6 +48,22 @@ struct Keys {
 const MIN_PRUNE_AT: usize = 1024;
 
 impl StatementRegistry {
+    /// Every text in use: its key, its query and how many holders it has (clients' and
+    /// servers' statements), by key.
+    pub fn list(&self) -> Vec<(u64, Vec<u8>, usize)> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = keys
+            .by_key
+            .iter()
+            .filter_map(|(k, w)| {
+                let count = w.strong_count();
+                w.upgrade().map(|t| (*k, t.query.clone(), count))
+            })
+            .collect();
+        all.sort_by_key(|(k, _, _)| *k);
+        all
+    }
+
     /// The key of `query` with `param_types`: the same for the same text while it is in use,
     /// different from every other text in use.
     pub fn intern(&self, query: &[u8], param_types: &[u32]) -> StatementId {

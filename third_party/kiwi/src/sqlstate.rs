@@ -68,6 +68,8 @@ codes! {
     IDLE_IN_TRANSACTION_SESSION_TIMEOUT = b"25P03";
     /// 26000: no such prepared statement.
     INVALID_SQL_STATEMENT_NAME = b"26000";
+    /// 34000: no such portal.
+    INVALID_CURSOR_NAME = b"34000";
     /// 28000: authorization failed (blocked user, SCRAM errors, TLS required).
     INVALID_AUTHORIZATION_SPECIFICATION = b"28000";
     /// 28P01: wrong password.
