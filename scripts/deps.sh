@@ -8,7 +8,8 @@ set -euo pipefail
 # Debian packages, each with a file (absolute path) or a command (bare name, found on $PATH)
 # that proves it is there. The last five serve the driver tests (scripts/drivers.sh,
 # test/tests/pstmt_drivers.rs): a venv for pip, npm for node-postgres, a JDK and Debian's
-# pgjdbc jar (Maven Central is not reachable from the build machines).
+# pgjdbc jar (Maven Central is not reachable from the build machines). `prometheus` brings
+# promtool, which checks the pooler's /metrics (test/tests/metrics.rs).
 declare -A need=(
   [pkg-config]=/usr/bin/pkg-config
   [libssl-dev]=/usr/include/openssl/ssl.h
@@ -21,6 +22,7 @@ declare -A need=(
   [npm]=npm
   [default-jdk-headless]=javac
   [libpostgresql-jdbc-java]=/usr/share/java/postgresql.jar
+  [prometheus]=/usr/bin/promtool
 )
 
 # A file that exists, or a command on $PATH.

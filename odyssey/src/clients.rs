@@ -99,6 +99,17 @@ impl ClientEntry {
     }
 }
 
+/// A route's clients by what they are doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteClients {
+    /// Holding a server.
+    pub active: u64,
+    /// Waiting for a server.
+    pub waiting: u64,
+    /// Neither.
+    pub idle: u64,
+}
+
 /// The logged-in clients, by id.
 #[derive(Default)]
 pub struct ClientList {
@@ -125,6 +136,22 @@ impl ClientList {
         let mut all: Vec<_> = self.lock().values().cloned().collect();
         all.sort_by_key(|c| c.connected_at);
         all
+    }
+
+    /// The clients of each route (by the route's address) by state; console clients are not
+    /// counted.
+    pub fn count_by_route(&self) -> HashMap<usize, RouteClients> {
+        let mut counts: HashMap<usize, RouteClients> = HashMap::new();
+        for c in self.lock().values() {
+            let Some(route) = &c.route else { continue };
+            let e = counts.entry(Arc::as_ptr(route) as usize).or_default();
+            match c.state() {
+                ClientState::Active => e.active += 1,
+                ClientState::Queue => e.waiting += 1,
+                ClientState::Pending => e.idle += 1,
+            }
+        }
+        counts
     }
 
     /// Marks the client with id text `id` (`c` and 12 hex digits) killed; false if there is

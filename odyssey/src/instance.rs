@@ -71,12 +71,23 @@ pub struct Instance {
     pub errors: ErrorCounts,
     /// The logged-in clients.
     pub client_list: ClientList,
+    /// Logins that succeeded and failed.
+    pub logins: Logins,
     /// `PAUSE`d databases.
     pub pause: Pause,
     /// The worker machines, once started.
     workers: OnceLock<Vec<MachineHandle>>,
     /// The system machine, once started.
     system: OnceLock<MachineHandle>,
+}
+
+/// Logins by result (`/metrics`).
+#[derive(Default)]
+pub struct Logins {
+    /// Clients that logged in.
+    pub ok: AtomicU64,
+    /// Clients refused or lost before they logged in (cancel requests aside).
+    pub failed: AtomicU64,
 }
 
 /// What the console paused: everything, or some databases.
@@ -155,6 +166,7 @@ impl Instance {
             shutting_down: AtomicBool::new(false),
             errors: ErrorCounts::default(),
             client_list: ClientList::default(),
+            logins: Logins::default(),
             pause: Pause::default(),
             workers: OnceLock::new(),
             system: OnceLock::new(),

@@ -31,7 +31,8 @@
 //! - 4 Client life: `frontend` (admission, startup, route, auth, then the session: setup,
 //!   relay I/O, attach and release, parking idle clients without a stack, the end table),
 //!   `console` (the admin console: SHOW commands and operator commands, over the simple and
-//!   extended protocol).
+//!   extended protocol), `metrics` (the Prometheus text of the counters, served on
+//!   `promhttp_server_port` with `/healthz`).
 //! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
 //!   shutdown), `cron` (expiry, stats).
 #![deny(unsafe_code)]
@@ -54,6 +55,7 @@ pub mod gate;
 pub mod id;
 pub mod instance;
 pub mod logger;
+pub mod metrics;
 pub mod option;
 pub mod pool;
 pub mod relay;

@@ -13,7 +13,7 @@ use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 use crate::config::{Global, Workers};
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
-use crate::{control, cron};
+use crate::{control, cron, metrics};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -133,6 +133,16 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
     }
     let cron_inst = inst.clone();
     let cron = machinarium::spawn(move || cron::run(cron_inst));
+    let metrics = match bind_metrics(&inst) {
+        Ok(listener) => listener.map(|l| {
+            let inst = inst.clone();
+            machinarium::spawn(move || metrics::http::serve(inst, l))
+        }),
+        Err(e) => {
+            od_error!(inst.logger, "system", None, None, "{e}");
+            return 1;
+        }
+    };
     od_info!(
         inst.logger,
         "system",
@@ -150,7 +160,28 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
         a.cancel();
     }
     cron.cancel();
+    if let Some(m) = metrics {
+        m.cancel();
+    }
     code
+}
+
+/// The `promhttp_server_port` listener, on every address (as upstream's), if configured.
+fn bind_metrics(inst: &Instance) -> Result<Option<Listener>, String> {
+    let Some(port) = inst.config().config.global.promhttp_server_port else {
+        return Ok(None);
+    };
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+    let listener = Listener::bind(addr, &ListenOptions::default())
+        .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+    od_info!(
+        inst.logger,
+        "system",
+        None,
+        None,
+        "metrics on http://{addr}/metrics"
+    );
+    Ok(Some(listener))
 }
 
 /// Waits for signals until a shutdown completes.

@@ -61,7 +61,8 @@ fn all_keywords_loads_with_typed_values() {
             "no warning for {deprecated}:\n{w}"
         );
     }
-    assert!(w.contains("promhttp_server_port"));
+    assert_eq!(c.global.promhttp_server_port, Some(7777));
+    assert!(w.contains("'log_route_stats_prom' does not apply"), "{w}");
     assert_eq!(c.global.workers, config::global::Workers::Auto);
     assert_eq!(
         c.global.keepalive.interval,

@@ -27,6 +27,7 @@ const READ: &[(&str, &str)] = &[
     ("client_login_timeout", "test/tests/client_max_routing.rs"),
     ("log_config", "test/tests/log_config.rs"),
     ("role", "test/tests/console.rs"),
+    ("promhttp_server_port", "test/tests/metrics.rs"),
     ("quantiles", "test/tests/console.rs"),
     ("min_pool_size", "test/tests/min_pool_size.rs"),
     ("pool_acquire_fail_fast", "odyssey/src/config/tests.rs"),
@@ -108,9 +109,8 @@ const READ_UNTESTED: &[&str] = &[
     "unix_socket_mode",
 ];
 
-/// Warned about by their own readers in `config` ("this build has no Prometheus HTTP server",
-/// "LDAP is not supported by this build").
-const WARNED_BY_READER: &[&str] = &["promhttp_server_port", "ldap_endpoint"];
+/// Warned about by their own readers in `config` ("LDAP is not supported by this build").
+const WARNED_BY_READER: &[&str] = &["ldap_endpoint"];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
 /// (`soft_oom`, `conn_drop_options`, `query_parsing`, `ldap_endpoint`, a storage's `watchdog`,

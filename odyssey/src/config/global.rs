@@ -313,16 +313,10 @@ fn read_process(r: &mut Reader, g: &mut Global, item: &Item) -> bool {
         "smart_search_path_enquoting" => put(&mut g.smart_search_path_enquoting, r.bool(item)),
         "stats_interval" => put(&mut g.stats_interval, r.secs(item)),
         "group_checker_interval" => put(&mut g.group_checker_interval, r.millis(item)),
-        "promhttp_server_port" => {
-            let port = r.int_in(item, 1, 65535).map(|p| p as u16);
-            if port.is_some() {
-                r.warn(
-                    item.pos(),
-                    "promhttp_server_port: this build has no Prometheus HTTP server; ignored",
-                );
-            }
-            put_some(&mut g.promhttp_server_port, port)
-        }
+        "promhttp_server_port" => put_some(
+            &mut g.promhttp_server_port,
+            r.int_in(item, 1, 65535).map(|p| p as u16),
+        ),
         _ => return false,
     }
     true

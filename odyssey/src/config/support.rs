@@ -19,8 +19,8 @@ use Unsupported::{NotApplicable as NA, NotYet as NY};
 
 /// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `rule` (user and group
 /// blocks), `database` (its children). A whole section that is not implemented is named once,
-/// at its head; what it contains is not listed. `promhttp_server_port` and `ldap_endpoint` are
-/// not here: their readers warn already.
+/// at its head; what it contains is not listed. `ldap_endpoint` is not here: its reader
+/// warns already.
 #[rustfmt::skip]
 pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     // The C runtime's knobs.
@@ -42,8 +42,8 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "soft_oom", NY("soft OOM, issue 14")),
     ("global", "query_parsing", NY("query parsing")),
     // Console and stats (issue 11).
-    ("global", "log_general_stats_prom", NY("Prometheus metrics, issue 11")),
-    ("global", "log_route_stats_prom", NY("Prometheus metrics, issue 11")),
+    ("global", "log_general_stats_prom", NA("/metrics on promhttp_server_port always serves the general metrics")),
+    ("global", "log_route_stats_prom", NA("/metrics on promhttp_server_port always serves the per-route metrics")),
     // Authentication (issue 12).
     ("global", "external_auth_socket_path", NY("external auth, issue 12")),
     ("global", "group_checker_interval", NY("group rules, issue 12")),

@@ -1,6 +1,5 @@
 //! SHOW commands about what is going on: pools, clients, servers, lists.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,28 +8,13 @@ use kiwi::sqlstate;
 
 use super::show::{mode_name, routes, tls_mode_name};
 use super::table::{Table, Type, v};
-use crate::clients::{ClientEntry, ClientState};
+use crate::clients::ClientEntry;
 use crate::instance::Instance;
 use crate::reply::Reply;
 use crate::route::Route;
 use crate::stats::Snapshot;
 
 use Type::{Int4, Int8, Text};
-
-/// Clients of each route holding a server, and waiting for one.
-fn client_states(inst: &Instance) -> HashMap<usize, (u64, u64)> {
-    let mut counts: HashMap<usize, (u64, u64)> = HashMap::new();
-    for c in inst.client_list.all() {
-        let Some(route) = &c.route else { continue };
-        let e = counts.entry(Arc::as_ptr(route) as usize).or_default();
-        match c.state() {
-            ClientState::Active => e.0 += 1,
-            ClientState::Queue => e.1 += 1,
-            ClientState::Pending => {}
-        }
-    }
-    counts
-}
 
 /// `SHOW POOLS`, and with `quantiles` `SHOW POOLS_EXTENDED`. `cl_waiting` counts clients
 /// waiting for a server (upstream counts idle clients there; see the README).
@@ -58,19 +42,19 @@ pub fn pools(inst: &Instance, quantiles: Option<&[f64]>) -> Table {
             t.column(format!("transaction_{}", fmt_g(*q)), Int4);
         }
     }
-    let states = client_states(inst);
+    let states = inst.client_list.count_by_route();
     let (mut all_queries, mut all_xacts) = (Snapshot::default(), Snapshot::default());
     for route in routes(inst) {
         let counts = route.pool.counts();
-        let (active, waiting) = states
+        let clients = states
             .get(&(Arc::as_ptr(&route) as usize))
             .copied()
             .unwrap_or_default();
         let mut row = vec![
             v(&route.key.database),
             v(&route.key.user),
-            v(active),
-            v(waiting),
+            v(clients.active),
+            v(clients.waiting),
             v(counts.active),
             v(counts.idle),
             v(0),

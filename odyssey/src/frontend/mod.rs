@@ -11,6 +11,7 @@ pub mod startup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use machinarium::Deadline;
@@ -78,7 +79,11 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
     if login.routing.is_none() {
         return login.fail(&mut conn, End::RoutingSlotTimeout);
     }
-    match login.run(&mut conn, admission) {
+    let result = login.run(&mut conn, admission);
+    if result.is_ok() {
+        inst.logins.ok.fetch_add(1, Ordering::Relaxed);
+    }
+    match result {
         Ok((request, _, mut admission)) if login.console.is_some() => {
             let mut client = login.client(conn, request);
             let entry = admission.list(&client, None);
@@ -330,14 +335,15 @@ impl Login<'_> {
 
     /// The login ended: tell the client what the table says, log why.
     fn fail(&self, conn: &mut Conn, end: End) {
+        if !matches!(end, End::CancelRequest) {
+            self.inst.logins.failed.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(kind) = end.error_kind() {
             self.inst.errors.add(kind);
         }
         let outcome = end.outcome(self.fwd_error);
         if outcome.startup_error {
-            self.inst
-                .startup_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inst.startup_errors.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(bytes) = end::farewell_bytes(&outcome.farewell, self.info.id, self.show_id) {
             let deadline = Deadline::after(Duration::from_secs(1));
