@@ -11,7 +11,7 @@ use std::time::Duration;
 use odyssey_test::certs::{Certs, Pair};
 use odyssey_test::pooler::{PORT, config, run_odyssey};
 use odyssey_test::raw::RawConn;
-use odyssey_test::{Cluster, ClusterOptions, ConnParams, Output, Pooler, psql};
+use odyssey_test::{Cluster, ClusterOptions, ConnParams, Output, Pooler, pgbench, psql};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -541,4 +541,45 @@ fn scram_channel_binding_over_tls() {
         "a wrong password",
         "password authentication failed",
     );
+}
+
+/// Transaction pooling with TLS on both sides: clients park between transactions (their TLS
+/// session held without a coroutine) and share two TLS servers across both workers.
+#[test]
+fn transaction_pooling_with_tls_on_both_sides() {
+    let (ca, server) = certs();
+    let cluster = tls_cluster(&ca);
+    let rules = rule("alice", "", "none")
+        .replace("pool \"session\"", "pool \"transaction\"")
+        .replace("pool_size 1", "pool_size 2");
+    let pooler = pooler(
+        cluster.port(),
+        &listen_tls("require", &server, None),
+        "\ttls \"require\"\n",
+        &rules,
+    );
+    let script = ca.path("select.sql");
+    std::fs::write(
+        &script,
+        "select ssl from pg_stat_ssl where pid = pg_backend_pid();\nselect 1;\n",
+    )
+    .expect("script");
+    let script = script.display().to_string();
+    let args = ["-n", "-c", "8", "-j", "2", "-t", "50", "-f", &script];
+    let out = pgbench(&tls(pooler.params("alice")), &args, TIMEOUT).expect("pgbench runs");
+    assert!(out.success(), "{}\n{}", out.combined(), pooler.log());
+    assert!(
+        out.stdout
+            .contains("number of transactions actually processed: 400/400"),
+        "{}",
+        out.stdout
+    );
+    // The pooler's servers stay in the pool: all TLS; only this check's session is not.
+    let sql = "select count(*) filter (where s.ssl) >= 1 and count(*) filter (where not s.ssl) = 1 \
+               from pg_stat_ssl s join pg_stat_activity a using (pid) \
+               where a.backend_type = 'client backend'";
+    let checked = cluster
+        .psql("postgres", "postgres", sql)
+        .expect("direct psql");
+    assert_eq!(checked.trim(), "t", "a plaintext server connection");
 }
