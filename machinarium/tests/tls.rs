@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use machinarium::net::{ListenOptions, Listener, Stream, TlsStream};
-use machinarium::{MachineConfig, machine_create};
+use machinarium::{MachineConfig, MachineHandle, machine_create};
 use openssl::asn1::Asn1Time;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -31,23 +31,14 @@ fn self_signed() -> (X509, PKey<Private>) {
     (b.build(), key)
 }
 
-#[test]
-fn tls_echo_with_a_certificate_made_by_the_test() {
-    let (cert, key) = self_signed();
+/// A machine that accepts one TLS client with `cert` and echoes what it reads until the end.
+fn echo_server(cert: &X509, key: &PKey<Private>) -> (MachineHandle, std::net::SocketAddr) {
     let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
-    acceptor.set_certificate(&cert).expect("cert");
-    acceptor.set_private_key(&key).expect("key");
+    acceptor.set_certificate(cert).expect("cert");
+    acceptor.set_private_key(key).expect("key");
     let acceptor = acceptor.build();
-    let mut connector = SslConnector::builder(SslMethod::tls()).expect("connector");
-    connector
-        .cert_store_mut()
-        .add_cert(cert.clone())
-        .expect("trust");
-    connector.set_verify(SslVerifyMode::PEER);
-    let connector = connector.build();
-
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let server = machine_create("tls-server", MachineConfig::default(), move || {
+    let server = machine_create("tls-echo", MachineConfig::default(), move || {
         let l = Listener::bind(
             "127.0.0.1:0".parse().expect("addr"),
             &ListenOptions::default(),
@@ -59,17 +50,28 @@ fn tls_echo_with_a_certificate_made_by_the_test() {
         let mut tls = TlsStream::accept(stream, acceptor.context(), Duration::from_secs(5))
             .expect("handshake");
         let mut buf = [0u8; 4096];
-        loop {
-            let n = tls.read(&mut buf, Duration::from_secs(5)).expect("read");
-            if n == 0 {
+        while let Ok(n) = tls.read(&mut buf, Duration::from_secs(5)) {
+            if n == 0 || tls.write_all(&buf[..n], Duration::from_secs(5)).is_err() {
                 break;
             }
-            tls.write_all(&buf[..n], Duration::from_secs(5))
-                .expect("write");
         }
     })
     .expect("server");
     let addr = addr_rx.recv_timeout(Duration::from_secs(5)).expect("addr");
+    (server, addr)
+}
+
+#[test]
+fn tls_echo_with_a_certificate_made_by_the_test() {
+    let (cert, key) = self_signed();
+    let mut connector = SslConnector::builder(SslMethod::tls()).expect("connector");
+    connector
+        .cert_store_mut()
+        .add_cert(cert.clone())
+        .expect("trust");
+    connector.set_verify(SslVerifyMode::PEER);
+    let connector = connector.build();
+    let (server, addr) = echo_server(&cert, &key);
     let (echoed, subject) = machinarium::run(move || {
         let s = Stream::connect(addr, Duration::from_secs(5)).expect("connect");
         let mut tls = TlsStream::connect(
@@ -99,4 +101,44 @@ fn tls_echo_with_a_certificate_made_by_the_test() {
     server.join().expect("server");
     assert!(echoed, "TLS echo must be byte-exact");
     assert_eq!(subject.as_deref(), Some(&b"localhost"[..]));
+}
+
+/// A pooled TLS server connection moves between workers: the client session is detached on
+/// one machine, sent to another thread and attached to a second machine, and the session
+/// goes on there with the same keys.
+#[test]
+fn a_detached_tls_session_goes_on_on_another_machine() {
+    let (cert, key) = self_signed();
+    let mut connector = SslConnector::builder(SslMethod::tls()).expect("connector");
+    connector.set_verify(SslVerifyMode::NONE);
+    let connector = connector.build();
+    let (server, addr) = echo_server(&cert, &key);
+    let detached = machinarium::run(move || {
+        let s = Stream::connect(addr, Duration::from_secs(5)).expect("connect");
+        let mut tls = TlsStream::connect(s, connector.context(), None, Duration::from_secs(5))
+            .expect("client handshake");
+        let mut got = [0u8; 5];
+        tls.write_all(b"first", Duration::from_secs(5))
+            .expect("write");
+        tls.read_exact(&mut got, Duration::from_secs(5))
+            .expect("read");
+        assert_eq!(&got, b"first");
+        tls.detach()
+    })
+    .expect("first machine");
+    let second = std::thread::spawn(move || {
+        machinarium::run(move || {
+            let mut tls = detached.attach().expect("attach");
+            let mut got = [0u8; 6];
+            tls.write_all(b"second", Duration::from_secs(5))
+                .expect("write");
+            tls.read_exact(&mut got, Duration::from_secs(5))
+                .expect("read");
+            tls.shutdown(Duration::from_secs(5)).expect("shutdown");
+            got
+        })
+        .expect("second machine")
+    });
+    assert_eq!(&second.join().expect("thread"), b"second");
+    server.join().expect("server");
 }

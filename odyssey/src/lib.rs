@@ -17,7 +17,8 @@
 //! - 1 Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`
 //!   (a logged-in client, its cancel key and slot), `server` (attached and detached, the
 //!   statements it holds), `backend` (connect and log into PostgreSQL, internal queries,
-//!   close), `storage` (where a storage's server is).
+//!   close), `storage` (where a storage's server is), `tls` (a connection's TLS session:
+//!   a client's SSLRequest accepted, a server's negotiated and verified).
 //! - 2 Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
 //!   database and user), `pool` (a route's servers, shared by workers), `clients` (every
 //!   logged-in client, for the console), `router` (every route;
@@ -69,3 +70,4 @@ pub mod sql;
 pub mod stats;
 pub mod storage;
 pub mod system;
+pub mod tls;

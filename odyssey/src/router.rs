@@ -421,6 +421,7 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
                     nodelay: config.global.nodelay,
                     keepalive: backend::keepalive(&config.global),
                     startup_options: &rule.backend_startup_options,
+                    tls: storage::tls(storage),
                 })
             })
         }

@@ -8,6 +8,7 @@ use machinarium::BlockingPool;
 use crate::backend::BackendError;
 use crate::config::{Global, Storage};
 use crate::server::Address;
+use crate::tls::ServerTls;
 
 /// The address of the storage's first endpoint (multi-host choice comes with balancing):
 /// `unix://path`, a host name (resolved on the resolver pool) or address with the endpoint's
@@ -57,4 +58,15 @@ pub fn address(
             host: ep.host.clone(),
             error: None,
         })
+}
+
+/// How the storage's servers get TLS: `None` for `tls disable`. The host checked under
+/// `verify_full` is the first endpoint's, as written.
+pub fn tls(storage: &Storage) -> Option<ServerTls<'_>> {
+    let context = storage.tls.context.as_ref()?;
+    Some(ServerTls {
+        mode: storage.tls.mode,
+        context,
+        host: storage.endpoints.first().map_or("", |e| e.host.as_str()),
+    })
 }

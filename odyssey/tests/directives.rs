@@ -39,6 +39,10 @@ const READ: &[(&str, &str)] = &[
     ("cancel_timeout_ms", "test/tests/cancel_limits.rs"),
     ("shared_pool", "test/tests/shared_pool.rs"),
     ("hba_file", "test/tests/hba.rs"),
+    ("tls", "test/tests/tls.rs"),
+    ("tls_ca_file", "test/tests/tls.rs"),
+    ("tls_cert_file", "test/tests/tls.rs"),
+    ("tls_key_file", "test/tests/tls.rs"),
     ("daemonize", "test/src/pooler.rs"),
     ("sequential_routing", "odyssey/src/rules/tests.rs"),
     ("pid_file", "test/tests/harness.rs"),
@@ -105,7 +109,6 @@ const READ_UNTESTED: &[&str] = &[
     "log_async",
     "log_queue_depth",
     "nodelay",
-    "tls",
     "unix_socket_mode",
 ];
 
@@ -209,7 +212,7 @@ fn unsupported_directives_warn_at_their_line() {
     let text = "log_format \"%m\\n\"\n\
         cache_msg_gc_size 1\n\
         cpu_affinity \"auto\"\n\
-        listen {\n\thost \"*\"\n\tport 6432\n\ttls_cert_file \"/x\"\n}\n\
+        listen {\n\thost \"*\"\n\tport 6432\n\ttls_protocols \"tlsv1.3\"\n}\n\
         storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
         \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
@@ -230,7 +233,7 @@ fn unsupported_directives_warn_at_their_line() {
         "{lines:#?}"
     );
     assert!(
-        has("w.conf:7:", "'tls_cert_file' is not implemented yet"),
+        has("w.conf:7:", "'tls_protocols' is not implemented yet"),
         "{lines:#?}"
     );
     assert!(

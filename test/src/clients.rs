@@ -27,6 +27,9 @@ pub struct ConnParams {
     pub password: Option<String>,
     /// Database.
     pub dbname: String,
+    /// More libpq settings as environment variables (`PGSSLMODE`, `PGSSLROOTCERT`, ...),
+    /// set after the defaults so they win. The Rust client ignores them.
+    pub libpq_env: Vec<(String, String)>,
 }
 
 impl ConnParams {
@@ -38,7 +41,14 @@ impl ConnParams {
             user: user.to_string(),
             password: None,
             dbname: "postgres".to_string(),
+            libpq_env: Vec::new(),
         }
+    }
+
+    /// The same parameters with a libpq environment setting (`PGSSLMODE` = `require`).
+    pub fn libpq(mut self, name: &str, value: &str) -> ConnParams {
+        self.libpq_env.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// The same parameters with `password`.
@@ -70,6 +80,7 @@ impl ConnParams {
             Some(password) => cmd.env("PGPASSWORD", password),
             None => cmd.env_remove("PGPASSWORD"),
         };
+        cmd.envs(self.libpq_env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 }

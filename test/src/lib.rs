@@ -9,6 +9,7 @@
 //!   [`pooler::run_odyssey`] for one-shot runs.
 //! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
+//! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
 //! - [`tx`]: [`tx::TxSetup`], a cluster behind an odyssey in a chosen pool mode, and raw
@@ -21,6 +22,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod certs;
 pub mod clients;
 pub mod command;
 pub mod error;

@@ -75,6 +75,9 @@ pub struct ClusterOptions {
     pub socket_trust: bool,
     /// Bound on one `pg_ctl start`.
     pub start_timeout: Duration,
+    /// TLS (`ssl = on`) with this certificate chain and key (PEM files, copied into the data
+    /// directory for the server user); `None` for no TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ClusterOptions {
@@ -85,6 +88,7 @@ impl Default for ClusterOptions {
             superuser_password: "postgres".to_string(),
             socket_trust: true,
             start_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -93,6 +97,12 @@ impl ClusterOptions {
     /// Adds one postgresql.conf setting.
     pub fn setting(mut self, name: &str, value: &str) -> ClusterOptions {
         self.settings.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Serves TLS with `cert` (the chain) and `key`.
+    pub fn tls(mut self, cert: &Path, key: &Path) -> ClusterOptions {
+        self.tls = Some((cert.to_path_buf(), key.to_path_buf()));
         self
     }
 }
@@ -295,7 +305,29 @@ impl Cluster {
             .arg("--no-sync");
         command::run(initdb, "initdb", INITDB_TIMEOUT)?.check("initdb")?;
         append(&data.join("postgresql.conf"), &self.settings())?;
+        self.install_tls()?;
         self.write_hba()
+    }
+
+    /// Copies the TLS files into the data directory, owned by the server user (PostgreSQL
+    /// refuses a key others may read), and turns `ssl` on.
+    fn install_tls(&self) -> Result<()> {
+        let Some((cert, key)) = &self.options.tls else {
+            return Ok(());
+        };
+        let data = self.data_dir();
+        for (from, name, mode) in [(cert, "server.crt", 0o644), (key, "server.key", 0o600)] {
+            let to = data.join(name);
+            fs::copy(from, &to).map_err(|e| Error::io(format!("copy {}", from.display()), e))?;
+            let perms = <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode);
+            fs::set_permissions(&to, perms)
+                .map_err(|e| Error::io(format!("chmod {}", to.display()), e))?;
+            if let Some(run_as) = &self.run_as {
+                run_as.chown(&to)?;
+            }
+        }
+        let conf = "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+        append(&data.join("postgresql.conf"), conf)
     }
 
     /// The harness defaults, then the caller's settings.

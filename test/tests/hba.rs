@@ -1,8 +1,8 @@
 //! `hba_file` enforced (spec §4): after routing and before authentication the first line
-//! matching the client's transport (unix → `local`, TCP → `host`/`hostnossl`; no TLS yet, so
-//! `hostssl` never matches), address and its rule's database and user decides; `deny`/`reject`
-//! and no matching line refuse with upstream's `ERROR 28P01 host based authentication
-//! rejected`. SIGHUP re-reads the file for new clients.
+//! matching the client's transport (unix → `local`, TCP → `host`/`hostnossl`; `hostssl` for
+//! TLS clients, tested in `tls.rs`), address and its rule's database and user decides;
+//! `deny`/`reject` and no matching line refuse with upstream's `ERROR 28P01 host based
+//! authentication rejected`. SIGHUP re-reads the file for new clients.
 
 use std::fs;
 use std::path::PathBuf;

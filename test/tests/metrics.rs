@@ -137,8 +137,14 @@ fn dashboard_names_exist(scrape: &str) {
         let exported = scrape
             .lines()
             .any(|l| l.starts_with(&name) && l[name.len()..].starts_with([' ', '{']));
-        assert!(exported, "the dashboard queries {name}, which /metrics lacks");
+        assert!(
+            exported,
+            "the dashboard queries {name}, which /metrics lacks"
+        );
         checked += 1;
     }
-    assert!(checked >= 15, "the dashboard names too few metrics: {checked}");
+    assert!(
+        checked >= 15,
+        "the dashboard names too few metrics: {checked}"
+    );
 }

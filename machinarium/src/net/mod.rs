@@ -3,7 +3,8 @@
 //! A [`Stream`] is registered with the machine that created or attached it and is `!Send`.
 //! To move a socket to another machine (the accept → worker hand-off; a pooled server
 //! connection taken by another worker), detach it into a [`DetachedStream`] (`Send`), send
-//! that, and attach it on the other side.
+//! that, and attach it on the other side. A TLS session moves the same way, as a
+//! [`DetachedTlsStream`].
 
 mod listener;
 pub(crate) mod park;
@@ -15,4 +16,4 @@ pub use listener::{ListenOptions, Listener, PeerAddr};
 pub use park::{ParkKey, park_any, wait_any};
 pub use socket::KeepAlive;
 pub use stream::{DetachedStream, Stream, wait_readable_any};
-pub use tls::TlsStream;
+pub use tls::{DetachedTlsStream, TlsStream};

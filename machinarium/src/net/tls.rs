@@ -15,17 +15,63 @@ use crate::net::stream::{Stream, wait_io};
 use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
 use crate::timer::Deadline;
 
-/// A TLS session over a stream registered with the current machine. `!Send`.
+/// A TLS session over a stream registered with the current machine. `!Send`: use
+/// [`TlsStream::detach`] to move it.
 pub struct TlsStream {
     ssl: SslStream<Socket>,
     io: IoKey,
     _local: PhantomData<*const ()>,
 }
 
+/// A TLS session whose socket is registered with no machine; `Send`, so a pooled TLS
+/// connection can travel to another machine and be attached there with
+/// [`DetachedTlsStream::attach`]. The session state (keys, sequence numbers) moves with it.
+pub struct DetachedTlsStream {
+    ssl: SslStream<Socket>,
+}
+
+impl std::fmt::Debug for DetachedTlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DetachedTlsStream(fd {})", self.ssl.get_ref().raw_fd())
+    }
+}
+
+impl DetachedTlsStream {
+    /// Registers the socket with the current machine. Bytes that arrived while detached are
+    /// read by the first `read` without waiting for a new event.
+    pub fn attach(self) -> Result<TlsStream> {
+        let m = machine::current().ok_or(Error::NotInCoroutine)?;
+        let io = m.reactor.register(self.ssl.get_ref().raw_fd())?;
+        Ok(TlsStream {
+            ssl: self.ssl,
+            io,
+            _local: PhantomData,
+        })
+    }
+}
+
+// A detached session crosses machines: it must stay `Send` (openssl's `Ssl` is; the socket is).
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<DetachedTlsStream>();
+};
+
 impl std::fmt::Debug for TlsStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "TlsStream(fd {})", self.as_raw_fd())
     }
+}
+
+/// A failed handshake, with the reason the peer's certificate was refused when it was.
+fn handshake_error(e: ssl::Error, ssl: &SslRef) -> Error {
+    let verify = ssl.verify_result();
+    if verify == openssl::x509::X509VerifyResult::OK {
+        return tls_error(e);
+    }
+    Error::Io(io::Error::other(format!(
+        "tls: certificate verify failed: {}",
+        verify.error_string()
+    )))
 }
 
 fn tls_error(e: ssl::Error) -> Error {
@@ -70,6 +116,18 @@ impl TlsStream {
         Ok(tls)
     }
 
+    /// Runs the client side of a handshake with a session the caller prepared (server name,
+    /// host name or address to verify the certificate against).
+    pub fn connect_with(
+        stream: Stream,
+        ssl: Ssl,
+        deadline: impl Into<Deadline>,
+    ) -> Result<TlsStream> {
+        let mut tls = TlsStream::wrap_ssl(stream, ssl)?;
+        tls.handshake(deadline.into(), |s| s.connect())?;
+        Ok(tls)
+    }
+
     fn wrap(stream: Stream, ctx: &SslContextRef, sni: Option<&str>) -> Result<TlsStream> {
         let mut ssl =
             Ssl::new(ctx).map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
@@ -77,6 +135,10 @@ impl TlsStream {
             ssl.set_hostname(name)
                 .map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
         }
+        TlsStream::wrap_ssl(stream, ssl)
+    }
+
+    fn wrap_ssl(stream: Stream, ssl: Ssl) -> Result<TlsStream> {
         let (sock, io) = stream.into_parts();
         let ssl = SslStream::new(ssl, sock)
             .map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
@@ -95,7 +157,11 @@ impl TlsStream {
         loop {
             match step(&mut self.ssl) {
                 Ok(()) => return Ok(()),
-                Err(e) => wait_io(self.io, want(e)?, deadline)?,
+                Err(e) => match e.code() {
+                    ErrorCode::WANT_READ => wait_io(self.io, READ, deadline)?,
+                    ErrorCode::WANT_WRITE => wait_io(self.io, WRITE, deadline)?,
+                    _ => return Err(handshake_error(e, self.ssl.ssl())),
+                },
             }
         }
     }
@@ -214,6 +280,20 @@ impl TlsStream {
     /// The session: peer certificate, negotiated protocol, channel-binding data.
     pub fn ssl(&self) -> &SslRef {
         self.ssl.ssl()
+    }
+
+    /// Unregisters the socket from this machine so the session can move to another one.
+    /// Decrypted bytes still buffered in OpenSSL move with it; callers that must not lose
+    /// track of them check [`TlsStream::pending`] first.
+    pub fn detach(self) -> DetachedTlsStream {
+        let me = std::mem::ManuallyDrop::new(self);
+        if let Some(m) = machine::current() {
+            drop(m.reactor.deregister(me.as_raw_fd(), me.io));
+        }
+        // SAFETY: `me` is never used or dropped again (ManuallyDrop); the session is moved
+        // out exactly once, so it is neither duplicated nor leaked.
+        let ssl = unsafe { std::ptr::read(&me.ssl) };
+        DetachedTlsStream { ssl }
     }
 
     /// Parks the session without a coroutine; see [`Stream::park`].

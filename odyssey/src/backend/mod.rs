@@ -10,8 +10,9 @@ use kiwi::startup::{ProtocolVersion, Startup};
 use machinarium::Deadline;
 use machinarium::net::{KeepAlive, Stream};
 
-use crate::config::Global;
 use crate::config::rule::RuleKeepalive;
+use crate::config::{Global, TlsMode};
+use crate::tls::{self, ServerTls, TlsError};
 
 pub mod auth;
 
@@ -44,6 +45,8 @@ pub enum BackendError {
     Decode(DecodeError),
     /// A message that has no place at this point of the startup.
     Unexpected(u8),
+    /// TLS could not be had as the storage's `tls` demands.
+    Tls(TlsError),
 }
 
 impl fmt::Display for BackendError {
@@ -65,6 +68,7 @@ impl fmt::Display for BackendError {
             }
             BackendError::Conn(e) => write!(f, "{e}"),
             BackendError::Decode(e) => write!(f, "protocol: {e}"),
+            BackendError::Tls(e) => write!(f, "{e}"),
             BackendError::Unexpected(tag) => {
                 write!(
                     f,
@@ -101,11 +105,24 @@ impl BackendError {
     /// The server refused the login with 53300 (too many connections, for the server or the
     /// role): `server_login_retry` waits for an idle server instead.
     pub fn is_too_many_connections(&self) -> bool {
+        self.sqlstate() == Some(b"53300".as_slice())
+    }
+
+    /// The SQLSTATE of the server's own ErrorResponse, if it sent one.
+    fn sqlstate(&self) -> Option<&[u8]> {
         self.server_error()
             .and_then(|raw| raw.get(kiwi::header::HEADER_LEN..))
             .and_then(|body| kiwi::backend::ErrorFields::decode(body).ok())
             .and_then(|f| f.field(kiwi::backend::field::CODE))
-            == Some(b"53300".as_slice())
+    }
+
+    /// Whether a plaintext login refused by the server may pass over TLS (`tls allow`): any
+    /// ErrorResponse but starting up (57P03), too many connections (53300), no such database
+    /// (3D000) and a wrong password (28P01), as upstream.
+    fn tls_may_help(&self) -> bool {
+        let hopeless: [&[u8]; 4] = [b"57P03", b"53300", b"3D000", b"28P01"];
+        self.sqlstate()
+            .is_some_and(|code| !hopeless.contains(&code))
     }
 }
 
@@ -128,17 +145,34 @@ pub struct ConnectParams<'a> {
     /// The rule's `backend_startup_options`: more StartupMessage parameters, after `user`
     /// and `database`.
     pub startup_options: &'a [(String, String)],
+    /// The storage's TLS, unless its mode is `disable`.
+    pub tls: Option<ServerTls<'a>>,
 }
 
-/// Connects and logs in; returns the server ready for queries (status `I`).
+/// Connects and logs in; returns the server ready for queries (status `I`). A storage in
+/// `tls allow` tries plaintext first and TLS when the server refuses that login for another
+/// reason than a missing database, wrong password, startup or overload (as upstream).
 pub fn connect(p: &ConnectParams<'_>) -> Result<Server, BackendError> {
+    let Some(t) = p.tls.filter(|t| t.mode == TlsMode::Allow) else {
+        return login(p, p.tls.as_ref());
+    };
+    match login(p, None) {
+        Err(e) if e.tls_may_help() => login(p, Some(&t)),
+        other => other,
+    }
+}
+
+fn login(p: &ConnectParams<'_>, tls: Option<&ServerTls<'_>>) -> Result<Server, BackendError> {
     let stream = open(&p.address, p.connect_timeout)?;
     if !stream.is_unix() {
         let _ = stream.set_nodelay(p.nodelay);
         let _ = stream.set_keepalive(&p.keepalive);
     }
-    let mut conn = Conn::new(Transport::Plain(stream));
     let deadline = Deadline::after(p.login_timeout);
+    let mut conn = Conn::new(Transport::Plain(stream));
+    if let Some(t) = tls {
+        conn = tls::connect(conn, t, deadline).map_err(BackendError::Tls)?;
+    }
     let mut startup = Vec::new();
     let mut params: Vec<(&[u8], &[u8])> = vec![
         (b"user", p.credentials.user.as_bytes()),

@@ -130,12 +130,24 @@ fn load_text(
     let mut parts = top::read(&mut r, &items);
     support::check(&mut r, &items);
     validate::check(&mut r, &mut parts, &top);
+    load_tls(&mut r, &mut parts);
     let hba = parts
         .global
         .hba_file
         .as_ref()
         .map(|file| load_hba(&mut r, file, read, &top));
     finish(r, parts, hba.flatten())
+}
+
+/// The TLS contexts of every listen and storage, from their files.
+fn load_tls(r: &mut Reader, parts: &mut top::Parts) {
+    for l in &mut parts.listen {
+        tls::load_context(r, &mut l.tls, tls::Side::Listen, &l.pos, "listen");
+    }
+    for s in &mut parts.storages {
+        let section = format!("storage '{}'", s.name);
+        tls::load_context(r, &mut s.tls, tls::Side::Storage, &s.pos, &section);
+    }
 }
 
 fn finish(r: Reader, p: top::Parts, hba: Option<Vec<HbaRule>>) -> Result<Loaded, Vec<Diagnostic>> {

@@ -58,16 +58,9 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "ldap_endpoint_name", NY("LDAP, issue 12; its clients are refused")),
     ("rule", "ldap_storage_credentials_attr", NY("LDAP, issue 12")),
     ("rule", "ldap_storage_credentials", NY("LDAP, issue 12")),
-    // TLS (issue 10).
-    ("listen", "tls_ca_file", NY("TLS, issue 10")),
-    ("listen", "tls_key_file", NY("TLS, issue 10")),
-    ("listen", "tls_cert_file", NY("TLS, issue 10")),
-    ("listen", "tls_protocols", NY("TLS, issue 10")),
-    ("storage", "tls", NY("TLS to servers, issue 10")),
-    ("storage", "tls_ca_file", NY("TLS to servers, issue 10")),
-    ("storage", "tls_key_file", NY("TLS to servers, issue 10")),
-    ("storage", "tls_cert_file", NY("TLS to servers, issue 10")),
-    ("storage", "tls_protocols", NY("TLS to servers, issue 10")),
+    // TLS: the files and modes act; the protocol list does not, as upstream.
+    ("listen", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
+    ("storage", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
     // High availability (issue 13).
     ("global", "availability_zone", NY("availability zones, issue 13")),
     ("listen", "target_session_attrs", NY("target_session_attrs, issue 13")),

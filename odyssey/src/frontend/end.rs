@@ -16,6 +16,7 @@ use crate::relay::Violation;
 use crate::relay::scan::BadFrame;
 use crate::reply::Reply;
 use crate::stats::ErrorKind;
+use crate::tls::TlsError;
 
 /// Why a client's life ended.
 #[derive(Debug)]
@@ -32,6 +33,9 @@ pub enum End {
     },
     /// The listener requires TLS and the client did not ask for it.
     TlsRequired,
+    /// The client's TLS failed: bytes behind its SSLRequest, a failed handshake, a refused
+    /// certificate. Nothing can be said over a broken session: closed without a word.
+    Tls(TlsError),
     /// No `client_max_routing` slot came free within `client_login_timeout` (closed without a
     /// word, as upstream).
     RoutingSlotTimeout,
@@ -187,6 +191,7 @@ impl End {
             End::Startup(_)
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
+            | End::Tls(_)
             | End::RoutingSlotTimeout
             | End::CancelRequest
             | End::HbaRejected { .. }
@@ -210,6 +215,7 @@ impl End {
             | End::RoutingSlotTimeout
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
+            | End::Tls(_)
             | End::CancelRequest
             | End::TooManyClients { .. }
             | End::RouteNotFound { .. }
@@ -231,6 +237,7 @@ impl End {
         use sqlstate::{CONNECTION_FAILURE as FAILURE, TOO_MANY_CONNECTIONS as TOO_MANY};
         let reply = match self {
             End::Startup(_)
+            | End::Tls(_)
             | End::RoutingSlotTimeout
             | End::CancelRequest
             | End::Cancelled
@@ -354,6 +361,7 @@ impl fmt::Display for End {
                 write!(f, "unsupported protocol {major}.{minor}")
             }
             End::TlsRequired => f.write_str("SSL is required"),
+            End::Tls(e) => write!(f, "tls: {e}"),
             End::RoutingSlotTimeout => f.write_str(
                 "routing slot wait timed out, connection rejected (high TLS handshakes rate?)",
             ),

@@ -30,7 +30,7 @@ use crate::instance::{ConfigSnapshot, Instance};
 use crate::logger::ClientInfo;
 use crate::route::RouteKey;
 use crate::rules::Request;
-use crate::{cancel, od_error, od_info};
+use crate::{cancel, od_error, od_info, tls};
 use admission::Admission;
 use end::End;
 use session::Session;
@@ -71,15 +71,24 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
         fwd_error: false,
         routing: None,
         console: None,
+        tls: false,
     };
     login.log_connect();
     // `client_max_routing`: the excess waits up to client_login_timeout, then is closed
     // without a message (upstream).
     login.routing = inst.routing.enter(Deadline::after(login.login_timeout()));
     if login.routing.is_none() {
-        return login.fail(&mut conn, End::RoutingSlotTimeout);
+        return login.fail(Some(&mut conn), End::RoutingSlotTimeout);
     }
-    let result = login.run(&mut conn, admission);
+    let deadline = Deadline::after(login.login_timeout());
+    let (mut conn, request) = match login.startup(conn, &admission, deadline) {
+        Ok(started) => started,
+        Err(failed) => {
+            let (mut conn, end) = *failed;
+            return login.fail(conn.as_mut(), end);
+        }
+    };
+    let result = login.run(&mut conn, request, admission, deadline);
     if result.is_ok() {
         inst.logins.ok.fetch_add(1, Ordering::Relaxed);
     }
@@ -107,9 +116,12 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
             ))
             .start();
         }
-        Err(end) => login.fail(&mut conn, end),
+        Err(end) => login.fail(Some(&mut conn), end),
     }
 }
+
+/// How a startup ended early: the connection, unless a TLS failure consumed it, and why.
+type StartupFailed = (Option<Conn>, End);
 
 /// What is known of a client while it logs in.
 struct Login<'a> {
@@ -125,28 +137,24 @@ struct Login<'a> {
     routing: Option<Slot>,
     /// The rule, when it leads to the admin console (a `local` storage).
     console: Option<usize>,
+    /// Whether the connection is TLS (after a handshake).
+    tls: bool,
 }
 
 impl Login<'_> {
-    /// Startup → route → authenticate. Returns what the session starts with.
+    /// Route → authenticate, after the startup. Returns what the session starts with.
     fn run(
         &mut self,
         conn: &mut Conn,
+        mut request: SessionRequest,
         mut admission: Admission,
+        deadline: Deadline,
     ) -> Result<(SessionRequest, Authenticated, Admission), End> {
-        let config = &self.snapshot.config;
-        if let Some(max) = config.global.client_max.filter(|m| *m > 0)
-            && admission.clients() > max
-        {
-            return Err(End::TooManyClients { max });
-        }
-        let deadline = Deadline::after(self.login_timeout());
-        let mut request = self.startup(conn, deadline)?;
         self.route(&request, &mut admission)?;
         self.routing = None;
         let rule = match (admission.route(), self.console) {
             (Some(route), _) => route.rule(),
-            (None, Some(index)) => &config.rules[index],
+            (None, Some(index)) => &self.snapshot.config.rules[index],
             (None, None) => return Err(End::Cancelled),
         };
         routed(conn, &mut request, rule);
@@ -155,11 +163,11 @@ impl Login<'_> {
         Ok((request, authenticated, admission))
     }
 
-    /// Unix or TCP (TLS is not built yet: every TCP client is without it).
+    /// Unix, TCP, or TCP with TLS: what `hostssl`/`hostnossl` rules and hba lines match.
     fn transport(&self) -> RuleTransport {
         match self.accepted.peer {
             PeerAddr::Unix => RuleTransport::Unix,
-            PeerAddr::Tcp(_) => RuleTransport::Tcp { tls: false },
+            PeerAddr::Tcp(_) => RuleTransport::Tcp { tls: self.tls },
         }
     }
 
@@ -172,23 +180,46 @@ impl Login<'_> {
             .map_or(Duration::from_secs(15), |l| l.client_login_timeout)
     }
 
-    /// Reads the StartupMessage (a CancelRequest is forwarded and ends the connection).
-    fn startup(&mut self, conn: &mut Conn, deadline: Deadline) -> Result<SessionRequest, End> {
+    /// Reads the StartupMessage, giving the connection TLS on the way when the client asks
+    /// and its listen has it; a CancelRequest is forwarded and ends the connection. On an
+    /// error the connection comes back to be told why, unless a TLS failure consumed it.
+    fn startup(
+        &mut self,
+        mut conn: Conn,
+        admission: &Admission,
+        deadline: Deadline,
+    ) -> Result<(Conn, SessionRequest), Box<StartupFailed>> {
         let config = &self.snapshot.config;
-        let tls = config
-            .listen
-            .get(self.accepted.listen)
-            .map_or(TlsMode::Disable, |l| l.tls.mode);
-        match startup::read(conn, tls, deadline)? {
-            Hello::Session(request) => {
-                self.info.user = Some(request.user.clone());
-                self.info.database = Some(request.database.clone());
-                Ok(request)
-            }
-            Hello::Cancel { pid, secret } => {
-                self.routing = None;
-                forward_cancel(self.inst, config, pid, &secret);
-                Err(End::CancelRequest)
+        if let Some(max) = config.global.client_max.filter(|m| *m > 0)
+            && admission.clients() > max
+        {
+            return Err(Box::new((Some(conn), End::TooManyClients { max })));
+        }
+        let listen = config.listen.get(self.accepted.listen);
+        let context = listen.and_then(|l| l.tls.context.as_ref());
+        let mode = listen.map_or(TlsMode::Disable, |l| l.tls.mode);
+        let mut asked = startup::Asked::default();
+        loop {
+            match startup::read(&mut conn, mode, context.is_some(), &mut asked, deadline) {
+                Ok(Hello::Tls) => {
+                    let Some(context) = context else {
+                        return Err(Box::new((Some(conn), End::Cancelled)));
+                    };
+                    conn = tls::accept(conn, context, deadline)
+                        .map_err(|e| Box::new((None, End::Tls(e))))?;
+                    self.tls = true;
+                }
+                Ok(Hello::Session(request)) => {
+                    self.info.user = Some(request.user.clone());
+                    self.info.database = Some(request.database.clone());
+                    return Ok((conn, request));
+                }
+                Ok(Hello::Cancel { pid, secret }) => {
+                    self.routing = None;
+                    forward_cancel(self.inst, config, pid, &secret);
+                    return Err(Box::new((Some(conn), End::CancelRequest)));
+                }
+                Err(end) => return Err(Box::new((Some(conn), end))),
             }
         }
     }
@@ -333,8 +364,9 @@ impl Login<'_> {
         }
     }
 
-    /// The login ended: tell the client what the table says, log why.
-    fn fail(&self, conn: &mut Conn, end: End) {
+    /// The login ended: tell the client what the table says (when its connection is still
+    /// there), log why.
+    fn fail(&self, conn: Option<&mut Conn>, end: End) {
         if !matches!(end, End::CancelRequest) {
             self.inst.logins.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -345,7 +377,9 @@ impl Login<'_> {
         if outcome.startup_error {
             self.inst.startup_errors.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(bytes) = end::farewell_bytes(&outcome.farewell, self.info.id, self.show_id) {
+        if let Some(conn) = conn
+            && let Some(bytes) = end::farewell_bytes(&outcome.farewell, self.info.id, self.show_id)
+        {
             let deadline = Deadline::after(Duration::from_secs(1));
             if conn.write_all(&bytes, deadline).is_ok() {
                 conn.close_gracefully(deadline);
@@ -355,7 +389,7 @@ impl Login<'_> {
             End::CancelRequest => {}
             // A refused client is a security event, an overloaded login stage an alarm: error
             // lines, as upstream logs them.
-            End::HbaRejected { .. } | End::RoutingSlotTimeout => {
+            End::HbaRejected { .. } | End::RoutingSlotTimeout | End::Tls(_) => {
                 od_error!(self.inst.logger, "startup", Some(&self.info), None, "{end}");
             }
             _ => od_info!(self.inst.logger, "startup", Some(&self.info), None, "{end}"),

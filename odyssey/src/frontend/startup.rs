@@ -1,5 +1,6 @@
-//! The startup phase: SSLRequest and GSSENCRequest answered (no TLS yet: `N`), a
-//! CancelRequest recognised, the StartupMessage read with its parameters.
+//! The startup phase: SSLRequest answered (`S` when the listen has TLS, the caller then runs
+//! the handshake; else `N`), GSSENCRequest answered `N`, a CancelRequest recognised, the
+//! StartupMessage read with its parameters.
 
 use kiwi::backend::NegotiateProtocolVersion;
 use kiwi::error::DecodeError;
@@ -13,6 +14,8 @@ use crate::conn::{Conn, ConnError};
 
 /// What a client asked for in its first packet.
 pub enum Hello {
+    /// TLS: `S` was sent; the handshake comes next, then the packets again.
+    Tls,
     /// A session.
     Session(SessionRequest),
     /// Cancel the query of the session with this key.
@@ -36,9 +39,24 @@ pub struct SessionRequest {
     pub replication: Option<String>,
 }
 
-/// Reads packets until a StartupMessage or a CancelRequest.
-pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, End> {
-    let (mut ssl_asked, mut gss_asked) = (false, false);
+/// Which encryption requests a client made: each may come once.
+#[derive(Debug, Default)]
+pub struct Asked {
+    ssl: bool,
+    gss: bool,
+}
+
+/// Reads packets until a StartupMessage, a CancelRequest, or an SSLRequest the listen can
+/// serve (`can_encrypt`: its `tls` is on and has a certificate). A StartupMessage without TLS
+/// is refused when the listen's `tls` mode demands TLS.
+pub fn read(
+    conn: &mut Conn,
+    tls: TlsMode,
+    can_encrypt: bool,
+    asked: &mut Asked,
+    deadline: Deadline,
+) -> Result<Hello, End> {
+    let encrypted = conn.is_tls();
     loop {
         let packet = match conn.read_startup(deadline) {
             Ok((packet, _)) => packet,
@@ -48,12 +66,17 @@ pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, 
             Err(e) => return Err(End::Startup(StartupError::Conn(e))),
         };
         match packet {
-            StartupPacket::SslRequest if !ssl_asked => {
-                ssl_asked = true;
-                answer(conn, b'N', deadline)?;
+            StartupPacket::SslRequest if !asked.ssl => {
+                asked.ssl = true;
+                if !can_encrypt {
+                    answer(conn, b'N', deadline)?;
+                } else {
+                    answer(conn, b'S', deadline)?;
+                    return Ok(Hello::Tls);
+                }
             }
-            StartupPacket::GssEncRequest if !gss_asked => {
-                gss_asked = true;
+            StartupPacket::GssEncRequest if !asked.gss => {
+                asked.gss = true;
                 answer(conn, b'N', deadline)?;
             }
             StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
@@ -66,10 +89,12 @@ pub fn read(conn: &mut Conn, tls: TlsMode, deadline: Deadline) -> Result<Hello, 
                 });
             }
             StartupPacket::Startup(s) => {
-                if matches!(
-                    tls,
-                    TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull
-                ) {
+                if !encrypted
+                    && matches!(
+                        tls,
+                        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull
+                    )
+                {
                     return Err(End::TlsRequired);
                 }
                 let unsupported: Vec<Vec<u8>> = s

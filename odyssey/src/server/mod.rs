@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use kiwi::backend::TransactionStatus;
 use kiwi::var::Vars;
-use machinarium::net::DetachedStream;
+use machinarium::net::{DetachedStream, DetachedTlsStream};
 
 use crate::conn::{Conn, Transport};
 use crate::id::ServerId;
@@ -159,13 +159,19 @@ pub struct Server {
 pub struct DetachedServer {
     /// Identity, key, parameters.
     pub info: ServerInfo,
-    stream: DetachedStream,
+    stream: Detached,
+}
+
+/// The socket of a detached server, plain or with its TLS session.
+enum Detached {
+    Plain(DetachedStream),
+    Tls(DetachedTlsStream),
 }
 
 impl Server {
-    /// Unregisters the socket so the server can go to another machine. When it cannot move
-    /// (bytes still buffered, or TLS, which cannot move yet) the connection is closed and the
-    /// reason returned with its info.
+    /// Unregisters the socket (and its TLS session, if any) so the server can go to another
+    /// machine. When it cannot move (bytes still buffered, here or inside TLS) the connection
+    /// is closed and the reason returned with its info.
     pub fn detach(self) -> Result<DetachedServer, Box<(ServerInfo, &'static str)>> {
         if self.conn.has_pending_input() {
             return Err(Box::new((self.info, "unread bytes left from the server")));
@@ -173,13 +179,16 @@ impl Server {
         let Server { info, conn, .. } = self;
         match conn.into_transport() {
             (Transport::Plain(stream), _) => match stream.detach() {
-                Ok(stream) => Ok(DetachedServer { info, stream }),
+                Ok(stream) => Ok(DetachedServer {
+                    info,
+                    stream: Detached::Plain(stream),
+                }),
                 Err(_) => Err(Box::new((info, "socket could not be detached"))),
             },
-            (Transport::Tls(_), _) => Err(Box::new((
+            (Transport::Tls(tls), _) => Ok(DetachedServer {
                 info,
-                "TLS server connections stay on their worker",
-            ))),
+                stream: Detached::Tls(tls.detach()),
+            }),
         }
     }
 }
@@ -187,10 +196,13 @@ impl Server {
 impl DetachedServer {
     /// Registers the socket with the current machine.
     pub fn attach(self) -> Result<Server, machinarium::Error> {
-        let stream = self.stream.attach()?;
+        let transport = match self.stream {
+            Detached::Plain(stream) => Transport::Plain(stream.attach()?),
+            Detached::Tls(tls) => Transport::Tls(tls.attach()?),
+        };
         Ok(Server {
             info: self.info,
-            conn: Conn::new(Transport::Plain(stream)),
+            conn: Conn::new(transport),
             tx: TransactionStatus::Idle,
         })
     }
