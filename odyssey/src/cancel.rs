@@ -70,7 +70,11 @@ impl CancelRegistry {
             .unwrap_or_else(|p| p.into_inner())
             .get(&ClientKey { pid, secret })?
             .clone();
-        slot.get()
+        let target = slot.get();
+        if target.is_some() {
+            slot.forwarding();
+        }
+        target
     }
 }
 

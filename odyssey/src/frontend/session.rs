@@ -189,6 +189,7 @@ impl Session {
         if self.inst.is_shutting_down() && self.between_transactions() {
             return self.end(End::Shutdown);
         }
+        self.count_cancels();
         self.client.conn.shrink();
         if let Some(checkout) = self.server.as_mut() {
             checkout.server_mut().conn.shrink();
@@ -300,8 +301,33 @@ impl Session {
                 self.client.conn.consume(used);
             }
         }
+        self.count_parses();
         self.release_if_done();
         Ok(true)
+    }
+
+    /// Cancels forwarded for the client go into the route's counters (when it parks or ends;
+    /// the cancel arrives on another connection).
+    fn count_cancels(&self) {
+        let n = self.cancel.take_forwarded();
+        if n > 0 {
+            let stats = self.route.stats.local();
+            stats.cancels.fetch_add(u64::from(n), Ordering::Relaxed);
+        }
+    }
+
+    /// Parse messages the relay saw go into the route's counters.
+    fn count_parses(&mut self) {
+        let parses = self.relay.take_parses();
+        if parses.total > 0 {
+            let stats = self.route.stats.local();
+            stats
+                .parses
+                .fetch_add(u64::from(parses.total), Ordering::Relaxed);
+            stats
+                .parses_reused
+                .fetch_add(u64::from(parses.reused), Ordering::Relaxed);
+        }
     }
 
     /// `log_query` lines for the first `n` buffered client bytes, about to be consumed
@@ -432,6 +458,7 @@ impl Session {
     /// Ends the session: tells the client what the table says, decides the server's fate,
     /// logs. The admission goes with `self`.
     pub fn end(mut self: Box<Self>, end: End) {
+        self.count_cancels();
         if let Some(kind) = end.error_kind() {
             self.inst.errors.add(kind);
             self.route.stats.errors.add(kind);
