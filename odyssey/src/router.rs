@@ -316,9 +316,10 @@ pub fn pool_size(route: &Route) -> u32 {
 /// Gives a server back to its pool (the caller has reset it). A server that cannot leave
 /// this machine is closed, with the reason logged.
 pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
-    let Some(server) = checkout.server.take() else {
+    let Some(mut server) = checkout.server.take() else {
         return;
     };
+    server.info.publish_statements();
     if let Some(entry) = &server.info.entry {
         if entry.offline() {
             checkout.server = Some(server);

@@ -192,6 +192,7 @@ impl Session {
         self.count_cancels();
         self.client.conn.shrink();
         if let Some(checkout) = self.server.as_mut() {
+            checkout.server_mut().info.publish_statements();
             checkout.server_mut().conn.shrink();
         }
         let (keys, n) = self.park_keys();

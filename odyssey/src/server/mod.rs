@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use kiwi::backend::TransactionStatus;
@@ -88,6 +88,8 @@ pub struct ServerEntry {
     pub connected_at: SystemTime,
     active: AtomicBool,
     offline: AtomicBool,
+    /// The statement keys it holds, as of the last time it went idle or its client parked.
+    prepared: Mutex<Vec<u64>>,
 }
 
 impl ServerEntry {
@@ -102,6 +104,7 @@ impl ServerEntry {
             connected_at: SystemTime::now(),
             active: AtomicBool::new(true),
             offline: AtomicBool::new(false),
+            prepared: Mutex::default(),
         }
     }
 
@@ -113,6 +116,14 @@ impl ServerEntry {
     /// A client took it (true) or gave it back.
     pub fn set_active(&self, on: bool) {
         self.active.store(on, Ordering::Relaxed);
+    }
+
+    /// The statement keys it holds (`SHOW SERVER_PREP_STMTS`).
+    pub fn prepared(&self) -> Vec<u64> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether `DROP SERVERS` marked it: closed instead of going back to the pool.
@@ -127,6 +138,13 @@ impl ServerEntry {
 }
 
 impl ServerInfo {
+    /// Tells the console's entry which statements the server holds, if that changed.
+    pub fn publish_statements(&mut self) {
+        if let (Some(entry), Some(keys)) = (&self.entry, self.prepared.take_changed()) {
+            *entry.prepared.lock().unwrap_or_else(|p| p.into_inner()) = keys;
+        }
+    }
+
     /// A server just connected at `address`, before its startup answers.
     pub fn new(address: Address) -> ServerInfo {
         let now = Instant::now();
