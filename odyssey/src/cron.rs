@@ -75,6 +75,7 @@ fn min_pool(inst: &Instance) {
                 rule: index,
                 database: db.to_string(),
                 user: user.to_string(),
+                tsa: rule.target_session_attrs.unwrap_or_default(),
             };
             inst.router.ensure(key, config);
         }

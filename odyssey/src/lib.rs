@@ -21,7 +21,9 @@
 //!   a client's SSLRequest accepted, a server's negotiated and verified).
 //! - 2 Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
 //!   database and user), `pool` (a route's servers, shared by workers), `clients` (every
-//!   logged-in client, for the console), `router` (every route;
+//!   logged-in client, for the console), `endpoints` (what is known of each storage host:
+//!   alive, primary or standby; the order to try hosts in), `hosts` (opening a server on a
+//!   suitable host: target_session_attrs, balancing, failover), `router` (every route;
 //!   the one door servers pass: attach, detach, the `Checkout` guard, expiry), `cancel` (client
 //!   keys → the server running their query).
 //! - 3 Flows: `relay` (sans-io: what each side's bytes become, when a server may go back),
@@ -51,8 +53,10 @@ pub mod console;
 pub mod control;
 pub mod cron;
 pub mod deploy;
+pub mod endpoints;
 pub mod frontend;
 pub mod gate;
+pub mod hosts;
 pub mod id;
 pub mod instance;
 pub mod logger;

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::config::storage::TargetSessionAttrs;
 use crate::config::{Config, Rule, Storage};
+use crate::endpoints::Endpoints;
 use crate::pool::ServerPool;
 use crate::server::ServerEntry;
 use crate::stats::RouteStats;
@@ -21,6 +23,9 @@ pub struct RouteKey {
     pub database: String,
     /// The client's user.
     pub user: String,
+    /// The kind of server its clients need (listen's, else the rule's target_session_attrs):
+    /// a pool holds servers of one kind.
+    pub tsa: TargetSessionAttrs,
 }
 
 /// ParameterStatus values (name, value) as a server reported them.
@@ -41,6 +46,8 @@ pub struct Route {
     pub stats: RouteStats,
     /// Its servers as the console sees them (entries go with their servers).
     servers: Mutex<Vec<Weak<ServerEntry>>>,
+    /// What is known of storage hosts (shared by every route).
+    pub endpoints: Arc<Endpoints>,
     /// Values clients sent at startup → the value a server reports for them (`eucjp` →
     /// `EUC_JP`), learnt on a server once per route and value.
     normalized: Mutex<HashMap<StartupValue, Vec<u8>>>,
@@ -53,8 +60,13 @@ type StartupValue = (&'static str, Vec<u8>);
 const MAX_NORMALIZED: usize = 256;
 
 impl Route {
-    /// A route for `key` under `config`, with counters for `machines` machines.
-    pub fn new(key: RouteKey, config: Arc<Config>, machines: usize) -> Route {
+    /// A route for `key` under `config`, with counters for `machines` machines, sharing what is
+    /// known of storage hosts (`endpoints`) with every route.
+    pub fn new(
+        key: RouteKey,
+        config: Arc<Config>,
+        (machines, endpoints): (usize, Arc<Endpoints>),
+    ) -> Route {
         Route {
             key,
             config,
@@ -63,6 +75,7 @@ impl Route {
             params: Mutex::new(None),
             stats: RouteStats::new(machines),
             servers: Mutex::default(),
+            endpoints,
             normalized: Mutex::new(HashMap::new()),
         }
     }

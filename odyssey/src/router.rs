@@ -8,22 +8,24 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use machinarium::{BlockingPool, Deadline};
+use machinarium::Deadline;
 
-use crate::backend::auth::BackendCredentials;
-use crate::backend::{self, BackendError, ConnectParams};
+use crate::backend::{self, BackendError};
 use crate::config::Config;
+use crate::endpoints::Endpoints;
 use crate::id::ServerId;
 use crate::logger::{ClientInfo, Logger};
 use crate::pool::{AcquireError, Grant, Wait};
 use crate::route::{Route, RouteKey};
 use crate::server::{Server, ServerEntry};
-use crate::{od_debug, od_error, od_info, storage};
+use crate::{hosts, od_debug, od_error, od_info};
 
 /// Every route, by key. Shared by all workers.
 #[derive(Default)]
 pub struct Router {
     routes: Mutex<HashMap<RouteKey, Arc<Route>>>,
+    /// What is known of every storage host (each route holds it too).
+    pub endpoints: Arc<Endpoints>,
     /// Machines that record route counters (each route keeps a shard per machine).
     machines: usize,
 }
@@ -45,6 +47,7 @@ impl Router {
     pub fn new(machines: usize) -> Router {
         Router {
             routes: Mutex::default(),
+            endpoints: Arc::default(),
             machines,
         }
     }
@@ -67,7 +70,10 @@ impl Router {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Route::new(key, config.clone(), self.machines)))
+            .or_insert_with(|| {
+                let hosts = self.endpoints.clone();
+                Arc::new(Route::new(key, config.clone(), (self.machines, hosts)))
+            })
             .clone()
     }
 
@@ -146,17 +152,7 @@ impl Drop for Checkout {
     }
 }
 
-/// How to open a new server connection for a client.
-pub struct Connector<'a> {
-    /// The login the server gets (worked out only when a connection is opened).
-    pub credentials: &'a dyn Fn() -> BackendCredentials,
-    /// Where host names are resolved.
-    pub resolver: &'a BlockingPool,
-    /// Log lines go here, with the client's ids.
-    pub logger: &'a Logger,
-    /// The client, for log lines (none for the cron's `min_pool_size` connections).
-    pub client: Option<&'a ClientInfo>,
-}
+pub use crate::hosts::Connector;
 
 /// Why no server could be had.
 #[derive(Debug)]
@@ -224,6 +220,13 @@ pub fn attach(
                 }
             },
         };
+        let mut server = server;
+        if !hosts::still_fits(route, &mut server, &route.endpoints) {
+            // Its host changed role (a promotion or demotion): closed, and the next one.
+            backend::close(server);
+            route.pool.closed();
+            continue;
+        }
         let mut checkout = Checkout {
             route: route.clone(),
             server: Some(server),
@@ -405,28 +408,7 @@ pub fn close_idle(route: &Route) {
 /// Opens a new server connection for the route (the pool counted it as connecting).
 fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
     let config = route.config();
-    let rule = route.rule();
-    let mut result = match route.storage() {
-        None => Err(BackendError::NoStorage(rule.storage.clone())),
-        Some(storage) => {
-            storage::address(via.resolver, storage, &config.global).and_then(|address| {
-                backend::connect(&ConnectParams {
-                    address,
-                    connect_timeout: config.global.backend_connect_timeout,
-                    login_timeout: config
-                        .global
-                        .backend_connect_timeout
-                        .max(Duration::from_secs(5)),
-                    credentials: &(via.credentials)(),
-                    database: route.backend_database(),
-                    nodelay: config.global.nodelay,
-                    keepalive: backend::keepalive(&config.global),
-                    startup_options: &rule.backend_startup_options,
-                    tls: storage::tls(storage),
-                })
-            })
-        }
-    };
+    let mut result = hosts::open(route, via);
     match &mut result {
         Ok(server) => {
             let (local, fd) = match server.conn.transport() {

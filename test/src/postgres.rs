@@ -146,6 +146,49 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// A streaming standby of `primary` (pg_basebackup -R over the primary's socket), started
+    /// on its own free port with the primary's options.
+    pub fn standby_of(primary: &Cluster) -> Result<Cluster> {
+        let run_as = RunAs::detect()?;
+        let dir = TempDir::new("pg-standby")?;
+        let mut standby = Cluster {
+            options: primary.options.clone(),
+            users: primary.users.clone(),
+            run_as,
+            port: 0,
+            postmaster: None,
+            dir,
+        };
+        let sock = standby.socket_dir();
+        fs::create_dir(&sock).map_err(|e| Error::io(format!("create {}", sock.display()), e))?;
+        if let Some(run_as) = &standby.run_as {
+            run_as.chown(standby.dir.path())?;
+            run_as.chown(&sock)?;
+        }
+        let mut backup = standby.server_command("pg_basebackup");
+        backup
+            .arg("-D")
+            .arg(standby.data_dir())
+            .args(["-R", "-X", "stream", "-U", SUPERUSER, "-h"])
+            .arg(primary.socket_dir())
+            .args(["-p", &primary.port.to_string()]);
+        command::run(backup, "pg_basebackup", INITDB_TIMEOUT)?.check("pg_basebackup")?;
+        // The copied postgresql.conf names the primary's socket directory: ours wins.
+        append(
+            &standby.data_dir().join("postgresql.conf"),
+            &standby.settings(),
+        )?;
+        standby.start_server(None)?;
+        Ok(standby)
+    }
+
+    /// Promotes a standby to primary and returns once it accepts writes.
+    pub fn promote(&self) -> Result<()> {
+        self.pg_ctl(&["promote", "-w"], STOP_TIMEOUT)?
+            .check("pg_ctl promote")
+            .map(drop)
+    }
+
     /// The TCP port (on 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
@@ -368,6 +411,12 @@ impl Cluster {
         let superuser_tcp = self.options.superuser_auth.hba_name();
         let _ = writeln!(hba, "local all {SUPERUSER} {}", superuser_local.hba_name());
         let _ = writeln!(hba, "host all {SUPERUSER} 127.0.0.1/32 {superuser_tcp}");
+        // Standbys made by `standby_of` stream from the socket as the superuser.
+        let _ = writeln!(
+            hba,
+            "local replication {SUPERUSER} {}",
+            superuser_local.hba_name()
+        );
         for (user, method) in &self.users {
             let (user, method) = (quote_ident(user), method.hba_name());
             let _ = writeln!(hba, "local all {user} {method}");

@@ -290,6 +290,9 @@ impl End {
                     "too many active clients for user (pool_size for user {route} reached {pool_size})"
                 ),
             ),
+            End::Connect(e @ BackendError::NoSuitableHost { .. }) => {
+                Reply::fatal(FAILURE, e.to_string())
+            }
             End::Connect(_) => Reply::fatal(FAILURE, "failed to get remote server connection"),
             End::Deploy(e) => Reply::fatal(
                 FAILURE,

@@ -253,11 +253,17 @@ impl Login<'_> {
             self.console = Some(index);
             return Ok(());
         }
+        let listen = config.listen.get(self.accepted.listen);
         let key = RouteKey {
             generation: self.snapshot.generation,
             rule: index,
             database: request.database.clone(),
             user: request.user.clone(),
+            // The listen's target_session_attrs wins over the rule's (spec §7.5).
+            tsa: listen
+                .and_then(|l| l.target_session_attrs)
+                .or(rule.target_session_attrs)
+                .unwrap_or_default(),
         };
         let ticket = self
             .inst

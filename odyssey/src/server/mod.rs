@@ -68,6 +68,8 @@ pub struct ServerInfo {
     pub idle_since: Instant,
     /// What the console shows of it, once it has logged in.
     pub entry: Option<Arc<ServerEntry>>,
+    /// Which host of its storage it is on.
+    pub endpoint: usize,
 }
 
 /// A server as the console sees it (`SHOW SERVERS`); the route keeps a weak list of these,
@@ -82,6 +84,8 @@ pub struct ServerEntry {
     pub local: Option<SocketAddr>,
     /// Its socket (`SHOW FDS`).
     pub fd: i32,
+    /// Which host of its storage it is on.
+    pub endpoint: usize,
     /// Its backend pid.
     pub pid: i32,
     /// When it was connected.
@@ -100,6 +104,7 @@ impl ServerEntry {
             address: info.address.clone(),
             local,
             fd,
+            endpoint: info.endpoint,
             pid: info.key.pid,
             connected_at: SystemTime::now(),
             active: AtomicBool::new(true),
@@ -159,6 +164,7 @@ impl ServerInfo {
             created: now,
             idle_since: now,
             entry: None,
+            endpoint: 0,
         }
     }
 }
