@@ -37,6 +37,15 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens a server for the route on the first suitable host.
 pub fn open(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
+    open_with(route, via, &[])
+}
+
+/// As `open`, with `extra` startup parameters (`replication`) after the rule's.
+pub fn open_with(
+    route: &Route,
+    via: &Connector<'_>,
+    extra: &[(String, String)],
+) -> Result<Server, BackendError> {
     let endpoints = &*route.endpoints;
     let rule = route.rule();
     let storage = route
@@ -53,7 +62,7 @@ pub fn open(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> 
     let order = endpoints.order(storage, tsa, balancing, &load);
     let (mut last, mut fallback, mut mismatched) = (None, None, false);
     for index in order {
-        let mut server = match open_on(route, via, storage, index) {
+        let mut server = match open_on(route, via, (storage, index), extra) {
             Ok(s) => s,
             Err(e) if e.is_too_many_connections() => return Err(e),
             Err(e) => {
@@ -123,10 +132,12 @@ fn log_mismatch(via: &Connector<'_>, server: &Server, tsa: Tsa) {
 fn open_on(
     route: &Route,
     via: &Connector<'_>,
-    storage: &Storage,
-    index: usize,
+    (storage, index): (&Storage, usize),
+    extra: &[(String, String)],
 ) -> Result<Server, BackendError> {
     let global = &route.config().global;
+    let options = route.rule().backend_startup_options.iter();
+    let startup: Vec<(String, String)> = options.chain(extra).cloned().collect();
     let mut last = None;
     for address in storage::addresses(via.resolver, storage, global, index)? {
         let params = ConnectParams {
@@ -137,7 +148,7 @@ fn open_on(
             database: route.backend_database(),
             nodelay: global.nodelay,
             keepalive: backend::keepalive(global),
-            startup_options: &route.rule().backend_startup_options,
+            startup_options: &startup,
             tls: storage::tls(storage, index),
         };
         match backend::connect(&params) {

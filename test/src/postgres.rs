@@ -417,6 +417,10 @@ impl Cluster {
             "local replication {SUPERUSER} {}",
             superuser_local.hba_name()
         );
+        let _ = writeln!(
+            hba,
+            "host replication {SUPERUSER} 127.0.0.1/32 {superuser_tcp}"
+        );
         for (user, method) in &self.users {
             let (user, method) = (quote_ident(user), method.hba_name());
             let _ = writeln!(hba, "local all {user} {method}");

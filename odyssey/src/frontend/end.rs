@@ -33,6 +33,8 @@ pub enum End {
     },
     /// The listener requires TLS and the client did not ask for it.
     TlsRequired,
+    /// The `replication` startup parameter has a value PostgreSQL would refuse.
+    BadReplication,
     /// The client's TLS failed: bytes behind its SSLRequest, a failed handshake, a refused
     /// certificate. Nothing can be said over a broken session: closed without a word.
     Tls(TlsError),
@@ -191,6 +193,7 @@ impl End {
             End::Startup(_)
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
+            | End::BadReplication
             | End::Tls(_)
             | End::RoutingSlotTimeout
             | End::CancelRequest
@@ -215,6 +218,7 @@ impl End {
             | End::RoutingSlotTimeout
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
+            | End::BadReplication
             | End::Tls(_)
             | End::CancelRequest
             | End::TooManyClients { .. }
@@ -252,6 +256,9 @@ impl End {
                 ),
             ),
             End::TlsRequired => Reply::error(sqlstate::PROTOCOL_VIOLATION, "SSL is required"),
+            End::BadReplication => {
+                Reply::error(FAILURE, "invalid value for parameter \"replication\"")
+            }
             End::TooManyClients { max } => Reply::error(
                 TOO_MANY,
                 format!("too many tcp connections (global client_max {max})"),
@@ -364,6 +371,7 @@ impl fmt::Display for End {
                 write!(f, "unsupported protocol {major}.{minor}")
             }
             End::TlsRequired => f.write_str("SSL is required"),
+            End::BadReplication => f.write_str("invalid value for parameter \"replication\""),
             End::Tls(e) => write!(f, "tls: {e}"),
             End::RoutingSlotTimeout => f.write_str(
                 "routing slot wait timed out, connection rejected (high TLS handshakes rate?)",

@@ -3,8 +3,10 @@
 
 pub mod admission;
 pub mod attach;
+pub mod cancel_request;
 pub mod end;
 pub mod querylog;
+pub mod replication;
 pub mod session;
 pub mod setup;
 pub mod startup;
@@ -22,17 +24,18 @@ use crate::client::Client;
 use crate::clients::ClientEntry;
 use crate::config::hba::{self, HbaAction};
 use crate::config::rule::{Rule, Transport as RuleTransport};
-use crate::config::{Config, StorageType, TlsMode};
+use crate::config::{StorageType, TlsMode};
 use crate::conn::{Conn, Transport};
 use crate::gate::Slot;
 use crate::id::ClientId;
 use crate::instance::{ConfigSnapshot, Instance};
 use crate::logger::ClientInfo;
-use crate::route::RouteKey;
+use crate::route::{Route, RouteKey};
 use crate::rules::Request;
-use crate::{cancel, od_error, od_info, tls};
+use crate::{od_error, od_info, tls};
 use admission::Admission;
 use end::End;
+use replication::Replication;
 use session::Session;
 use startup::{Hello, SessionRequest};
 
@@ -103,8 +106,21 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
             let Some(route) = admission.route().cloned() else {
                 return;
             };
-            let client = login.client(conn, request);
+            let replication = request.replication.clone();
+            let mut client = login.client(conn, request);
             let entry = admission.list(&client, Some(route.clone()));
+            if let Some(value) =
+                replication.filter(|v| replication::parse(Some(v)) != Some(Replication::No))
+            {
+                let end = replication::serve(
+                    &inst,
+                    &mut client,
+                    &route,
+                    (&value, &authenticated),
+                    &mut admission,
+                );
+                return login.ended(&route, end);
+            }
             // Boxed: a parked session moves into its wake-up closure, and a pointer is cheaper
             // to move (and to allocate for) than the whole session on every park.
             Box::new(Session::new(
@@ -216,7 +232,7 @@ impl Login<'_> {
                 }
                 Ok(Hello::Cancel { pid, secret }) => {
                     self.routing = None;
-                    forward_cancel(self.inst, config, pid, &secret);
+                    cancel_request::forward(self.inst, config, pid, &secret);
                     return Err(Box::new((Some(conn), End::CancelRequest)));
                 }
                 Err(end) => return Err(Box::new((Some(conn), end))),
@@ -226,6 +242,9 @@ impl Login<'_> {
 
     /// Matches the client to a rule (spec §3) and counts it in on the route.
     fn route(&mut self, request: &SessionRequest, admission: &mut Admission) -> Result<(), End> {
+        if replication::parse(request.replication.as_deref()).is_none() {
+            return Err(End::BadReplication);
+        }
         let config = &self.snapshot.config;
         let req = Request {
             database: &request.database,
@@ -337,6 +356,22 @@ impl Login<'_> {
         }
     }
 
+    /// A replication client's pipe ended: counted and logged as a session end.
+    fn ended(&self, route: &Route, end: End) {
+        if let Some(kind) = end.error_kind() {
+            self.inst.errors.add(kind);
+            route.stats.errors.add(kind);
+        }
+        od_info!(
+            self.inst.logger,
+            "replication",
+            Some(&self.info),
+            None,
+            "replication client disconnected ({end}), route {}",
+            route.name()
+        );
+    }
+
     /// Serves a console client until it leaves.
     fn serve_console(&self, client: &mut Client, entry: &ClientEntry) {
         let Some(rule) = self.console.and_then(|i| self.snapshot.config.rules.get(i)) else {
@@ -436,36 +471,4 @@ pub fn application_name_with_host(name: Option<&[u8]>, peer: Option<SocketAddr>)
     }
     out.truncate(end);
     out
-}
-
-/// A CancelRequest: waits for a `cancel_max_inflight` slot up to `cancel_queue_timeout_ms`
-/// (else dropped, as upstream), then is forwarded to the server running that client's query,
-/// if any. `cancel_timeout_ms 0` waits for the server without a limit.
-fn forward_cancel(inst: &Arc<Instance>, config: &Config, pid: i32, secret: &[u8]) {
-    let g = &config.global;
-    let queue_timeout = g.cancel_queue_timeout.unwrap_or(2 * g.cancel_timeout);
-    let Some(_slot) = inst.cancels.enter(Deadline::after(queue_timeout)) else {
-        od_error!(
-            inst.logger,
-            "startup",
-            None,
-            None,
-            "dropping cancel request due to queue timeout {} ms",
-            queue_timeout.as_millis()
-        );
-        return;
-    };
-    let Some((address, key)) = inst.cancels.lookup(pid, secret) else {
-        return;
-    };
-    let timeout = Some(g.cancel_timeout).filter(|t| !t.is_zero());
-    if let Err(e) = cancel::forward(&address, &key, timeout) {
-        od_info!(
-            inst.logger,
-            "cancel",
-            None,
-            None,
-            "cancel to {address} failed: {e}"
-        );
-    }
 }
