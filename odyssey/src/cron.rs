@@ -76,6 +76,7 @@ fn min_pool(inst: &Instance) {
                 database: db.to_string(),
                 user: user.to_string(),
                 tsa: rule.target_session_attrs.unwrap_or_default(),
+                catchup: rule.catchup_timeout.as_secs(),
             };
             inst.router.ensure(key, config);
         }

@@ -26,6 +26,8 @@ pub struct State {
 pub struct Endpoints {
     states: Mutex<HashMap<(String, usize), State>>,
     turns: Mutex<HashMap<String, usize>>,
+    /// Replication lag in seconds as the storage's watchdog measured it, and when.
+    lags: Mutex<HashMap<(String, usize), (u64, Instant)>>,
 }
 
 /// Whether a server of this role suits the client's target_session_attrs.
@@ -59,6 +61,39 @@ impl Endpoints {
                 at: Instant::now(),
             },
         );
+    }
+
+    /// Notes the replication lag the watchdog measured on host `index`.
+    pub fn learn_lag(&self, storage: &Storage, index: usize, seconds: u64) {
+        let mut lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        lags.insert((storage.name.clone(), index), (seconds, Instant::now()));
+    }
+
+    /// The lag of host `index`, if measured within two poll intervals.
+    pub fn lag(&self, storage: &Storage, index: usize) -> Option<u64> {
+        let lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        let (seconds, at) = *lags.get(&(storage.name.clone(), index))?;
+        (at.elapsed() < 2 * storage.endpoints_status_poll_interval).then_some(seconds)
+    }
+
+    /// Whether host `index` lags `catchup` or more (never, when `catchup` is zero or the lag
+    /// is not known).
+    pub fn too_far_behind(&self, storage: &Storage, index: usize, catchup: u64) -> bool {
+        catchup > 0 && self.lag(storage, index).is_some_and(|l| l >= catchup)
+    }
+
+    /// For a login with `catchup` (spec §7.6): the smallest lag when every host with a known
+    /// lag lags too much, else None.
+    pub fn catchup_refusal(&self, storage: &Storage, catchup: u64) -> Option<u64> {
+        if catchup == 0 {
+            return None;
+        }
+        let n = storage.endpoints.len().max(1);
+        let lags: Vec<Option<u64>> = (0..n).map(|i| self.lag(storage, i)).collect();
+        if lags.iter().any(|l| l.is_none_or(|l| l < catchup)) {
+            return None;
+        }
+        lags.into_iter().flatten().min()
     }
 
     /// The hosts of `storage` to try, in order, for a client with `tsa`: those known (freshly)

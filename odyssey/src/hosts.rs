@@ -59,7 +59,9 @@ pub fn open_with(
         storage.balancing.method,
         config.global.availability_zone.as_str(),
     );
-    let order = endpoints.order(storage, tsa, balancing, &load);
+    let mut order = endpoints.order(storage, tsa, balancing, &load);
+    // catchup_timeout: hosts the watchdog sees lagging that much are not used.
+    order.retain(|i| !endpoints.too_far_behind(storage, *i, route.key.catchup));
     let (mut last, mut fallback, mut mismatched) = (None, None, false);
     for index in order {
         let mut server = match open_on(route, via, (storage, index), extra) {
@@ -203,17 +205,21 @@ pub fn check(server: &mut Server) -> Result<bool, BackendError> {
     Ok(v.as_deref() == Some(b"f"))
 }
 
-/// Whether an idle server may serve a client of the route: its host's fresh role fits, or a
-/// check on the server says so (and is noted for the host).
+/// Whether an idle server may serve a client of the route: its host does not lag beyond the
+/// route's catchup_timeout, and its host's fresh role fits, or a check on the server says so
+/// (and is noted for the host).
 pub fn still_fits(route: &Route, server: &mut Server, endpoints: &Endpoints) -> bool {
-    let tsa = route.key.tsa;
-    if matches!(tsa, Tsa::Any | Tsa::PreferStandby) {
-        return true;
-    }
     let Some(storage) = route.storage() else {
         return true;
     };
     let index = server.info.endpoint;
+    if endpoints.too_far_behind(storage, index, route.key.catchup) {
+        return false;
+    }
+    let tsa = route.key.tsa;
+    if matches!(tsa, Tsa::Any | Tsa::PreferStandby) {
+        return true;
+    }
     if let Some(rw) = endpoints
         .fresh(storage, index)
         .and_then(|s| s.alive.then_some(s.read_write).flatten())

@@ -37,7 +37,8 @@
 //!   extended protocol), `metrics` (the Prometheus text of the counters, served on
 //!   `promhttp_server_port` with `/healthz`).
 //! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
-//!   shutdown), `cron` (expiry, stats).
+//!   shutdown), `cron` (expiry, stats), `watchdog` (replication lag and role of every host of
+//!   storages with a `watchdog` block).
 #![deny(unsafe_code)]
 #![warn(clippy::too_many_lines)]
 #![warn(missing_docs)]
@@ -75,3 +76,4 @@ pub mod stats;
 pub mod storage;
 pub mod system;
 pub mod tls;
+pub mod watchdog;

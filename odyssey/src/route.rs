@@ -26,6 +26,9 @@ pub struct RouteKey {
     /// The kind of server its clients need (listen's, else the rule's target_session_attrs):
     /// a pool holds servers of one kind.
     pub tsa: TargetSessionAttrs,
+    /// `catchup_timeout` in seconds (the rule's, else the listen's; 0: no lag limit): hosts
+    /// the watchdog sees lagging this much are not used.
+    pub catchup: u64,
 }
 
 /// ParameterStatus values (name, value) as a server reported them.

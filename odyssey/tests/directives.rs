@@ -28,6 +28,9 @@ const READ: &[(&str, &str)] = &[
     ("log_config", "test/tests/log_config.rs"),
     ("role", "test/tests/console.rs"),
     ("target_session_attrs", "test/tests/ha.rs"),
+    ("watchdog", "test/tests/ha.rs"),
+    ("watchdog_lag_query", "test/tests/ha.rs"),
+    ("catchup_timeout", "test/tests/ha.rs"),
     ("endpoints_status_poll_interval", "test/tests/ha.rs"),
     ("balancing", "test/tests/ha.rs"),
     ("az_aware", "test/tests/ha.rs"),
@@ -121,14 +124,14 @@ const READ_UNTESTED: &[&str] = &[
 const WARNED_BY_READER: &[&str] = &["ldap_endpoint"];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
-/// (`soft_oom`, `conn_drop_options`, `query_parsing`, `ldap_endpoint`, a storage's `watchdog`,
-/// a `group` rule, a rule's `ldap_storage_credentials`).
+/// (`soft_oom`, `conn_drop_options`, `query_parsing`, `ldap_endpoint`, a `group` rule, a
+/// rule's `ldap_storage_credentials`).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
     "drop_enabled", "rate", "interval_ms", "limit", "process", "check_interval_ms", "drop",
     "signal", "max_rate", "mode", "mem_limit", "ldapserver", "ldapport", "ldapscheme",
     "ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute", "ldapsearchfilter",
-    "ldapprefix", "ldapsuffix", "ldapscope", "watchdog_lag_query", "watchdog_lag_interval",
+    "ldapprefix", "ldapsuffix", "ldapscope",
     "group_query", "group_query_user", "group_query_db", "ldap_storage_username",
     "ldap_storage_password",
 ];

@@ -2,7 +2,9 @@
 //! `target_session_attrs` (rule and listen) with either host listed first, `prefer-standby`
 //! and its fallback, round-robin balancing over both hosts, `availability_zone` with
 //! `az_aware`, a dead first host skipped, every host down, and a promotion: read-write
-//! clients reach the new primary without a pooler restart, after `endpoints_status_poll_interval`.
+//! clients reach the new primary without a pooler restart, after `endpoints_status_poll_interval`;
+//! a storage `watchdog` measuring a standby whose replay is paused: `catchup_timeout` skips it
+//! and refuses logins when it is the only host.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -208,4 +210,105 @@ fn promotion_reaches_read_write_clients_without_a_restart() {
         }),
         "a pooled server of the promoted host must not serve read-only clients"
     );
+}
+
+/// A heartbeat the test writes on the primary every 100 ms; the standby replays it, so
+/// `select ts from heartbeat` there is the time of its last replay.
+fn heartbeat(
+    primary: &Cluster,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    primary
+        .psql("postgres", "postgres", "create table heartbeat(ts bigint); insert into heartbeat values (extract(epoch from now())::bigint)")
+        .expect("heartbeat table");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let params = primary.superuser_params();
+    let flag = stop.clone();
+    let beat = std::thread::spawn(move || {
+        let mut c = connect(&params).expect("heartbeat client");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !flag.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < deadline
+        {
+            let _ = c.simple_query("update heartbeat set ts = extract(epoch from now())::bigint");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    (stop, beat)
+}
+
+#[test]
+fn a_lagging_standby_is_skipped_and_catchup_timeout_refuses_logins() {
+    let p = pair();
+    let (pp, sp) = (p.primary.port(), p.standby.port());
+    let (stop, beat) = heartbeat(&p.primary);
+    assert!(
+        wait_for(Duration::from_secs(10), || p
+            .standby
+            .psql("postgres", "postgres", "select ts from heartbeat")
+            .is_ok()),
+        "the standby does not replay\n{}",
+        p.standby.log()
+    );
+    let watchdog = "\twatchdog {\n\t\tauthentication \"none\"\n\t\tstorage \"postgres_server\"\n\
+                    \t\tstorage_db \"postgres\"\n\t\tstorage_user \"postgres\"\n\t\tpool \"transaction\"\n\
+                    \t\twatchdog_lag_query \"select ts from heartbeat\"\n\t}\n";
+    let mut rest = storage("standby_only", &format!("127.0.0.1:{sp}"), watchdog);
+    rest += &storage("both", &format!("127.0.0.1:{sp},127.0.0.1:{pp}"), watchdog);
+    let with_catchup = |r: String| {
+        r.replace(
+            "\t\tpool_size 4\n",
+            "\t\tpool_size 4\n\t\tcatchup_timeout 2\n",
+        )
+    };
+    rest += &with_catchup(rule("lagging", "app", "standby_only", Some("read-only")));
+    rest += &with_catchup(rule("prefer", "app", "both", Some("prefer-standby")));
+    let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            connect(&ConnParams::tcp(pooler.port(), "app").dbname("lagging"))
+                .and_then(|mut c| c.simple_query("select 1"))
+                .is_ok()
+        }),
+        "a standby that keeps up serves\n{}",
+        pooler.log()
+    );
+    assert_eq!(where_am_i(&pooler, "prefer", "app"), (true, sp));
+
+    p.standby
+        .psql("postgres", "postgres", "select pg_wal_replay_pause()")
+        .expect("pause replay");
+    let refused = wait_for(Duration::from_secs(15), || {
+        match connect(&ConnParams::tcp(pooler.port(), "app").dbname("lagging"))
+            .and_then(|mut c| c.simple_query("select 1"))
+        {
+            Err(e) => e.as_db_error().is_some_and(|d| {
+                d.code().code() == "08006" && d.message().contains("replication lag too big")
+            }),
+            Ok(_) => false,
+        }
+    });
+    assert!(
+        refused,
+        "logins must be refused while the only host lags\n{}",
+        pooler.log()
+    );
+    // With a primary in the list, prefer-standby skips the lagging standby.
+    assert_eq!(where_am_i(&pooler, "prefer", "app"), (false, pp));
+
+    p.standby
+        .psql("postgres", "postgres", "select pg_wal_replay_resume()")
+        .expect("resume replay");
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            connect(&ConnParams::tcp(pooler.port(), "app").dbname("lagging"))
+                .and_then(|mut c| c.simple_query("select 1"))
+                .is_ok()
+        }),
+        "the standby serves again once it catches up"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    beat.join().expect("heartbeat thread");
 }

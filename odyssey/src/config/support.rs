@@ -63,12 +63,10 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("storage", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
     // High availability (issue 13).
     ("listen", "balancing_method", NY("per-listen balancing: the storage's balancing method is used")),
-    ("listen", "catchup_timeout", NY("replication lag checks, issue 13")),
     ("storage", "target_session_attrs", NY("set it in the rule or the listen")),
     ("storage", "server_max_routing", NY("connect ramp-up limit")),
-    ("storage", "watchdog", NY("replication lag watchdog, issue 13")),
+    ("rule", "watchdog_lag_interval", NA("upstream only prints it too; polls follow endpoints_status_poll_interval")),
     ("storage", "show_notice_messages", NY("server notices at login")),
-    ("rule", "catchup_timeout", NY("replication lag checks, issue 13")),
     // Pool details.
     ("rule", "pool_attach_check", NY("idle servers are not polled before attach")),
     ("rule", "pool_pin_on_listen", NY("servers are not pinned to listeners")),

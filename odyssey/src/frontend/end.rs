@@ -35,6 +35,13 @@ pub enum End {
     TlsRequired,
     /// The `replication` startup parameter has a value PostgreSQL would refuse.
     BadReplication,
+    /// Every host lags more than the client's `catchup_timeout`.
+    Lagging {
+        /// The smallest lag, in seconds.
+        lag: u64,
+        /// `db user`.
+        route: String,
+    },
     /// The client's TLS failed: bytes behind its SSLRequest, a failed handshake, a refused
     /// certificate. Nothing can be said over a broken session: closed without a word.
     Tls(TlsError),
@@ -190,6 +197,7 @@ impl End {
             End::Shutdown => ErrorKind::GracefulShutdown,
             End::IdleTimeout(Idle::Client) => ErrorKind::IdleTimeout,
             End::IdleTimeout(Idle::InTransaction) => ErrorKind::IdleInTransactionTimeout,
+            End::Lagging { .. } => ErrorKind::CatchupTimeout,
             End::Startup(_)
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
@@ -219,6 +227,7 @@ impl End {
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
             | End::BadReplication
+            | End::Lagging { .. }
             | End::Tls(_)
             | End::CancelRequest
             | End::TooManyClients { .. }
@@ -259,6 +268,12 @@ impl End {
             End::BadReplication => {
                 Reply::error(FAILURE, "invalid value for parameter \"replication\"")
             }
+            End::Lagging { lag, route } => Reply::fatal(
+                FAILURE,
+                format!("replication lag too big ({lag} seconds), connection rejected: {route}"),
+            )
+            .detail("replication lag of the node you are trying to connect is too big, connection rejected")
+            .hint("wait until the replica catches up with the primary"),
             End::TooManyClients { max } => Reply::error(
                 TOO_MANY,
                 format!("too many tcp connections (global client_max {max})"),
@@ -371,6 +386,9 @@ impl fmt::Display for End {
                 write!(f, "unsupported protocol {major}.{minor}")
             }
             End::TlsRequired => f.write_str("SSL is required"),
+            End::Lagging { lag, route } => {
+                write!(f, "replication lag too big ({lag} seconds): {route}")
+            }
             End::BadReplication => f.write_str("invalid value for parameter \"replication\""),
             End::Tls(e) => write!(f, "tls: {e}"),
             End::RoutingSlotTimeout => f.write_str(

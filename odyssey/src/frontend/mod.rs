@@ -175,6 +175,9 @@ impl Login<'_> {
         };
         routed(conn, &mut request, rule);
         self.hba(&request, rule)?;
+        if let Some(route) = admission.route() {
+            catchup(route)?;
+        }
         let authenticated = self.authenticate(conn, &request, rule, deadline)?;
         Ok((request, authenticated, admission))
     }
@@ -283,6 +286,12 @@ impl Login<'_> {
                 .and_then(|l| l.target_session_attrs)
                 .or(rule.target_session_attrs)
                 .unwrap_or_default(),
+            // The rule's catchup_timeout when set, else the listen's (spec §7.6).
+            catchup: Some(rule.catchup_timeout)
+                .filter(|t| !t.is_zero())
+                .or(listen.map(|l| l.catchup_timeout))
+                .unwrap_or_default()
+                .as_secs(),
         };
         let ticket = self
             .inst
@@ -456,6 +465,21 @@ fn routed(conn: &Conn, request: &mut SessionRequest, rule: &Rule) {
             Transport::Plain(stream) => stream.set_keepalive(&keepalive),
             Transport::Tls(tls) => tls.set_keepalive(&keepalive),
         };
+    }
+}
+
+/// `catchup_timeout` at login (spec §7.6): refused when every host the watchdog measured lags
+/// that much or more.
+fn catchup(route: &Route) -> Result<(), End> {
+    let Some(storage) = route.storage() else {
+        return Ok(());
+    };
+    match route.endpoints.catchup_refusal(storage, route.key.catchup) {
+        None => Ok(()),
+        Some(lag) => Err(End::Lagging {
+            lag,
+            route: format!("{} {}", route.key.database, route.key.user),
+        }),
     }
 }
 
