@@ -77,6 +77,7 @@ fn min_pool(inst: &Instance) {
                 user: user.to_string(),
                 tsa: rule.target_session_attrs.unwrap_or_default(),
                 catchup: rule.catchup_timeout.as_secs(),
+                balancing: None,
             };
             inst.router.ensure(key, config);
         }

@@ -63,6 +63,12 @@ impl Endpoints {
         );
     }
 
+    /// The last state of host `index`, fresh or not.
+    pub fn last(&self, storage: &Storage, index: usize) -> Option<State> {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.get(&(storage.name.clone(), index)).copied()
+    }
+
     /// Notes the replication lag the watchdog measured on host `index`.
     pub fn learn_lag(&self, storage: &Storage, index: usize, seconds: u64) {
         let mut lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::config::storage::TargetSessionAttrs;
+use crate::config::storage::{BalancingMethod, TargetSessionAttrs};
 use crate::config::{Config, Rule, Storage};
 use crate::endpoints::Endpoints;
 use crate::pool::ServerPool;
@@ -29,6 +29,8 @@ pub struct RouteKey {
     /// `catchup_timeout` in seconds (the rule's, else the listen's; 0: no lag limit): hosts
     /// the watchdog sees lagging this much are not used.
     pub catchup: u64,
+    /// The listen's `balancing_method`, over the storage's.
+    pub balancing: Option<BalancingMethod>,
 }
 
 /// ParameterStatus values (name, value) as a server reported them.

@@ -29,6 +29,7 @@ const READ: &[(&str, &str)] = &[
     ("role", "test/tests/console.rs"),
     ("target_session_attrs", "test/tests/ha.rs"),
     ("watchdog", "test/tests/ha.rs"),
+    ("balancing_method", "test/tests/ha.rs"),
     ("watchdog_lag_query", "test/tests/ha.rs"),
     ("catchup_timeout", "test/tests/ha.rs"),
     ("endpoints_status_poll_interval", "test/tests/ha.rs"),

@@ -6,7 +6,6 @@
 //! a storage `watchdog` measuring a standby whose replay is paused: `catchup_timeout` skips it
 //! and refuses logins when it is the only host.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use odyssey_test::pooler::config;
@@ -118,21 +117,29 @@ fn round_robin_spreads_and_zones_come_first() {
     );
     rest += &rule("rr", "app", "rr", None);
     rest += &rule("zoned", "app", "zoned", None);
+    // A second listener balances by least connections (the listen's balancing_method wins).
+    let least = free_port().expect("port");
+    rest += &format!(
+        "listen {{\n\thost \"127.0.0.1\"\n\tport {least}\n\tbalancing_method \"leastconn\"\n}}\n"
+    );
     let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
-    // Four clients holding servers at once: new connections take the hosts in turn.
-    let mut clients: Vec<_> = (0..4)
-        .map(|_| connect(&ConnParams::tcp(pooler.port(), "app").dbname("rr")).expect("client"))
-        .collect();
-    let mut ports = HashSet::new();
-    for c in &mut clients {
-        c.simple_query("begin").expect("begin");
-        let port: i32 = c
-            .query_one("select inet_server_port()", &[])
-            .unwrap()
-            .get(0);
-        ports.insert(port as u16);
+    for port in [pooler.port(), least] {
+        // Four clients holding servers at once: new connections spread over both hosts.
+        let mut clients: Vec<_> = (0..4)
+            .map(|_| connect(&ConnParams::tcp(port, "app").dbname("rr")).expect("client"))
+            .collect();
+        let mut ports = Vec::new();
+        for c in &mut clients {
+            c.simple_query("begin").expect("begin");
+            let p: i32 = c
+                .query_one("select inet_server_port()", &[])
+                .unwrap()
+                .get(0);
+            ports.push(p as u16);
+        }
+        let on = |host| ports.iter().filter(|p| **p == host).count();
+        assert_eq!((on(pp), on(sp)), (2, 2), "listen {port}: {ports:?}");
     }
-    assert_eq!(ports, HashSet::from([pp, sp]), "both hosts serve");
     for _ in 0..3 {
         assert_eq!(where_am_i(&pooler, "zoned", "app").1, sp, "our zone first");
     }

@@ -45,7 +45,7 @@ impl TargetSessionAttrs {
 }
 
 /// How a client's endpoint is chosen among a storage's hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BalancingMethod {
     /// In turn.
     RoundRobin,

@@ -62,7 +62,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("listen", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
     ("storage", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
     // High availability (issue 13).
-    ("listen", "balancing_method", NY("per-listen balancing: the storage's balancing method is used")),
     ("storage", "target_session_attrs", NY("set it in the rule or the listen")),
     ("storage", "server_max_routing", NY("connect ramp-up limit")),
     ("rule", "watchdog_lag_interval", NA("upstream only prints it too; polls follow endpoints_status_poll_interval")),

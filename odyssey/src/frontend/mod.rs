@@ -292,6 +292,7 @@ impl Login<'_> {
                 .or(listen.map(|l| l.catchup_timeout))
                 .unwrap_or_default()
                 .as_secs(),
+            balancing: listen.and_then(|l| l.balancing_method),
         };
         let ticket = self
             .inst
