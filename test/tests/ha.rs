@@ -62,6 +62,9 @@ fn routes_by_role_with_either_host_first() {
         rest += &rule(&format!("{s}_ro"), "app", s, Some("read-only"));
         rest += &rule(&format!("{s}_prefer"), "app", s, Some("prefer-standby"));
     }
+    rest += "storage \"local\" {\n\ttype \"local\"\n}\n";
+    rest += "database \"console\" {\n\tuser \"admin\" {\n\t\tauthentication \"none\"\n\
+             \t\trole \"stat\"\n\t\tstorage \"local\"\n\t\tpool \"session\"\n\t}\n}\n";
     let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
     for s in ["p_first", "s_first"] {
         for _ in 0..3 {

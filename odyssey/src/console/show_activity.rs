@@ -299,6 +299,49 @@ pub fn server_prep_stmts(inst: &Instance) -> Table {
     t
 }
 
+/// `SHOW HOSTS` (ours; upstream has no such view): every host of every remote storage, what
+/// was last learnt of it, its watchdog lag and the servers the pooler has on it.
+pub fn hosts(inst: &Instance) -> Table {
+    let mut t = Table::show(&[
+        ("storage", Text),
+        ("host", Text),
+        ("port", Int4),
+        ("zone", Text),
+        ("state", Text),
+        ("role", Text),
+        ("lag_seconds", Int8),
+        ("servers", Int8),
+    ]);
+    let snapshot = inst.config();
+    let endpoints = &inst.router.endpoints;
+    let routes = inst.router.routes();
+    for s in &snapshot.config.storages {
+        for (i, e) in s.endpoints.iter().enumerate() {
+            let last = endpoints.last(s, i);
+            let servers: usize = routes
+                .iter()
+                .filter(|r| r.rule().storage == s.name)
+                .map(|r| r.servers().iter().filter(|x| x.endpoint == i).count())
+                .sum();
+            t.row(vec![
+                v(&s.name),
+                v(&e.host),
+                v(e.port.unwrap_or(s.port)),
+                e.availability_zone.clone(),
+                v(last.map_or("unknown", |l| if l.alive { "up" } else { "down" })),
+                v(match last.and_then(|l| l.read_write) {
+                    Some(true) => "primary",
+                    Some(false) => "standby",
+                    None => "unknown",
+                }),
+                endpoints.lag(s, i).map(|l| l.to_string()),
+                v(servers),
+            ]);
+        }
+    }
+    t
+}
+
 /// `SHOW LISTS`: how many of each thing there are.
 pub fn lists(inst: &Instance) -> Table {
     let mut t = Table::show(&[("list", Text), ("items", Int4)]);
