@@ -12,6 +12,8 @@
 //! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
+//! - [`tls`]: the shared setups of the TLS tests (pooler with `tls` lines, certificates, a
+//!   PostgreSQL with `ssl = on`).
 //! - [`tx`]: [`tx::TxSetup`], a cluster behind an odyssey in a chosen pool mode, and raw
 //!   protocol shortcuts for the pooling-mode tests.
 //! - [`pstmt`]: a cluster behind an odyssey in session or transaction pooling for the
@@ -33,6 +35,7 @@ pub mod pstmt;
 pub mod raw;
 pub mod run_as;
 pub mod temp_dir;
+pub mod tls;
 pub mod tx;
 
 /// The Rust client crate, re-exported so tests use the version the harness connects with.
