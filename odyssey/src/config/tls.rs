@@ -12,6 +12,7 @@ use openssl::x509::X509Name;
 use super::convert::{Reader, put, put_some};
 use super::diag::Pos;
 use super::model::Item;
+use super::tls_protocols::{EXPECTED, Protocols};
 
 /// How TLS is used on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +57,10 @@ pub struct Tls {
     pub key_file: Option<String>,
     /// Our certificate chain.
     pub cert_file: Option<String>,
-    /// Parsed and not applied, as upstream.
+    /// The `tls_protocols` list as written.
     pub protocols: Option<String>,
+    /// The versions it allows; `None` for OpenSSL's defaults.
+    pub versions: Option<Protocols>,
     /// The context made from the files at load; `None` when the mode is `disable`.
     pub context: Option<TlsContext>,
 }
@@ -98,6 +101,7 @@ impl Default for Tls {
             key_file: None,
             cert_file: None,
             protocols: None,
+            versions: None,
             context: None,
         }
     }
@@ -110,10 +114,24 @@ pub fn read(r: &mut Reader, tls: &mut Tls, item: &Item, section: &str) -> bool {
         "tls_ca_file" => put_some(&mut tls.ca_file, r.string(item)),
         "tls_key_file" => put_some(&mut tls.key_file, r.string(item)),
         "tls_cert_file" => put_some(&mut tls.cert_file, r.string(item)),
-        "tls_protocols" => put_some(&mut tls.protocols, r.string(item)),
+        "tls_protocols" => protocols(r, tls, item),
         _ => return false,
     }
     true
+}
+
+/// `tls_protocols`: a list of versions; an unknown name is an error at its position.
+fn protocols(r: &mut Reader, tls: &mut Tls, item: &Item) {
+    let Some(list) = r.string(item) else {
+        return;
+    };
+    match Protocols::parse(&list) {
+        Ok(versions) => {
+            tls.versions = versions;
+            tls.protocols = Some(list);
+        }
+        Err(e) => r.expected(&item.args[0].pos, EXPECTED, e.to_string()),
+    }
 }
 
 /// Which end of the connection a context is for.
@@ -191,6 +209,11 @@ fn build(tls: &Tls, side: Side) -> Result<SslContext, FileError> {
     b.set_options(SslOptions::NO_SSLV2 | SslOptions::NO_SSLV3);
     // Idle connections keep no read and write buffers inside OpenSSL.
     b.set_mode(SslMode::RELEASE_BUFFERS);
+    if let Some(versions) = tls.versions {
+        versions
+            .apply(&mut b)
+            .map_err(|e| fail("tls_protocols", tls.protocols.as_deref().unwrap_or(""), &e))?;
+    }
     if let Some(cert) = &tls.cert_file {
         readable("tls_cert_file", cert)?;
         b.set_certificate_chain_file(cert)
