@@ -86,6 +86,35 @@ pub struct ServerTls<'a> {
     pub host: &'a str,
 }
 
+/// A server connection's TLS settings, kept with the server so that a CancelRequest for it
+/// goes over TLS too (as libpq 17 does), never showing the key in plaintext.
+#[derive(Debug, Clone)]
+pub struct CancelTls {
+    mode: TlsMode,
+    context: TlsContext,
+    host: String,
+}
+
+impl CancelTls {
+    /// The settings `t` made a TLS connection with.
+    pub fn of(t: &ServerTls<'_>) -> CancelTls {
+        CancelTls {
+            mode: t.mode,
+            context: t.context.clone(),
+            host: t.host.to_string(),
+        }
+    }
+
+    /// As [`connect`] takes them.
+    pub fn server_tls(&self) -> ServerTls<'_> {
+        ServerTls {
+            mode: self.mode,
+            context: &self.context,
+            host: &self.host,
+        }
+    }
+}
+
 /// The client side towards a server: SSLRequest, then the handshake on `S`. On `N` the
 /// connection stays plaintext for `allow` and `prefer` and fails otherwise.
 pub fn connect(mut conn: Conn, t: &ServerTls<'_>, deadline: Deadline) -> Result<Conn, TlsError> {

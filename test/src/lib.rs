@@ -12,6 +12,7 @@
 //! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
+//! - [`tap`]: a TCP relay that records how each connection to a server opens.
 //! - [`tls`]: the shared setups of the TLS tests (pooler with `tls` lines, certificates, a
 //!   PostgreSQL with `ssl = on`).
 //! - [`tx`]: [`tx::TxSetup`], a cluster behind an odyssey in a chosen pool mode, and raw
@@ -34,6 +35,7 @@ pub mod process;
 pub mod pstmt;
 pub mod raw;
 pub mod run_as;
+pub mod tap;
 pub mod temp_dir;
 pub mod tls;
 pub mod tx;
@@ -41,7 +43,7 @@ pub mod tx;
 /// The Rust client crate, re-exported so tests use the version the harness connects with.
 pub use ::postgres as pg;
 
-pub use clients::{ConnParams, PgbenchSummary, connect, free_port, pgbench, psql};
+pub use clients::{ConnParams, PgbenchSummary, cancel_a_sleep, connect, free_port, pgbench, psql};
 pub use command::Output;
 pub use error::{Error, Result};
 pub use pooler::{Pooler, PoolerOptions};
