@@ -6,13 +6,19 @@ use std::fmt;
 use std::path::Path;
 
 use openssl::pkey::PKey;
-use openssl::ssl::{SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode};
+use openssl::ssl::{
+    AlpnError, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode,
+    select_next_proto,
+};
 use openssl::x509::X509Name;
 
 use super::convert::{Reader, put, put_some};
 use super::diag::Pos;
 use super::model::Item;
 use super::tls_protocols::{EXPECTED, Protocols};
+
+/// The ALPN protocol of PostgreSQL 17 (RFC 7301 wire form: length, then the name).
+pub const ALPN: &[u8] = b"\x0apostgresql";
 
 /// How TLS is used on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +247,7 @@ fn build(tls: &Tls, side: Side) -> Result<SslContext, FileError> {
             .map_err(|e| fail("tls_ca_file", "", &e))?;
     }
     b.set_verify(verify_mode(tls, side));
+    alpn(&mut b, side).map_err(|e| fail("tls", "", &e))?;
     if side == Side::Listen {
         b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
         // Session resumption with client certificates needs a context id.
@@ -263,6 +270,21 @@ fn verify_mode(tls: &Tls, side: Side) -> SslVerifyMode {
         (TlsMode::VerifyCa | TlsMode::VerifyFull, Side::Storage) => SslVerifyMode::PEER,
         (TlsMode::Require, _) if has_ca => SslVerifyMode::PEER,
         _ => SslVerifyMode::NONE,
+    }
+}
+
+/// ALPN as PostgreSQL 17: a listen selects `postgresql` and refuses a client offering only
+/// other protocols (a client offering none is served); a storage offers `postgresql`, as
+/// libpq 17 does (older servers ignore it).
+fn alpn(b: &mut SslContextBuilder, side: Side) -> Result<(), openssl::error::ErrorStack> {
+    match side {
+        Side::Listen => {
+            b.set_alpn_select_callback(|_, offered| {
+                select_next_proto(ALPN, offered).ok_or(AlpnError::ALERT_FATAL)
+            });
+            Ok(())
+        }
+        Side::Storage => b.set_alpn_protos(ALPN),
     }
 }
 
