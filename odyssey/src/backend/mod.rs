@@ -191,12 +191,13 @@ fn login(p: &ConnectParams<'_>, tls: Option<&ServerTls<'_>>) -> Result<Server, B
     }
     .encode(&mut startup);
     conn.write_all(&startup, deadline)?;
-    authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
+    let method = authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
         BackendAuthError::Conn(c) => BackendError::Conn(c),
         other => BackendError::Auth(other),
     })?;
     let mut info = ServerInfo::new(p.address.clone());
     info.tls = cancel_tls;
+    info.auth_method = method;
     read_startup_answers(&mut conn, &mut info, deadline)?;
     info.defaults = info.vars.clone();
     Ok(Server {

@@ -69,6 +69,8 @@ pub struct ServerInfo {
     pub key: CancelKey,
     /// How the connection got TLS, when it has: its cancels go the same way.
     pub tls: Option<CancelTls>,
+    /// How it logged in (`backend::auth::authenticate_server`'s answer), for logs.
+    pub auth_method: &'static str,
     /// Tracked parameters as the server reports them now (deploy compares with these).
     pub vars: Vars,
     /// Tracked parameters as the server reported them at startup (what RESET returns to).
@@ -159,6 +161,7 @@ impl ServerInfo {
             address,
             key: CancelKey::default(),
             tls: None,
+            auth_method: "trust",
             vars: Vars::new(),
             defaults: Vars::new(),
             prepared: Default::default(),
