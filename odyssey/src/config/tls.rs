@@ -7,8 +7,8 @@ use std::path::Path;
 
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    AlpnError, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode,
-    select_next_proto,
+    AlpnError, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslSessionCacheMode,
+    SslVerifyMode, select_next_proto,
 };
 use openssl::x509::X509Name;
 
@@ -249,8 +249,12 @@ fn build(tls: &Tls, side: Side) -> Result<SslContext, FileError> {
     b.set_verify(verify_mode(tls, side));
     alpn(&mut b, side).map_err(|e| fail("tls", "", &e))?;
     if side == Side::Listen {
-        b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
-        // Session resumption with client certificates needs a context id.
+        b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE | SslOptions::NO_TICKET);
+        // No resumption, as PostgreSQL: libpq never resumes, so caching sessions and sending
+        // TLS 1.3 tickets after every handshake would be work for nothing.
+        b.set_session_cache_mode(SslSessionCacheMode::OFF);
+        b.set_num_tickets(0).map_err(|e| fail("tls", "", &e))?;
+        // A context id all the same: OpenSSL refuses client certificates without one.
         b.set_session_id_context(b"odyssey")
             .map_err(|e| fail("tls", "", &e))?;
     }
