@@ -122,7 +122,11 @@ def main():
             per[r["target"]] = num(r["bytes_per_client"])
             p(f"| {r['target']} | {r['ok']} | {r['failed']} | {r['rss_before_kb']} | {r['rss_with_kb']} "
               f"| {r['rss_after_kb']} | {fmt(per[r['target']])} |")
-        p(f"\nodyssey/pgbouncer bytes per idle client: **{ratio(per.get('odyssey'), per.get('pgbouncer'))}**\n")
+        p(f"\nodyssey/pgbouncer bytes per idle client: **{ratio(per.get('odyssey'), per.get('pgbouncer'))}**")
+        if "odyssey_tls" in per:
+            p(f"odyssey/pgbouncer bytes per idle TLS client: "
+              f"**{ratio(per.get('odyssey_tls'), per.get('pgbouncer_tls'))}**")
+        p("")
 
     p("## Problems\n")
     if not problems:

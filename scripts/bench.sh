@@ -14,7 +14,8 @@
 #                servers too: odyssey tls "require", PgBouncer server_tls_sslmode = require)
 #   tls_storm    -S -M simple -C -c 20, TLS on both sides: a TLS handshake and SCRAM per txn
 #   tls_large    -f large.sql -c 4, TLS on both sides: a 100 MB result per transaction
-#   idle_mem     poolers only: VmRSS of a fresh process before/with $IDLE_N idle clients
+#   idle_mem     poolers only: VmRSS of a fresh process before/with $IDLE_N idle clients (and,
+#                with TLS scenarios, of a TLS instance with $IDLE_N idle TLS clients)
 # TLS scenarios run against a second instance of each pooler (odyssey_tls, pgbouncer_tls) with
 # a self-signed EC certificate; direct is PostgreSQL with ssl = on. Other scenarios disable TLS.
 # Per run: TPS, average latency and the pooler's CPU µs per transaction (utime+stime of its pid).
@@ -412,14 +413,16 @@ fi
 
 # ---------------------------------------------------------------- idle_mem
 echo "target,n,ok,failed,rss_before_kb,rss_with_kb,rss_after_kb,bytes_per_client" >"$OUT/idle.csv"
-run_idle() { # kind: a fresh pooler, then IDLE_N idle clients logged in with SCRAM
-  local kind=$1 name=$1-idle pid r0 r1 r2 i ready out=$OUT/logs/idle_mem-$1.txt
-  start_pooler "$name" "$kind"
+run_idle() { # kind [tls]: a fresh pooler, then IDLE_N idle clients logged in with SCRAM
+  local kind=$1 tls=${2:-no} name=$1-idle pid r0 r1 r2 i ready out=$OUT/logs/idle_mem-$1.txt
+  local target=$kind tls_arg=()
+  if [ "$tls" = yes ]; then name=$kind-tls-idle target=${kind}_tls tls_arg=(--tls) out=$OUT/logs/idle_mem-$target.txt; fi
+  start_pooler "$name" "$kind" "" "$tls"
   pid=${PID[$name]}
   sleep 1
   r0=$(rss_kb "$pid")
   python3 bench/idle_clients.py --port "${PORT[$name]}" --n "$IDLE_N" --user $USER_NAME \
-    --password "$PGPASSWORD" --db $DB --hold 180 --timeout 120 </dev/null >"$out" 2>&1 &
+    --password "$PGPASSWORD" --db $DB --hold 180 --timeout 120 "${tls_arg[@]}" </dev/null >"$out" 2>&1 &
   IDLE_PID=$!
   for i in $(seq 1 1300); do # up to ~130 s: the clients give up after 120 s
     ready=$(grep -m1 '^ready ' "$out" || true)
@@ -435,12 +438,16 @@ run_idle() { # kind: a fresh pooler, then IDLE_N idle clients logged in with SCR
   stop_pooler "$name"
   set -- $ready
   local ok=${2:-0} failed=${3:-$IDLE_N}
-  echo "$kind,$IDLE_N,$ok,$failed,$r0,$r1,$r2,$([ "$ok" -gt 0 ] && echo $(((r1 - r0) * 1024 / ok)))" \
+  echo "$target,$IDLE_N,$ok,$failed,$r0,$r1,$r2,$([ "$ok" -gt 0 ] && echo $(((r1 - r0) * 1024 / ok)))" \
     >>"$OUT/idle.csv"
   log "idle_mem $kind: $(tail -1 "$OUT/idle.csv")"
 }
 run_idle odyssey
 run_idle pgbouncer
+if [ $NEED_TLS = yes ]; then
+  run_idle odyssey yes
+  run_idle pgbouncer yes
+fi
 
 # ---------------------------------------------------------------- summary
 # Pooler log lines worth a look (odyssey's %l is error/fatal; pgbouncer writes ERROR/WARNING).
