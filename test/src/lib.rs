@@ -10,6 +10,7 @@
 //! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
 //! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
+//! - [`drivers`]: where the driver tests find `test/drivers/` and `make drivers`' installs.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
 //! - [`tap`]: a TCP relay that records how each connection to a server opens.
@@ -28,6 +29,7 @@
 pub mod certs;
 pub mod clients;
 pub mod command;
+pub mod drivers;
 pub mod error;
 pub mod pooler;
 pub mod postgres;
