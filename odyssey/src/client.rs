@@ -10,7 +10,7 @@ use kiwi::var::Vars;
 use crate::conn::Conn;
 use crate::id::ClientId;
 use crate::logger::ClientInfo;
-use crate::server::{Address, CancelKey};
+use crate::server::CancelTarget;
 
 /// A logged-in client.
 pub struct Client {
@@ -31,9 +31,6 @@ pub struct Client {
     /// When it connected.
     pub connected_at: Instant,
 }
-
-/// Where a client's queries run now: the server's address and key.
-pub type CancelTarget = (Address, CancelKey);
 
 /// The slot a client updates on attach/detach and a cancel reads.
 #[derive(Default)]

@@ -430,8 +430,13 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
                     "router",
                     via.client,
                     Some(server.info.id),
-                    "new server connection {}",
-                    server.info.address
+                    "new server connection {}{}, auth {}",
+                    server.info.address,
+                    server.conn.tls().map_or(String::new(), |t| format!(
+                        " over {}",
+                        t.ssl().version_str()
+                    )),
+                    server.info.auth_method
                 );
             }
         }

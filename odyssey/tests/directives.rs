@@ -52,6 +52,7 @@ const READ: &[(&str, &str)] = &[
     ("tls_ca_file", "test/tests/tls.rs"),
     ("tls_cert_file", "test/tests/tls.rs"),
     ("tls_key_file", "test/tests/tls.rs"),
+    ("tls_protocols", "test/tests/tls_protocols.rs"),
     ("daemonize", "test/src/pooler.rs"),
     ("sequential_routing", "odyssey/src/rules/tests.rs"),
     ("pid_file", "test/tests/harness.rs"),
@@ -221,7 +222,7 @@ fn unsupported_directives_warn_at_their_line() {
     let text = "log_format \"%m\\n\"\n\
         cache_msg_gc_size 1\n\
         cpu_affinity \"auto\"\n\
-        listen {\n\thost \"*\"\n\tport 6432\n\ttls_protocols \"tlsv1.3\"\n}\n\
+        listen {\n\thost \"*\"\n\tport 6432\n\tcatchup_timeout 10\n}\n\
         storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
         \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
@@ -242,7 +243,7 @@ fn unsupported_directives_warn_at_their_line() {
         "{lines:#?}"
     );
     assert!(
-        has("w.conf:7:", "'tls_protocols' is not implemented yet"),
+        has("w.conf:7:", "'catchup_timeout' is not implemented yet"),
         "{lines:#?}"
     );
     assert!(

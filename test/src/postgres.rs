@@ -78,6 +78,8 @@ pub struct ClusterOptions {
     /// TLS (`ssl = on`) with this certificate chain and key (PEM files, copied into the data
     /// directory for the server user); `None` for no TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// TCP logins only over TLS: `hostssl` lines in pg_hba.conf instead of `host`.
+    pub hostssl_only: bool,
 }
 
 impl Default for ClusterOptions {
@@ -89,6 +91,7 @@ impl Default for ClusterOptions {
             socket_trust: true,
             start_timeout: Duration::from_secs(30),
             tls: None,
+            hostssl_only: false,
         }
     }
 }
@@ -97,6 +100,12 @@ impl ClusterOptions {
     /// Adds one postgresql.conf setting.
     pub fn setting(mut self, name: &str, value: &str) -> ClusterOptions {
         self.settings.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Lets TCP clients in only over TLS (`hostssl`).
+    pub fn hostssl_only(mut self) -> ClusterOptions {
+        self.hostssl_only = true;
         self
     }
 
@@ -409,8 +418,13 @@ impl Cluster {
         };
         let mut hba = String::from("# odyssey-test harness: first match wins\n");
         let superuser_tcp = self.options.superuser_auth.hba_name();
+        let host = if self.options.hostssl_only {
+            "hostssl"
+        } else {
+            "host"
+        };
         let _ = writeln!(hba, "local all {SUPERUSER} {}", superuser_local.hba_name());
-        let _ = writeln!(hba, "host all {SUPERUSER} 127.0.0.1/32 {superuser_tcp}");
+        let _ = writeln!(hba, "{host} all {SUPERUSER} 127.0.0.1/32 {superuser_tcp}");
         // Standbys made by `standby_of` stream from the socket as the superuser.
         let _ = writeln!(
             hba,
@@ -424,7 +438,7 @@ impl Cluster {
         for (user, method) in &self.users {
             let (user, method) = (quote_ident(user), method.hba_name());
             let _ = writeln!(hba, "local all {user} {method}");
-            let _ = writeln!(hba, "host all {user} 127.0.0.1/32 {method}");
+            let _ = writeln!(hba, "{host} all {user} 127.0.0.1/32 {method}");
         }
         let path = self.data_dir().join("pg_hba.conf");
         fs::write(&path, hba).map_err(|e| Error::io(format!("write {}", path.display()), e))

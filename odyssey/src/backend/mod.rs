@@ -12,7 +12,7 @@ use machinarium::net::{KeepAlive, Stream};
 
 use crate::config::rule::RuleKeepalive;
 use crate::config::{Global, TlsMode};
-use crate::tls::{self, ServerTls, TlsError};
+use crate::tls::{self, CancelTls, ServerTls, TlsError};
 
 pub mod auth;
 
@@ -194,8 +194,10 @@ fn login(p: &ConnectParams<'_>, tls: Option<&ServerTls<'_>>) -> Result<Server, B
     }
     let deadline = Deadline::after(p.login_timeout);
     let mut conn = Conn::new(Transport::Plain(stream));
+    let mut cancel_tls = None;
     if let Some(t) = tls {
         conn = tls::connect(conn, t, deadline).map_err(BackendError::Tls)?;
+        cancel_tls = conn.is_tls().then(|| CancelTls::of(t));
     }
     let mut startup = Vec::new();
     let mut params: Vec<(&[u8], &[u8])> = vec![
@@ -213,11 +215,13 @@ fn login(p: &ConnectParams<'_>, tls: Option<&ServerTls<'_>>) -> Result<Server, B
     }
     .encode(&mut startup);
     conn.write_all(&startup, deadline)?;
-    authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
+    let method = authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
         BackendAuthError::Conn(c) => BackendError::Conn(c),
         other => BackendError::Auth(other),
     })?;
     let mut info = ServerInfo::new(p.address.clone());
+    info.tls = cancel_tls;
+    info.auth_method = method;
     read_startup_answers(&mut conn, &mut info, deadline)?;
     info.defaults = info.vars.clone();
     Ok(Server {

@@ -58,9 +58,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "ldap_endpoint_name", NY("LDAP, issue 12; its clients are refused")),
     ("rule", "ldap_storage_credentials_attr", NY("LDAP, issue 12")),
     ("rule", "ldap_storage_credentials", NY("LDAP, issue 12")),
-    // TLS: the files and modes act; the protocol list does not, as upstream.
-    ("listen", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
-    ("storage", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
     // High availability (issue 13).
     ("storage", "target_session_attrs", NY("set it in the rule or the listen")),
     ("storage", "server_max_routing", NY("connect ramp-up limit")),

@@ -27,11 +27,12 @@ pub fn forward(inst: &Arc<Instance>, config: &Config, pid: i32, secret: &[u8]) {
         );
         return;
     };
-    let Some((address, key)) = inst.cancels.lookup(pid, secret) else {
+    let Some(target) = inst.cancels.lookup(pid, secret) else {
         return;
     };
     let timeout = Some(g.cancel_timeout).filter(|t| !t.is_zero());
-    if let Err(e) = cancel::forward(&address, &key, timeout) {
+    if let Err(e) = cancel::forward(&target, timeout) {
+        let address = &target.address;
         od_info!(
             inst.logger,
             "cancel",

@@ -218,6 +218,14 @@ impl Login<'_> {
         let context = listen.and_then(|l| l.tls.context.as_ref());
         let mode = listen.map_or(TlsMode::Disable, |l| l.tls.mode);
         let mut asked = startup::Asked::default();
+        if let Some(context) = context
+            && tls::opens_with_tls(&conn, deadline).map_err(|e| Box::new((None, End::Tls(e))))?
+        {
+            conn = tls::accept_direct(conn, context, deadline)
+                .map_err(|e| Box::new((None, End::Tls(e))))?;
+            self.tls = true;
+            asked.encrypted();
+        }
         loop {
             match startup::read(&mut conn, mode, context.is_some(), &mut asked, deadline) {
                 Ok(Hello::Tls) => {

@@ -68,7 +68,7 @@ pub fn serve(
         Err(e) => return End::Connect(e),
     };
     let (key, slot) = admission.register_cancel();
-    slot.set(Some((server.info.address.clone(), server.info.key.clone())));
+    slot.set(Some(server.info.cancel_target()));
     let greeting = setup::greeting(&server.info.status, &client.vars, key);
     if let Err(e) = client
         .conn

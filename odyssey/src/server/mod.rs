@@ -14,6 +14,7 @@ use machinarium::net::{DetachedStream, DetachedTlsStream};
 
 use crate::conn::{Conn, Transport};
 use crate::id::ServerId;
+use crate::tls::CancelTls;
 
 pub mod registry;
 pub mod statements;
@@ -45,6 +46,18 @@ pub struct CancelKey {
     pub secret: Vec<u8>,
 }
 
+/// Where a CancelRequest for a server goes, with which key, and over TLS when the server's
+/// connection is TLS.
+#[derive(Debug, Clone)]
+pub struct CancelTarget {
+    /// The server's address.
+    pub address: Address,
+    /// Its key.
+    pub key: CancelKey,
+    /// Its connection's TLS.
+    pub tls: Option<CancelTls>,
+}
+
 /// What stays the same while a server moves between clients and machines.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
@@ -54,6 +67,10 @@ pub struct ServerInfo {
     pub address: Address,
     /// Its cancel key.
     pub key: CancelKey,
+    /// How the connection got TLS, when it has: its cancels go the same way.
+    pub tls: Option<CancelTls>,
+    /// How it logged in (`backend::auth::authenticate_server`'s answer), for logs.
+    pub auth_method: &'static str,
     /// Tracked parameters as the server reports them now (deploy compares with these).
     pub vars: Vars,
     /// Tracked parameters as the server reported them at startup (what RESET returns to).
@@ -150,6 +167,15 @@ impl ServerInfo {
         }
     }
 
+    /// Where and how a cancel for this server goes.
+    pub fn cancel_target(&self) -> CancelTarget {
+        CancelTarget {
+            address: self.address.clone(),
+            key: self.key.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// A server just connected at `address`, before its startup answers.
     pub fn new(address: Address) -> ServerInfo {
         let now = Instant::now();
@@ -157,6 +183,8 @@ impl ServerInfo {
             id: ServerId::new(),
             address,
             key: CancelKey::default(),
+            tls: None,
+            auth_method: "trust",
             vars: Vars::new(),
             defaults: Vars::new(),
             prepared: Default::default(),
