@@ -222,8 +222,8 @@ fn unsupported_directives_warn_at_their_line() {
     let text = "log_format \"%m\\n\"\n\
         cache_msg_gc_size 1\n\
         cpu_affinity \"auto\"\n\
-        listen {\n\thost \"*\"\n\tport 6432\n\tcatchup_timeout 10\n}\n\
-        storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n}\n\
+        listen {\n\thost \"*\"\n\tport 6432\n}\n\
+        storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n\tserver_max_routing 4\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
         \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
         \t\toptions {\n\t\t\t\"search_path\" \"x\"\n\t\t\t\"temp_buffers\" \"1MB\"\n\t\t}\n\t}\n}\n";
@@ -243,7 +243,7 @@ fn unsupported_directives_warn_at_their_line() {
         "{lines:#?}"
     );
     assert!(
-        has("w.conf:7:", "'catchup_timeout' is not implemented yet"),
+        has("w.conf:11:", "'server_max_routing' is not implemented yet"),
         "{lines:#?}"
     );
     assert!(
