@@ -37,7 +37,8 @@
 //!   extended protocol), `metrics` (the Prometheus text of the counters, served on
 //!   `promhttp_server_port` with `/healthz`).
 //! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
-//!   shutdown), `cron` (expiry, stats), `watchdog` (replication lag and role of every host of
+//!   shutdown), `restart` (online restart: the listening sockets handed to a new process),
+//!   `cron` (expiry, stats), `watchdog` (replication lag and role of every host of
 //!   storages with a `watchdog` block).
 #![deny(unsafe_code)]
 #![warn(clippy::too_many_lines)]
@@ -67,6 +68,7 @@ pub mod pool;
 pub mod relay;
 pub mod reply;
 pub mod reset;
+pub mod restart;
 pub mod route;
 pub mod router;
 pub mod rules;
