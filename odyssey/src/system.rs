@@ -15,7 +15,7 @@ use crate::config::{Global, Workers};
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
 use crate::restart::{self, Inherited, Restarter};
-use crate::{control, cron, metrics, watchdog};
+use crate::{control, cron, metrics, notify, watchdog};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -138,6 +138,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     let workers: Arc<[MachineHandle]> = workers.into();
     let accepts = start_accepting(&inst, listeners, &workers, &restarter.handed_over);
     restart::listening(&inst, inherited.parent, libc_signals::SIGTERM);
+    notify::ready();
     let cron_inst = inst.clone();
     let cron = machinarium::spawn(move || cron::run(cron_inst));
     let watchdog_inst = inst.clone();
@@ -265,6 +266,7 @@ fn signal_loop(inst: &Arc<Instance>, stop: &Stop<'_>) -> i32 {
                 sigterms += 1;
                 let max = inst.config().config.global.max_sigterms_to_die;
                 if drain.is_none() {
+                    notify::stopping();
                     // Stop accepting now: new clients go to a new process, or are refused.
                     stop.restarter.stopping();
                     for a in stop.accepts {
