@@ -71,6 +71,8 @@ pub struct Instance {
     pub errors: ErrorCounts,
     /// The logged-in clients.
     pub client_list: ClientList,
+    /// `soft_oom`: memory is over the limit, new remote logins are refused.
+    pub memory_over: AtomicBool,
     /// Logins that succeeded and failed.
     pub logins: Logins,
     /// `PAUSE`d databases.
@@ -166,6 +168,7 @@ impl Instance {
             shutting_down: AtomicBool::new(false),
             errors: ErrorCounts::default(),
             client_list: ClientList::default(),
+            memory_over: AtomicBool::new(false),
             logins: Logins::default(),
             pause: Pause::default(),
             workers: OnceLock::new(),

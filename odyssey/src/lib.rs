@@ -38,7 +38,7 @@
 //!   `promhttp_server_port` with `/healthz`).
 //! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
 //!   shutdown), `restart` (online restart: the listening sockets handed to a new process),
-//!   `cron` (expiry, stats), `watchdog` (replication lag and role of every host of
+//!   `cron` (expiry, stats), `oom` (soft OOM: memory over `soft_oom`'s limit refuses logins), `watchdog` (replication lag and role of every host of
 //!   storages with a `watchdog` block).
 #![deny(unsafe_code)]
 #![warn(clippy::too_many_lines)]
@@ -64,6 +64,7 @@ pub mod instance;
 pub mod logger;
 pub mod metrics;
 pub mod notify;
+pub mod oom;
 pub mod option;
 pub mod pool;
 pub mod relay;

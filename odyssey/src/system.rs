@@ -15,7 +15,7 @@ use crate::config::{Global, Workers};
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
 use crate::restart::{self, Inherited, Restarter};
-use crate::{control, cron, metrics, notify, watchdog};
+use crate::{control, cron, metrics, notify, oom, watchdog};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -143,6 +143,8 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     let cron = machinarium::spawn(move || cron::run(cron_inst));
     let watchdog_inst = inst.clone();
     let watchdog = machinarium::spawn(move || watchdog::run(watchdog_inst));
+    let oom_inst = inst.clone();
+    let oom = machinarium::spawn(move || oom::run(oom_inst));
     let metrics = match bind_metrics(&inst) {
         Ok(listener) => listener.map(|l| {
             let inst = inst.clone();
@@ -178,6 +180,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     }
     cron.cancel();
     watchdog.cancel();
+    oom.cancel();
     if let Some(m) = metrics {
         m.cancel();
     }

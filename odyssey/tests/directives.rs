@@ -28,6 +28,13 @@ const READ: &[(&str, &str)] = &[
     ("log_config", "test/tests/log_config.rs"),
     ("role", "test/tests/console.rs"),
     ("enable_online_restart", "test/tests/online_restart.rs"),
+    ("soft_oom", "test/tests/soft_oom.rs"),
+    ("limit", "test/tests/soft_oom.rs"),
+    ("process", "test/tests/soft_oom.rs"),
+    ("check_interval_ms", "test/tests/soft_oom.rs"),
+    ("drop", "test/tests/soft_oom.rs"),
+    ("signal", "test/tests/soft_oom.rs"),
+    ("max_rate", "test/tests/soft_oom.rs"),
     ("target_session_attrs", "test/tests/ha.rs"),
     ("watchdog", "test/tests/ha.rs"),
     ("balancing_method", "test/tests/ha.rs"),
@@ -127,12 +134,11 @@ const READ_UNTESTED: &[&str] = &[
 const WARNED_BY_READER: &[&str] = &["ldap_endpoint"];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
-/// (`soft_oom`, `conn_drop_options`, `query_parsing`, `ldap_endpoint`, a `group` rule, a
+/// (`conn_drop_options`, `query_parsing`, `ldap_endpoint`, a `group` rule, a
 /// rule's `ldap_storage_credentials`).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
-    "drop_enabled", "rate", "interval_ms", "limit", "process", "check_interval_ms", "drop",
-    "signal", "max_rate", "mode", "mem_limit", "ldapserver", "ldapport", "ldapscheme",
+    "drop_enabled", "rate", "interval_ms", "mode", "mem_limit", "ldapserver", "ldapport", "ldapscheme",
     "ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute", "ldapsearchfilter",
     "ldapprefix", "ldapsuffix", "ldapscope",
     "group_query", "group_query_user", "group_query_db", "ldap_storage_username",

@@ -35,6 +35,8 @@ pub enum End {
     TlsRequired,
     /// The `replication` startup parameter has a value PostgreSQL would refuse.
     BadReplication,
+    /// `soft_oom`: memory is over the limit.
+    SoftOom,
     /// Every host lags more than the client's `catchup_timeout`.
     Lagging {
         /// The smallest lag, in seconds.
@@ -198,6 +200,7 @@ impl End {
             End::IdleTimeout(Idle::Client) => ErrorKind::IdleTimeout,
             End::IdleTimeout(Idle::InTransaction) => ErrorKind::IdleInTransactionTimeout,
             End::Lagging { .. } => ErrorKind::CatchupTimeout,
+            End::SoftOom => ErrorKind::OutOfMemory,
             End::Startup(_)
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
@@ -228,6 +231,7 @@ impl End {
             | End::TlsRequired
             | End::BadReplication
             | End::Lagging { .. }
+            | End::SoftOom
             | End::Tls(_)
             | End::CancelRequest
             | End::TooManyClients { .. }
@@ -268,6 +272,7 @@ impl End {
             End::BadReplication => {
                 Reply::error(FAILURE, "invalid value for parameter \"replication\"")
             }
+            End::SoftOom => Reply::fatal(sqlstate::OUT_OF_MEMORY, "soft out of memory"),
             End::Lagging { lag, route } => Reply::fatal(
                 FAILURE,
                 format!("replication lag too big ({lag} seconds), connection rejected: {route}"),
@@ -389,6 +394,7 @@ impl fmt::Display for End {
             End::Lagging { lag, route } => {
                 write!(f, "replication lag too big ({lag} seconds): {route}")
             }
+            End::SoftOom => f.write_str("soft out of memory"),
             End::BadReplication => f.write_str("invalid value for parameter \"replication\""),
             End::Tls(e) => write!(f, "tls: {e}"),
             End::RoutingSlotTimeout => f.write_str(

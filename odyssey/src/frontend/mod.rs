@@ -182,6 +182,10 @@ impl Login<'_> {
             catchup(route)?;
         }
         let authenticated = self.authenticate(conn, &request, rule, deadline)?;
+        // soft_oom refuses remote logins only: the console stays reachable.
+        if admission.route().is_some() && self.inst.memory_over.load(Ordering::Acquire) {
+            return Err(End::SoftOom);
+        }
         Ok((request, authenticated, admission))
     }
 
