@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use machinarium::Deadline;
+
 use crate::auth::Authenticated;
 use crate::auth::backend::backend_credentials;
 use crate::instance::Instance;
@@ -94,6 +96,7 @@ fn min_pool(inst: &Instance) {
             resolver: &inst.resolver,
             logger: &inst.logger,
             client: None,
+            deadline: Deadline::Never,
         };
         // A failure is logged by the router; the next tick tries again.
         let _ = router::prefill(&route, &via);

@@ -156,6 +156,9 @@ pub struct Connector<'a> {
     pub logger: &'a Logger,
     /// The client, for log lines (none for the cron's `min_pool_size` connections).
     pub client: Option<&'a ClientInfo>,
+    /// When the caller gives up, whatever the pool and connect timeouts say (auth_query's
+    /// client login); `Deadline::Never` leaves them alone.
+    pub deadline: Deadline,
 }
 
 /// Why no server could be had.
@@ -198,7 +201,10 @@ pub fn attach(
 ) -> Result<Checkout, AttachError> {
     let rule = route.rule();
     let timeout = rule.pool.timeout.filter(|t| !t.is_zero());
-    let deadline = timeout.map_or(Deadline::Never, Deadline::after);
+    let deadline = earliest(
+        timeout.map_or(Deadline::Never, Deadline::after),
+        via.deadline,
+    );
     let mut idle_only = false;
     loop {
         let grant = acquire(route, deadline, idle_only, tell)?;
@@ -401,6 +407,23 @@ pub fn close_idle(route: &Route) {
     }
 }
 
+/// The earlier of two deadlines.
+fn earliest(a: Deadline, b: Deadline) -> Deadline {
+    match (a.instant(), b.instant()) {
+        (Some(x), Some(y)) if y < x => b,
+        (Some(_), _) => a,
+        (None, _) => b,
+    }
+}
+
+/// `limit`, cut to what is left before `deadline` (at least a millisecond).
+fn within(limit: Duration, deadline: Deadline) -> Duration {
+    deadline.instant().map_or(limit, |at| {
+        let left = at.saturating_duration_since(Instant::now());
+        limit.min(left).max(Duration::from_millis(1))
+    })
+}
+
 /// Opens a new server connection for the route (the pool counted it as connecting).
 fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
     let config = route.config();
@@ -411,11 +434,14 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
             storage::address(via.resolver, storage, &config.global).and_then(|address| {
                 backend::connect(&ConnectParams {
                     address,
-                    connect_timeout: config.global.backend_connect_timeout,
-                    login_timeout: config
-                        .global
-                        .backend_connect_timeout
-                        .max(Duration::from_secs(5)),
+                    connect_timeout: within(config.global.backend_connect_timeout, via.deadline),
+                    login_timeout: within(
+                        config
+                            .global
+                            .backend_connect_timeout
+                            .max(Duration::from_secs(5)),
+                        via.deadline,
+                    ),
                     credentials: &(via.credentials)(),
                     database: route.backend_database(),
                     nodelay: config.global.nodelay,

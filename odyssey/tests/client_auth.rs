@@ -50,6 +50,8 @@ fn login<T: Send + 'static>(
             rule: &rule,
             show_id: true,
             deadline: Deadline::after(TIMEOUT),
+            peer: None,
+            pooler: None,
         };
         let outcome = authenticate(&mut conn, &a);
         drop(conn); // the client sees EOF after the last reply
@@ -318,15 +320,11 @@ fn external_is_refused_as_not_supported() {
 }
 
 #[test]
-fn auth_query_is_refused_as_not_supported_yet() {
+fn auth_query_without_a_pooler_to_ask_fails_as_a_failed_query() {
+    // The full flow against PostgreSQL is test/tests/auth_query.rs.
     let auth = "authentication \"md5\"\nauth_query \"SELECT usename, passwd FROM pg_shadow WHERE usename=$1\"\nauth_query_db \"postgres\"\nauth_query_user \"postgres\"";
     let (_, got) = login(rule(auth), |mut c| error_of(&mut c));
-    assert_reply(
-        &got,
-        "FATAL",
-        "0A000",
-        "authentication with auth_query is not supported yet",
-    );
+    assert_reply(&got, "ERROR", "28000", "failed to make auth query");
 }
 
 #[test]

@@ -1,15 +1,19 @@
 //! Client authentication: runs the exchange the client's rule asks for (`authentication`), then
 //! sends AuthenticationOk or the ErrorResponse upstream sends (spec §8, §10).
 //!
-//! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`.
+//! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`; the
+//! secret they check comes from the rule or from `query` (auth_query).
 //! `backend` is the other direction: answering a PostgreSQL server's requests.
 
 pub mod backend;
 mod cert;
 mod password;
+mod query;
 mod scram;
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use kiwi::backend::Authentication;
 use kiwi::scram::ScramKeys;
@@ -21,7 +25,11 @@ use crate::config::auth::AuthMethod;
 use crate::config::selector::Name;
 use crate::conn::{Conn, ConnError};
 use crate::id::ClientId;
+use crate::instance::Instance;
+use crate::logger::ClientInfo;
 use crate::reply::Reply;
+use crate::route::Route;
+use query::Secret;
 
 /// The largest message body a client may send before it is authenticated: a PasswordMessage
 /// (upstream refuses one above this with `bad password message`), a SASL response, or any
@@ -46,6 +54,22 @@ pub struct ClientAuth<'a> {
     pub show_id: bool,
     /// When the whole exchange gives up (`client_login_timeout`).
     pub deadline: Deadline,
+    /// The client's address (`None` on a unix socket).
+    pub peer: Option<IpAddr>,
+    /// The running pooler, for password sources that ask someone else (auth_query); `None`
+    /// (as in unit tests) refuses them.
+    pub pooler: Option<Pooler<'a>>,
+}
+
+/// What password sources that ask someone else need of the running pooler.
+#[derive(Clone, Copy)]
+pub struct Pooler<'a> {
+    /// The pooler (auth_query asks PostgreSQL through its router).
+    pub inst: &'a Arc<Instance>,
+    /// The client, for log lines.
+    pub info: &'a ClientInfo,
+    /// The client's route (none for the console); auth_query caches secrets there.
+    pub route: Option<&'a Arc<Route>>,
 }
 
 /// What a successful login leaves for backend authentication (see `backend_credentials`).
@@ -55,6 +79,8 @@ pub struct Authenticated {
     pub password: Option<Vec<u8>>,
     /// The client's SCRAM keys after a SCRAM login, for SCRAM pass-through to the server.
     pub scram_keys: Option<ScramKeys>,
+    /// The secret auth_query returned (an `md5…` hash is passed on to the server).
+    pub secret: Option<String>,
 }
 
 /// Why a login failed. In the `Rejected` and `Misconfigured` cases the client has already
@@ -187,12 +213,13 @@ fn read_response(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthErr
     }
 }
 
-/// The password the rule stores, or the reason to refuse: the rule has none, or it relies on
-/// a password source this build does not have yet.
-fn rule_secret<'r>(a: &ClientAuth<'r>) -> Result<&'r str, AuthError> {
+/// The secret the client's password is checked against: auth_query's answer (a fake one for
+/// an unknown user) or the rule's password; or the reason to refuse: the rule has none, or it
+/// relies on a password source this build does not have yet. `scram` asks for a fake SCRAM
+/// verifier rather than a fake md5 hash.
+fn rule_secret(a: &ClientAuth<'_>, scram: bool) -> Result<Secret, AuthError> {
     let auth = &a.rule.auth;
     let unsupported = [
-        (auth.query.is_some(), "auth_query"),
         (auth.pam_service.is_some(), "auth_pam_service"),
         (auth.ldap_endpoint.is_some(), "ldap_endpoint_name"),
         (auth.module.is_some(), "auth_module"),
@@ -204,8 +231,12 @@ fn rule_secret<'r>(a: &ClientAuth<'r>) -> Result<&'r str, AuthError> {
             format!("authentication with {what} is not supported yet"),
         )));
     }
+    if auth.query.is_some() {
+        return query::lookup(a, scram);
+    }
     auth.password
-        .as_deref()
+        .clone()
+        .map(Secret::Stored)
         .ok_or_else(|| AuthError::Misconfigured {
             reply: password_failed(a),
             reason: "the rule has no password",

@@ -17,22 +17,24 @@ use crate::conn::{Conn, ConnError};
 
 /// clear_text: asks for the password and compares it with the rule's.
 pub(super) fn clear_text(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
-    let stored = rule_secret(a)?;
+    let secret = rule_secret(a, false)?;
     send(conn, a, &Authentication::CleartextPassword)?;
     let received = read_password(conn, a)?;
-    if !cleartext_matches(stored, a.user, &received) {
+    if secret.is_fake() || !cleartext_matches(secret.value(), a.user, &received) {
         return Err(AuthError::Rejected(password_failed(a)));
     }
     let keep = a.rule.auth.password_passthrough;
     Ok(Authenticated {
         password: keep.then_some(received),
         scram_keys: None,
+        secret: secret.keep(),
     })
 }
 
 /// md5: sends a random salt and checks `md5(md5(password + user) + salt)`.
 pub(super) fn md5(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
-    let stored = rule_secret(a)?;
+    let secret = rule_secret(a, false)?;
+    let stored = secret.value();
     if stored.starts_with("SCRAM-SHA-256$") {
         return Err(AuthError::Misconfigured {
             reply: password_failed(a),
@@ -49,10 +51,13 @@ pub(super) fn md5(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, 
     } else {
         md5::md5_response(a.user.as_bytes(), stored.as_bytes(), salt)
     };
-    if !md5::md5_verify(&expected, &received) {
+    if secret.is_fake() || !md5::md5_verify(&expected, &received) {
         return Err(AuthError::Rejected(password_failed(a)));
     }
-    Ok(Authenticated::default())
+    Ok(Authenticated {
+        secret: secret.keep(),
+        ..Authenticated::default()
+    })
 }
 
 /// Reads a PasswordMessage: one NUL-terminated string (`read_response` bounds its length by

@@ -28,7 +28,7 @@ use crate::gate::Slot;
 use crate::id::ClientId;
 use crate::instance::{ConfigSnapshot, Instance};
 use crate::logger::ClientInfo;
-use crate::route::RouteKey;
+use crate::route::{Route, RouteKey};
 use crate::rules::Request;
 use crate::{cancel, od_error, od_info, tls};
 use admission::Admission;
@@ -159,7 +159,8 @@ impl Login<'_> {
         };
         routed(conn, &mut request, rule);
         self.hba(&request, rule)?;
-        let authenticated = self.authenticate(conn, &request, rule, deadline)?;
+        let authenticated =
+            self.authenticate(conn, &request, (rule, admission.route()), deadline)?;
         Ok((request, authenticated, admission))
     }
 
@@ -303,7 +304,7 @@ impl Login<'_> {
         &self,
         conn: &mut Conn,
         request: &SessionRequest,
-        rule: &Rule,
+        (rule, route): (&Rule, Option<&Arc<Route>>),
         deadline: Deadline,
     ) -> Result<Authenticated, End> {
         let auth = ClientAuth {
@@ -313,6 +314,12 @@ impl Login<'_> {
             rule,
             show_id: self.show_id,
             deadline,
+            peer: self.info.addr.map(|a| a.ip()),
+            pooler: Some(auth::Pooler {
+                inst: self.inst,
+                info: &self.info,
+                route,
+            }),
         };
         auth::authenticate(conn, &auth).map_err(End::Auth)
     }
