@@ -94,6 +94,9 @@ const READ: &[(&str, &str)] = &[
     ("maintain_params", "test/tests/rule_params.rs"),
     ("options", "test/tests/rule_params.rs"),
     ("backend_startup_options", "test/tests/rule_params.rs"),
+    ("auth_query", "test/tests/auth_query.rs"),
+    ("auth_query_db", "test/tests/auth_query.rs"),
+    ("auth_query_user", "test/tests/auth_query.rs"),
 ];
 
 /// Read at runtime, but no behaviour test sets it yet (only config-loading tests, or none):
