@@ -59,6 +59,9 @@ pub struct Instance {
     pub statements: Arc<StatementRegistry>,
     /// DNS and other blocking calls.
     pub resolver: BlockingPool,
+    /// LDAP binds and PAM conversations: blocking, and maybe slow, kept off the workers and
+    /// apart from DNS.
+    pub auth_pool: BlockingPool,
     /// Connected clients (everything accepted and not yet closed).
     pub clients: AtomicU32,
     /// Clients accepted since start.
@@ -138,6 +141,9 @@ impl Pause {
     }
 }
 
+/// Threads of [`Instance::auth_pool`]: logins waiting on LDAP or PAM at once.
+const AUTH_THREADS: usize = 4;
+
 impl Instance {
     /// An instance for a loaded config.
     pub fn new(config: Config, options: RunOptions, logger: Logger) -> std::io::Result<Instance> {
@@ -160,6 +166,7 @@ impl Instance {
             routing: Gate::new(routing_max),
             statements: Arc::default(),
             resolver: BlockingPool::new("resolver", resolvers)?,
+            auth_pool: BlockingPool::new("auth", AUTH_THREADS)?,
             clients: AtomicU32::new(0),
             clients_total: AtomicU64::new(0),
             startup_errors: AtomicU64::new(0),

@@ -97,6 +97,18 @@ const READ: &[(&str, &str)] = &[
     ("auth_query", "test/tests/auth_query.rs"),
     ("auth_query_db", "test/tests/auth_query.rs"),
     ("auth_query_user", "test/tests/auth_query.rs"),
+    ("ldap_endpoint", "test/tests/ldap.rs"),
+    ("ldap_endpoint_name", "test/tests/ldap.rs"),
+    ("ldapserver", "test/tests/ldap.rs"),
+    ("ldapport", "test/tests/ldap.rs"),
+    ("ldapscheme", "test/tests/ldap.rs"),
+    ("ldapbasedn", "test/tests/ldap.rs"),
+    ("ldapbinddn", "test/tests/ldap.rs"),
+    ("ldapbindpasswd", "test/tests/ldap.rs"),
+    ("ldapsearchattribute", "test/tests/ldap.rs"),
+    ("ldapsearchfilter", "test/tests/ldap.rs"),
+    ("ldapprefix", "test/tests/ldap.rs"),
+    ("ldapsuffix", "test/tests/ldap.rs"),
 ];
 
 /// Read at runtime, but no behaviour test sets it yet (only config-loading tests, or none):
@@ -115,18 +127,16 @@ const READ_UNTESTED: &[&str] = &[
     "unix_socket_mode",
 ];
 
-/// Warned about by their own readers in `config` ("LDAP is not supported by this build").
-const WARNED_BY_READER: &[&str] = &["ldap_endpoint"];
+/// Warned about by their own readers in `config`.
+const WARNED_BY_READER: &[&str] = &[];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
-/// (`soft_oom`, `conn_drop_options`, `query_parsing`, `ldap_endpoint`, a storage's `watchdog`,
+/// (`soft_oom`, `conn_drop_options`, `query_parsing`, a storage's `watchdog`,
 /// a `group` rule, a rule's `ldap_storage_credentials`).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
     "drop_enabled", "rate", "interval_ms", "limit", "process", "check_interval_ms", "drop",
-    "signal", "max_rate", "mode", "mem_limit", "ldapserver", "ldapport", "ldapscheme",
-    "ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute", "ldapsearchfilter",
-    "ldapprefix", "ldapsuffix", "ldapscope", "watchdog_lag_query", "watchdog_lag_interval",
+    "signal", "max_rate", "mode", "mem_limit", "watchdog_lag_query", "watchdog_lag_interval",
     "group_query", "group_query_user", "group_query_db", "ldap_storage_username",
     "ldap_storage_password",
 ];

@@ -9,6 +9,7 @@
 //!   [`pooler::run_odyssey`] for one-shot runs.
 //! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
+//! - [`ldap`]: [`ldap::Slapd`], a throw-away OpenLDAP server loaded with `ldapadd`.
 //! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
@@ -26,6 +27,7 @@ pub mod certs;
 pub mod clients;
 pub mod command;
 pub mod error;
+pub mod ldap;
 pub mod pooler;
 pub mod postgres;
 pub mod process;

@@ -2,11 +2,13 @@
 //! sends AuthenticationOk or the ErrorResponse upstream sends (spec §8, §10).
 //!
 //! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`; the
-//! secret they check comes from the rule or from `query` (auth_query).
+//! secret they check comes from the rule or from `query` (auth_query); `ldap` checks a
+//! clear_text password by binding to an LDAP server.
 //! `backend` is the other direction: answering a PostgreSQL server's requests.
 
 pub mod backend;
 mod cert;
+mod ldap;
 mod password;
 mod query;
 mod scram;
@@ -221,7 +223,6 @@ fn rule_secret(a: &ClientAuth<'_>, scram: bool) -> Result<Secret, AuthError> {
     let auth = &a.rule.auth;
     let unsupported = [
         (auth.pam_service.is_some(), "auth_pam_service"),
-        (auth.ldap_endpoint.is_some(), "ldap_endpoint_name"),
         (auth.module.is_some(), "auth_module"),
         (auth.mdb_iamproxy, "enable_mdb_iamproxy_auth"),
     ];
@@ -230,6 +231,12 @@ fn rule_secret(a: &ClientAuth<'_>, scram: bool) -> Result<Secret, AuthError> {
             sqlstate::FEATURE_NOT_SUPPORTED,
             format!("authentication with {what} is not supported yet"),
         )));
+    }
+    if auth.ldap_endpoint.is_some() {
+        return Err(AuthError::Misconfigured {
+            reply: password_failed(a),
+            reason: "ldap_endpoint_name needs authentication \"clear_text\"",
+        });
     }
     if auth.query.is_some() {
         return query::lookup(a, scram);

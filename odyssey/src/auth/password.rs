@@ -1,5 +1,6 @@
 //! Password logins: `clear_text` (AuthenticationCleartextPassword) and `md5`
-//! (AuthenticationMD5Password with a random salt), checked against the rule's `password`.
+//! (AuthenticationMD5Password with a random salt), checked against the rule's `password` or
+//! auth_query's answer; a clear_text password with `ldap_endpoint_name` goes to LDAP.
 //!
 //! The stored password may be plain or an `md5…` hash; for clear_text also a SCRAM verifier.
 //! An md5 login cannot be checked against a SCRAM verifier.
@@ -17,13 +18,22 @@ use crate::conn::{Conn, ConnError};
 
 /// clear_text: asks for the password and compares it with the rule's.
 pub(super) fn clear_text(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
+    let keep = a.rule.auth.password_passthrough;
+    if let Some(endpoint) = &a.rule.auth.ldap_endpoint {
+        send(conn, a, &Authentication::CleartextPassword)?;
+        let received = read_password(conn, a)?;
+        super::ldap::verify(a, endpoint, &received)?;
+        return Ok(Authenticated {
+            password: keep.then_some(received),
+            ..Authenticated::default()
+        });
+    }
     let secret = rule_secret(a, false)?;
     send(conn, a, &Authentication::CleartextPassword)?;
     let received = read_password(conn, a)?;
     if secret.is_fake() || !cleartext_matches(secret.value(), a.user, &received) {
         return Err(AuthError::Rejected(password_failed(a)));
     }
-    let keep = a.rule.auth.password_passthrough;
     Ok(Authenticated {
         password: keep.then_some(received),
         scram_keys: None,

@@ -17,10 +17,9 @@ pub enum Unsupported {
 
 use Unsupported::{NotApplicable as NA, NotYet as NY};
 
-/// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `rule` (user and group
-/// blocks), `database` (its children). A whole section that is not implemented is named once,
-/// at its head; what it contains is not listed. `ldap_endpoint` is not here: its reader
-/// warns already.
+/// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `ldap_endpoint`,
+/// `rule` (user and group blocks), `database` (its children). A whole section that is not
+/// implemented is named once, at its head; what it contains is not listed.
 #[rustfmt::skip]
 pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     // The C runtime's knobs.
@@ -52,7 +51,7 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "auth_module", NY("auth modules, issue 12; its clients are refused")),
     ("rule", "enable_mdb_iamproxy_auth", NY("IAM proxy auth, issue 12; its clients are refused")),
     ("rule", "mdb_iamproxy_socket_path", NY("IAM proxy auth, issue 12")),
-    ("rule", "ldap_endpoint_name", NY("LDAP, issue 12; its clients are refused")),
+    ("ldap_endpoint", "ldapscope", NA("the search is always of the subtree, as upstream")),
     ("rule", "ldap_storage_credentials_attr", NY("LDAP, issue 12")),
     ("rule", "ldap_storage_credentials", NY("LDAP, issue 12")),
     // TLS: the files and modes act; the protocol list does not, as upstream.
@@ -94,6 +93,7 @@ pub fn check(r: &mut Reader, items: &[Item]) {
         match item.name() {
             "listen" => section(r, "listen", inner),
             "storage" => section(r, "storage", inner),
+            "ldap_endpoint" => section(r, "ldap_endpoint", inner),
             "database" => {
                 for child in inner {
                     warn(r, "database", child);

@@ -84,12 +84,6 @@ fn check_global(r: &mut Reader, p: &Parts, top: &Pos) {
             format!("coroutine_stack_size {n} is below the recommended minimum of 16 pages"),
         );
     }
-    if !p.ldap_endpoints.is_empty() {
-        r.warn(
-            top,
-            "LDAP is not supported by this build: ldap_endpoint sections are read and checked only",
-        );
-    }
 }
 
 fn check_storages(r: &mut Reader, p: &Parts, top: &Pos) {
