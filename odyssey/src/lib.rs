@@ -25,8 +25,9 @@
 //!   the one door servers pass: attach, detach, the `Checkout` guard, expiry), `cancel` (client
 //!   keys → the server running their query).
 //! - 3 Flows: `relay` (sans-io: what each side's bytes become, when a server may go back),
-//!   `auth` (client login by the rule's method; the credentials for servers), `deploy` (the
-//!   client's parameters on a server), `reset` (may a server go back, and making it fit),
+//!   `auth` (client login by the rule's method, auth_query, LDAP and PAM, whose FFI
+//!   file auth/pam/ffi.rs is the crate's only unsafe code; the credentials for servers),
+//!   `deploy` (the client's parameters on a server), `reset` (may a server go back, and making it fit),
 //!   `instance` (the handle every machine shares: config, logger, router, cancel keys),
 //!   `control` (reload, pause, resume, kill: what signals and the console do).
 //! - 4 Client life: `frontend` (admission, startup, route, auth, then the session: setup,

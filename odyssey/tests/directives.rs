@@ -97,6 +97,7 @@ const READ: &[(&str, &str)] = &[
     ("auth_query", "test/tests/auth_query.rs"),
     ("auth_query_db", "test/tests/auth_query.rs"),
     ("auth_query_user", "test/tests/auth_query.rs"),
+    ("auth_pam_service", "test/tests/pam.rs"),
     ("ldap_endpoint", "test/tests/ldap.rs"),
     ("ldap_endpoint_name", "test/tests/ldap.rs"),
     ("ldapserver", "test/tests/ldap.rs"),

@@ -3,12 +3,14 @@
 //!
 //! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`; the
 //! secret they check comes from the rule or from `query` (auth_query); `ldap` checks a
-//! clear_text password by binding to an LDAP server.
+//! clear_text password by binding to an LDAP server, `pam` by a PAM service (`pam/ffi.rs` is
+//! the crate's only unsafe code).
 //! `backend` is the other direction: answering a PostgreSQL server's requests.
 
 pub mod backend;
 mod cert;
 mod ldap;
+mod pam;
 mod password;
 mod query;
 mod scram;
@@ -222,7 +224,6 @@ fn read_response(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthErr
 fn rule_secret(a: &ClientAuth<'_>, scram: bool) -> Result<Secret, AuthError> {
     let auth = &a.rule.auth;
     let unsupported = [
-        (auth.pam_service.is_some(), "auth_pam_service"),
         (auth.module.is_some(), "auth_module"),
         (auth.mdb_iamproxy, "enable_mdb_iamproxy_auth"),
     ];
@@ -232,10 +233,10 @@ fn rule_secret(a: &ClientAuth<'_>, scram: bool) -> Result<Secret, AuthError> {
             format!("authentication with {what} is not supported yet"),
         )));
     }
-    if auth.ldap_endpoint.is_some() {
+    if auth.ldap_endpoint.is_some() || auth.pam_service.is_some() {
         return Err(AuthError::Misconfigured {
             reply: password_failed(a),
-            reason: "ldap_endpoint_name needs authentication \"clear_text\"",
+            reason: "ldap_endpoint_name and auth_pam_service need authentication \"clear_text\"",
         });
     }
     if auth.query.is_some() {

@@ -1,6 +1,7 @@
 //! Password logins: `clear_text` (AuthenticationCleartextPassword) and `md5`
 //! (AuthenticationMD5Password with a random salt), checked against the rule's `password` or
-//! auth_query's answer; a clear_text password with `ldap_endpoint_name` goes to LDAP.
+//! auth_query's answer; a clear_text password with `ldap_endpoint_name` goes to LDAP, with
+//! `auth_pam_service` to PAM.
 //!
 //! The stored password may be plain or an `md5…` hash; for clear_text also a SCRAM verifier.
 //! An md5 login cannot be checked against a SCRAM verifier.
@@ -19,10 +20,16 @@ use crate::conn::{Conn, ConnError};
 /// clear_text: asks for the password and compares it with the rule's.
 pub(super) fn clear_text(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
     let keep = a.rule.auth.password_passthrough;
-    if let Some(endpoint) = &a.rule.auth.ldap_endpoint {
+    let auth = &a.rule.auth;
+    if auth.ldap_endpoint.is_some() || auth.pam_service.is_some() {
         send(conn, a, &Authentication::CleartextPassword)?;
         let received = read_password(conn, a)?;
-        super::ldap::verify(a, endpoint, &received)?;
+        // Upstream's order: LDAP first.
+        match (&auth.ldap_endpoint, &auth.pam_service) {
+            (Some(endpoint), _) => super::ldap::verify(a, endpoint, &received)?,
+            (None, Some(service)) => super::pam::verify(a, service, &received)?,
+            (None, None) => {}
+        }
         return Ok(Authenticated {
             password: keep.then_some(received),
             ..Authenticated::default()

@@ -47,7 +47,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "external_auth_socket_path", NY("external auth, issue 12")),
     ("global", "group_checker_interval", NY("group rules, issue 12")),
     ("database", "group", NY("group rules never match yet, issue 12")),
-    ("rule", "auth_pam_service", NY("PAM, issue 12; its clients are refused")),
     ("rule", "auth_module", NY("auth modules, issue 12; its clients are refused")),
     ("rule", "enable_mdb_iamproxy_auth", NY("IAM proxy auth, issue 12; its clients are refused")),
     ("rule", "mdb_iamproxy_socket_path", NY("IAM proxy auth, issue 12")),

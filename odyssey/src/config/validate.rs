@@ -268,8 +268,13 @@ fn check_auth(r: &mut Reader, p: &Parts, rule: &Rule, label: &str, pos: &Pos) {
             ),
         );
     }
-    if a.pam_service.is_some() {
-        r.error(pos, format!("{label}: PAM is not supported by this build"));
+    if a.pam_service.is_some() && a.query.is_some() {
+        r.error(
+            pos,
+            format!(
+                "{label}: auth query and pam service auth method cannot be used simultaneously"
+            ),
+        );
     }
     if a.query.is_some() {
         if a.query_user.is_none() {
