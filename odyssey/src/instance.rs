@@ -17,6 +17,7 @@ use crate::logger::Logger;
 use crate::option::RunOptions;
 use crate::router::Router;
 use crate::rules::RuleOrder;
+use crate::rules::members::GroupMembers;
 use crate::server::registry::StatementRegistry;
 use crate::stats::ErrorCounts;
 
@@ -78,6 +79,8 @@ pub struct Instance {
     pub logins: Logins,
     /// `PAUSE`d databases.
     pub pause: Pause,
+    /// The members of group rules, as their queries last said.
+    pub groups: GroupMembers,
     /// The worker machines, once started.
     workers: OnceLock<Vec<MachineHandle>>,
     /// The system machine, once started.
@@ -175,6 +178,7 @@ impl Instance {
             client_list: ClientList::default(),
             logins: Logins::default(),
             pause: Pause::default(),
+            groups: GroupMembers::default(),
             workers: OnceLock::new(),
             system: OnceLock::new(),
         })

@@ -29,6 +29,7 @@
 //!   file auth/pam/ffi.rs is the crate's only unsafe code; the credentials for servers),
 //!   `deploy` (the client's parameters on a server), `reset` (may a server go back, and making it fit),
 //!   `instance` (the handle every machine shares: config, logger, router, cancel keys),
+//!   `internal` (the pooler's own queries on internal routes: auth_query, group rules),
 //!   `control` (reload, pause, resume, kill: what signals and the console do).
 //! - 4 Client life: `frontend` (admission, startup, route, auth, then the session: setup,
 //!   relay I/O, attach and release, parking idle clients without a stack, the end table),
@@ -56,6 +57,7 @@ pub mod frontend;
 pub mod gate;
 pub mod id;
 pub mod instance;
+pub mod internal;
 pub mod logger;
 pub mod metrics;
 pub mod option;

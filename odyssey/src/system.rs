@@ -133,6 +133,8 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
     }
     let cron_inst = inst.clone();
     let cron = machinarium::spawn(move || cron::run(cron_inst));
+    let groups_inst = inst.clone();
+    let groups = machinarium::spawn(move || cron::check_groups(groups_inst));
     let metrics = match bind_metrics(&inst) {
         Ok(listener) => listener.map(|l| {
             let inst = inst.clone();
@@ -160,6 +162,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
         a.cancel();
     }
     cron.cancel();
+    groups.cancel();
     if let Some(m) = metrics {
         m.cancel();
     }

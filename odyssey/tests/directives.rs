@@ -97,6 +97,11 @@ const READ: &[(&str, &str)] = &[
     ("auth_query", "test/tests/auth_query.rs"),
     ("auth_query_db", "test/tests/auth_query.rs"),
     ("auth_query_user", "test/tests/auth_query.rs"),
+    ("group", "test/tests/group.rs"),
+    ("group_query", "test/tests/group.rs"),
+    ("group_query_user", "test/tests/group.rs"),
+    ("group_query_db", "test/tests/group.rs"),
+    ("group_checker_interval", "test/tests/group.rs"),
     ("auth_pam_service", "test/tests/pam.rs"),
     ("ldap_endpoint", "test/tests/ldap.rs"),
     ("ldap_endpoint_name", "test/tests/ldap.rs"),
@@ -133,12 +138,12 @@ const WARNED_BY_READER: &[&str] = &[];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
 /// (`soft_oom`, `conn_drop_options`, `query_parsing`, a storage's `watchdog`,
-/// a `group` rule, a rule's `ldap_storage_credentials`).
+/// a rule's `ldap_storage_credentials`).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
     "drop_enabled", "rate", "interval_ms", "limit", "process", "check_interval_ms", "drop",
     "signal", "max_rate", "mode", "mem_limit", "watchdog_lag_query", "watchdog_lag_interval",
-    "group_query", "group_query_user", "group_query_db", "ldap_storage_username",
+    "ldap_storage_username",
     "ldap_storage_password",
 ];
 

@@ -16,13 +16,9 @@ use kiwi::sqlstate;
 
 use super::backend::backend_credentials;
 use super::{AuthError, Authenticated, ClientAuth, Pooler};
-use crate::backend::BackendError;
-use crate::backend::rows::{Row, query_rows};
-use crate::config::rule::Transport;
+use crate::backend::rows::Row;
+use crate::internal::{self, InternalQuery};
 use crate::reply::Reply;
-use crate::route::RouteKey;
-use crate::router::{self, AttachError, Connector};
-use crate::rules::Request;
 use crate::{od_debug, od_error};
 
 /// How long a looked-up secret is used without asking again (plus up to [`JITTER`]).
@@ -113,60 +109,17 @@ fn fetch(a: &ClientAuth<'_>, p: &Pooler<'_>) -> Result<Option<String>, String> {
     else {
         return Err("auth_query, auth_query_db or auth_query_user is not set".to_string());
     };
-    let snapshot = p.inst.config();
-    let config = &snapshot.config;
-    let req = Request {
+    let sql = format_query(query, a.user, a.peer);
+    let q = InternalQuery {
         database: db,
         user,
-        transport: Transport::Unix,
-        ip: None,
-        hostname: None,
-        internal: true,
-        is_member: &|_, _| false,
-    };
-    let rule = snapshot
-        .rules
-        .forward(config, &req)
-        .ok_or_else(|| format!("no internal rule for auth_query route '{db}.{user}'"))?;
-    let key = RouteKey {
-        generation: snapshot.generation,
-        rule,
-        database: db.clone(),
-        user: user.clone(),
-    };
-    let route = p.inst.router.ensure(key, config);
-    let credentials = || backend_credentials(route.rule(), user, &Authenticated::default());
-    let via = Connector {
-        credentials: &credentials,
-        resolver: &p.inst.resolver,
-        logger: &p.inst.logger,
-        client: Some(p.info),
+        sql: &sql,
+        params: &[a.user.as_bytes()],
         deadline: a.deadline,
+        credentials: &|rule, user| backend_credentials(rule, user, &Authenticated::default()),
     };
-    let mut checkout = router::attach(&route, &via, &mut |_| {}).map_err(|e| match e {
-        AttachError::PoolTimeout { route, .. } => format!("no server for '{route}' in time"),
-        AttachError::Cancelled => "cancelled".to_string(),
-        AttachError::Connect(e) => format!("cannot connect as '{db}.{user}': {e}"),
-    })?;
-    let sql = format_query(query, a.user, a.peer);
-    let result = query_rows(
-        checkout.server_mut(),
-        sql.as_bytes(),
-        &[a.user.as_bytes()],
-        a.deadline,
-    );
-    match result {
-        Ok(rows) => {
-            router::detach(checkout, &p.inst.logger, p.info);
-            password_of(&rows)
-        }
-        Err(e @ BackendError::Server(_)) => {
-            router::detach(checkout, &p.inst.logger, p.info);
-            Err(format!("auth query failed: {e}"))
-        }
-        // The checkout is dropped: its server closed.
-        Err(e) => Err(format!("auth query failed: {e}")),
-    }
+    let rows = internal::rows(p.inst, Some(p.info), &q).map_err(|e| format!("auth {e}"))?;
+    password_of(&rows)
 }
 
 /// The password of the query's answer: no row or a NULL password is an unknown user.

@@ -235,7 +235,7 @@ impl Login<'_> {
             ip: self.info.addr.map(|a| a.ip()),
             hostname: None,
             internal: false,
-            is_member: &|_, _| false,
+            is_member: &|group, user| self.inst.groups.contains(group, user),
         };
         let index =
             self.snapshot
