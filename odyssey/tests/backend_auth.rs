@@ -158,6 +158,7 @@ fn password_precedence_is_storage_then_rule_then_passthrough() {
         password: Some(b"typed".to_vec()),
         scram_keys: None,
         secret: None,
+        external_id: None,
     };
     let full = rule(
         "authentication \"clear_text\"\npassword \"rule_pw\"\npassword_passthrough yes\n\

@@ -306,16 +306,19 @@ fn cert_without_tls_requires_tls() {
 }
 
 #[test]
-fn external_is_refused_as_not_supported() {
+fn external_without_an_agent_fails_as_external_authentication() {
+    // Nothing listens on the default socket here; the agent exchange is
+    // test/tests/external_auth.rs.
     let (outcome, got) = login(rule("authentication \"external\""), |mut c| {
+        c.send(&password_message(b"token")).expect("send");
         error_of(&mut c)
     });
     assert!(matches!(outcome, Err(AuthError::Rejected(_))));
     assert_reply(
         &got,
         "FATAL",
-        "0A000",
-        "authentication method external is not supported by this build",
+        "28P01",
+        "external authentication failed for user \"u\"",
     );
 }
 

@@ -102,6 +102,7 @@ const READ: &[(&str, &str)] = &[
     ("group_query_user", "test/tests/group.rs"),
     ("group_query_db", "test/tests/group.rs"),
     ("group_checker_interval", "test/tests/group.rs"),
+    ("external_auth_socket_path", "test/tests/external_auth.rs"),
     ("auth_pam_service", "test/tests/pam.rs"),
     ("ldap_endpoint", "test/tests/ldap.rs"),
     ("ldap_endpoint_name", "test/tests/ldap.rs"),

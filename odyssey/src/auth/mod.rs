@@ -1,7 +1,8 @@
 //! Client authentication: runs the exchange the client's rule asks for (`authentication`), then
 //! sends AuthenticationOk or the ErrorResponse upstream sends (spec §8, §10).
 //!
-//! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`; the
+//! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`,
+//! `external` (an agent on a unix socket); the
 //! secret they check comes from the rule or from `query` (auth_query); `ldap` checks a
 //! clear_text password by binding to an LDAP server, `pam` by a PAM service (`pam/ffi.rs` is
 //! the crate's only unsafe code).
@@ -9,6 +10,7 @@
 
 pub mod backend;
 mod cert;
+mod external;
 mod ldap;
 mod pam;
 mod password;
@@ -85,6 +87,8 @@ pub struct Authenticated {
     pub scram_keys: Option<ScramKeys>,
     /// The secret auth_query returned (an `md5…` hash is passed on to the server).
     pub secret: Option<String>,
+    /// The id the external auth agent gave the client (logged as `%x`).
+    pub external_id: Option<String>,
 }
 
 /// Why a login failed. In the `Rejected` and `Misconfigured` cases the client has already
@@ -145,10 +149,7 @@ pub fn authenticate(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
         Some(AuthMethod::Md5) => password::md5(conn, a),
         Some(AuthMethod::ScramSha256) => scram::scram(conn, a),
         Some(AuthMethod::Cert) => cert::cert(conn, a).map(|()| Authenticated::default()),
-        Some(AuthMethod::External) => Err(AuthError::Rejected(Reply::fatal(
-            sqlstate::FEATURE_NOT_SUPPORTED,
-            "authentication method external is not supported by this build",
-        ))),
+        Some(AuthMethod::External) => external::external(conn, a),
         None => Err(AuthError::Misconfigured {
             reply: password_failed(a),
             reason: "the rule has no authentication method",

@@ -43,8 +43,8 @@ pub(super) fn clear_text(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenti
     }
     Ok(Authenticated {
         password: keep.then_some(received),
-        scram_keys: None,
         secret: secret.keep(),
+        ..Authenticated::default()
     })
 }
 
@@ -79,7 +79,7 @@ pub(super) fn md5(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, 
 
 /// Reads a PasswordMessage: one NUL-terminated string (`read_response` bounds its length by
 /// [`MAX_PASSWORD_MESSAGE`](super::MAX_PASSWORD_MESSAGE)).
-fn read_password(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthError> {
+pub(super) fn read_password(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthError> {
     let body = read_response(conn, a)?;
     match PasswordMessage::decode(&body) {
         Ok(m) => Ok(m.password.to_vec()),

@@ -54,9 +54,9 @@ pub(super) fn scram(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
     let data = &server_final;
     send(conn, a, &Authentication::SaslFinal { data })?;
     Ok(Authenticated {
-        password: None,
         scram_keys: server.keys(),
         secret: secret.keep(),
+        ..Authenticated::default()
     })
 }
 

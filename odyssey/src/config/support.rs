@@ -44,7 +44,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "log_general_stats_prom", NA("/metrics on promhttp_server_port always serves the general metrics")),
     ("global", "log_route_stats_prom", NA("/metrics on promhttp_server_port always serves the per-route metrics")),
     // Authentication (issue 12).
-    ("global", "external_auth_socket_path", NY("external auth, issue 12")),
     ("rule", "auth_module", NY("auth modules, issue 12; its clients are refused")),
     ("rule", "enable_mdb_iamproxy_auth", NY("IAM proxy auth, issue 12; its clients are refused")),
     ("rule", "mdb_iamproxy_socket_path", NY("IAM proxy auth, issue 12")),

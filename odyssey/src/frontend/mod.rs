@@ -161,6 +161,7 @@ impl Login<'_> {
         self.hba(&request, rule)?;
         let authenticated =
             self.authenticate(conn, &request, (rule, admission.route()), deadline)?;
+        self.info.external_id.clone_from(&authenticated.external_id);
         Ok((request, authenticated, admission))
     }
 
