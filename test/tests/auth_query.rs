@@ -190,3 +190,22 @@ fn looked_up_passwords_are_cached_for_ten_to_fifteen_seconds() {
     let (code, _) = login_error(&old);
     assert_eq!(code, Some(SqlState::INVALID_PASSWORD));
 }
+
+#[test]
+fn without_an_internal_rule_the_default_rule_lends_its_storage_password() {
+    let mut cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    cluster
+        .add_user("md5_user", "md5 secret", AuthMethod::Md5)
+        .unwrap();
+    let rules = format!(
+        "database default {{\n\tuser default {{\n\t\tauthentication \"md5\"\n\
+         \t\tauth_query \"{QUERY}\"\n\t\tauth_query_db \"postgres\"\n\
+         \t\tauth_query_user \"postgres\"\n\t\tstorage \"postgres_server\"\n\
+         \t\tstorage_password \"unused under trust\"\n\t\tpool \"session\"\n\t}}\n}}\n"
+    );
+    let pooler = Pooler::start(&config(cluster.port(), &rules)).expect("pooler");
+    let md5 = params(&pooler, "postgres", "md5_user", "md5 secret");
+    assert_eq!(backend_user(&md5, &pooler), "md5_user");
+    let (code, _) = login_error(&params(&pooler, "postgres", "md5_user", "wrong"));
+    assert_eq!(code, Some(SqlState::INVALID_PASSWORD));
+}

@@ -37,6 +37,7 @@ pub fn check(r: &mut Reader, p: &mut Parts, top: &Pos) {
         }
         check_rule(r, p, rule);
     }
+    super::autogen::internal_rule(r, &mut rules);
     p.rules = rules;
     for s in 0..p.storages.len() {
         if let Some(mut w) = p.storages[s].watchdog.take() {
