@@ -159,6 +159,7 @@ fn password_precedence_is_storage_then_rule_then_passthrough() {
         scram_keys: None,
         secret: None,
         external_id: None,
+        ldap_storage: None,
     };
     let full = rule(
         "authentication \"clear_text\"\npassword \"rule_pw\"\npassword_passthrough yes\n\

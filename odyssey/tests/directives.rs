@@ -105,6 +105,10 @@ const READ: &[(&str, &str)] = &[
     ("external_auth_socket_path", "test/tests/external_auth.rs"),
     ("auth_pam_service", "test/tests/pam.rs"),
     ("ldap_endpoint", "test/tests/ldap.rs"),
+    ("ldap_storage_password", "test/tests/ldap.rs"),
+    ("ldap_storage_username", "test/tests/ldap.rs"),
+    ("ldap_storage_credentials", "test/tests/ldap.rs"),
+    ("ldap_storage_credentials_attr", "test/tests/ldap.rs"),
     ("ldap_endpoint_name", "test/tests/ldap.rs"),
     ("ldapserver", "test/tests/ldap.rs"),
     ("ldapport", "test/tests/ldap.rs"),
@@ -138,14 +142,11 @@ const READ_UNTESTED: &[&str] = &[
 const WARNED_BY_READER: &[&str] = &[];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
-/// (`soft_oom`, `conn_drop_options`, `query_parsing`, a storage's `watchdog`,
-/// a rule's `ldap_storage_credentials`).
+/// (`soft_oom`, `conn_drop_options`, `query_parsing`, a storage's `watchdog`).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
     "drop_enabled", "rate", "interval_ms", "limit", "process", "check_interval_ms", "drop",
     "signal", "max_rate", "mode", "mem_limit", "watchdog_lag_query", "watchdog_lag_interval",
-    "ldap_storage_username",
-    "ldap_storage_password",
 ];
 
 fn workspace() -> &'static Path {

@@ -4,7 +4,9 @@
 //! under `ldapbasedn` finds (search+bind, after an initial bind as `ldapbinddn` /
 //! `ldapbindpasswd`, with `ldapsearchattribute` and `ldapsearchfilter`). A wrong password, an
 //! unknown user and a dead or silent server all fail like a wrong password, within the
-//! timeout, without stalling other logins.
+//! timeout, without stalling other logins. With `ldap_storage_credentials_attr`, the value of
+//! the user's entry naming `<storage host>_<db>_<set>` picks the `ldap_storage_credentials`
+//! set (`ldap_storage_username`, `ldap_storage_password`) the pooler logs into PostgreSQL with.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use odyssey_test::clients::{current_user, login_error};
 use odyssey_test::ldap::{ROOT_DN, ROOT_PW, Slapd};
 use odyssey_test::pg::error::SqlState;
 use odyssey_test::pooler::config;
-use odyssey_test::{Cluster, ClusterOptions, ConnParams, Pooler, free_port};
+use odyssey_test::{AuthMethod, Cluster, ClusterOptions, ConnParams, Pooler, free_port};
 
 const PEOPLE: &str = "\
 dn: ou=people,dc=example,dc=org
@@ -25,7 +27,16 @@ objectClass: inetOrgPerson
 uid: alice
 cn: alice
 sn: A
+description: 127.0.0.1_creds_reader
 userPassword: alice pass
+
+dn: uid=carol,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: carol
+cn: carol
+sn: C
+description: 127.0.0.1_otherdb_reader
+userPassword: carol pass
 
 dn: uid=banned,ou=people,dc=example,dc=org
 objectClass: inetOrgPerson
@@ -59,7 +70,14 @@ fn rules(ldap_port: u16, dead_port: u16, silent_port: u16) -> String {
              \t\tstorage_db \"postgres\"\n\t\tstorage_user \"postgres\"\n\t\tpool \"session\"\n\t}}\n}}\n"
         )
     };
+    // Database `creds` logs into PostgreSQL with the credential set alice's entry names.
+    let creds = "database \"creds\" {\n\tuser default {\n\t\tauthentication \"clear_text\"\n\
+        \t\tldap_endpoint_name \"search\"\n\t\tldap_storage_credentials_attr \"description\"\n\
+        \t\tldap_storage_credentials \"reader\" {\n\t\t\tldap_storage_username \"ldap_reader\"\n\
+        \t\t\tldap_storage_password \"reader pw\"\n\t\t}\n\t\tstorage \"postgres_server\"\n\
+        \t\tstorage_db \"postgres\"\n\t\tpool \"session\"\n\t}\n}\n";
     [
+        creds.to_string(),
         endpoint("simple", ldap_port, simple),
         endpoint("search", ldap_port, &search),
         endpoint("dead", dead_port, simple),
@@ -85,7 +103,10 @@ struct Setup {
 
 fn start() -> Setup {
     let slapd = Slapd::start(PEOPLE).expect("slapd");
-    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let mut cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    cluster
+        .add_user("ldap_reader", "reader pw", AuthMethod::Md5)
+        .unwrap();
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
     let rest = rules(slapd.port(), free_port().unwrap(), silent_port);
@@ -176,5 +197,20 @@ fn dead_or_silent_servers_fail_in_time_without_stalling_others() {
             .wait_log("cannot connect to ldap://127.0.0.1", Duration::from_secs(5)),
         "{}",
         s.pooler.log()
+    );
+}
+
+#[test]
+fn the_entry_picks_the_storage_credentials() {
+    let s = start();
+    let alice = s.params("creds", "alice", "alice pass");
+    assert_eq!(current_user(&alice, &|| s.pooler.log()), "ldap_reader");
+    s.refused("creds", "alice", "wrong");
+    // carol's entry names another database: no credentials for this one.
+    let (code, msg) = login_error(&s.params("creds", "carol", "carol pass"));
+    assert_eq!(code, Some(SqlState::SYSTEM_ERROR), "{msg}");
+    assert!(
+        msg.ends_with("ldap authentication failed for user \"carol\": insufficient access"),
+        "{msg}"
     );
 }

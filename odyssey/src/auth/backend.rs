@@ -6,7 +6,8 @@ use crate::config::Rule;
 
 pub use crate::backend::auth::{BackendAuthError, BackendCredentials, authenticate_server};
 
-/// Password precedence of spec §8.1 (LDAP storage credentials not yet): an `md5…` hash
+/// LDAP storage credentials, when LDAP chose a set, override all; else password precedence
+/// of spec §8.1: an `md5…` hash
 /// auth_query returned → `storage_password` → rule `password` → the client's cleartext when
 /// `password_passthrough`; SCRAM keys from a SCRAM login (against a configured or an
 /// auth_query verifier) are passed along for SCRAM when no plain password applies.
@@ -15,6 +16,13 @@ pub fn backend_credentials(
     client_user: &str,
     auth: &Authenticated,
 ) -> BackendCredentials {
+    if let Some((user, password)) = &auth.ldap_storage {
+        return BackendCredentials {
+            user: user.clone(),
+            password: Some(password.as_bytes().to_vec()),
+            scram_keys: None,
+        };
+    }
     let looked_up = auth
         .secret
         .as_deref()

@@ -12,16 +12,27 @@ use std::time::{Duration, Instant};
 
 use ldap3::{LdapConn, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 
+use kiwi::sqlstate;
+
 use super::{AuthError, ClientAuth, password_failed};
+use crate::config::auth::LdapStorageCredentials;
 use crate::config::sections::LdapEndpoint;
 use crate::od_error;
+use crate::reply::Reply;
 
 /// How long one LDAP step (connect, bind, search) may take, as upstream; the client's login
 /// deadline cuts it shorter.
 const LDAP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Checks `password` for the client's user on the endpoint named `name`.
-pub(super) fn verify(a: &ClientAuth<'_>, name: &str, password: &[u8]) -> Result<(), AuthError> {
+/// Checks `password` for the client's user on the endpoint named `name`. With
+/// `ldap_storage_credentials_attr`, returns the `ldap_storage_credentials` set the user's
+/// entry names for this storage and database (spec §8): the first value holding
+/// `<storage host>_<database>` and a set holding `<storage host>_<database>_<set name>`.
+pub(super) fn verify(
+    a: &ClientAuth<'_>,
+    name: &str,
+    password: &[u8],
+) -> Result<Option<LdapStorageCredentials>, AuthError> {
     let Some(p) = a.pooler else {
         return Err(AuthError::Rejected(password_failed(a)));
     };
@@ -57,51 +68,90 @@ pub(super) fn verify(a: &ClientAuth<'_>, name: &str, password: &[u8]) -> Result<
     };
     let endpoint = endpoint.clone();
     let user = a.user.to_string();
+    let attr = a.rule.auth.ldap_storage_credentials_attr.clone();
     let timeout = a.deadline.instant().map_or(LDAP_TIMEOUT, |at| {
         LDAP_TIMEOUT.min(at.saturating_duration_since(Instant::now()))
     });
-    match p.inst.auth_pool.run(a.deadline, move || {
-        bind_as_user(&endpoint, &user, &password, timeout)
+    let values = match p.inst.auth_pool.run(a.deadline, move || {
+        bind_as_user(&endpoint, &user, &password, attr.as_deref(), timeout)
     }) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(why)) => Err(refuse(&why)),
-        Err(e) => Err(refuse(&format!("no answer in time: {e}"))),
+        Ok(Ok(values)) => values,
+        Ok(Err(why)) => return Err(refuse(&why)),
+        Err(e) => return Err(refuse(&format!("no answer in time: {e}"))),
+    };
+    if a.rule.auth.ldap_storage_credentials_attr.is_none() {
+        return Ok(None);
+    }
+    let host = snapshot
+        .config
+        .storages
+        .iter()
+        .find(|s| s.name == a.rule.storage)
+        .and_then(|s| s.host.as_deref())
+        .unwrap_or("");
+    let host_db = format!("{host}_{}", a.database);
+    let chosen = values
+        .iter()
+        .filter(|v| v.contains(&host_db))
+        .find_map(|v| {
+            let sets = &a.rule.auth.ldap_storage_credentials;
+            sets.iter()
+                .find(|c| v.contains(&format!("{host_db}_{}", c.name)))
+        });
+    match chosen {
+        Some(c) => Ok(Some(c.clone())),
+        None => {
+            refuse(&format!(
+                "no value of the entry's storage credentials attribute names {host_db}_<set>"
+            ));
+            Err(AuthError::Rejected(Reply::fatal(
+                sqlstate::SYSTEM_ERROR,
+                format!(
+                    "ldap authentication failed for user \"{}\": insufficient access",
+                    a.user
+                ),
+            )))
+        }
     }
 }
 
-/// Binds as the user's DN with `password` (on a pool thread).
+/// Binds as the user's DN with `password` (on a pool thread); returns the values of `attr` in
+/// the user's entry (search+bind only).
 fn bind_as_user(
     e: &LdapEndpoint,
     user: &str,
     password: &str,
+    attr: Option<&str>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let url = url(e);
     let settings = LdapConnSettings::new().set_conn_timeout(timeout);
     let mut conn = LdapConn::with_settings(settings, &url)
         .map_err(|err| format!("cannot connect to {url}: {err}"))?;
-    let outcome = user_dn(&mut conn, e, user, timeout).and_then(|dn| {
+    let outcome = user_dn(&mut conn, e, user, attr, timeout).and_then(|(dn, values)| {
         conn.with_timeout(timeout)
             .simple_bind(&dn, password)
             .and_then(|r| r.success())
-            .map(drop)
+            .map(|_| values)
             .map_err(|err| format!("bind as \"{dn}\": {err}"))
     });
     let _ = conn.unbind();
     outcome
 }
 
-/// The DN to bind as: made from prefix and suffix, or found by a search.
+/// The DN to bind as: made from prefix and suffix, or found by a search (with the values of
+/// `attr` in the entry found).
 fn user_dn(
     conn: &mut LdapConn,
     e: &LdapEndpoint,
     user: &str,
+    attr: Option<&str>,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<(String, Vec<String>), String> {
     let Some(base) = &e.basedn else {
         let prefix = e.prefix.as_deref().unwrap_or("");
         let suffix = e.suffix.as_deref().unwrap_or("");
-        return Ok(format!("{prefix}{user}{suffix}"));
+        return Ok((format!("{prefix}{user}{suffix}"), Vec::new()));
     };
     let binddn = e.binddn.as_deref().unwrap_or("");
     conn.with_timeout(timeout)
@@ -111,11 +161,24 @@ fn user_dn(
     let filter = search_filter(e, user);
     let (entries, _) = conn
         .with_timeout(timeout)
-        .search(base, Scope::Subtree, &filter, vec!["1.1"])
+        .search(base, Scope::Subtree, &filter, vec![attr.unwrap_or("1.1")])
         .and_then(|r| r.success())
         .map_err(|err| format!("search {filter} under \"{base}\": {err}"))?;
     match <[_; 1]>::try_from(entries) {
-        Ok([entry]) => Ok(SearchEntry::construct(entry).dn),
+        Ok([entry]) => {
+            let mut entry = SearchEntry::construct(entry);
+            let values = attr
+                .and_then(|a| {
+                    let key = entry
+                        .attrs
+                        .keys()
+                        .find(|k| k.eq_ignore_ascii_case(a))?
+                        .clone();
+                    entry.attrs.remove(&key)
+                })
+                .unwrap_or_default();
+            Ok((entry.dn, values))
+        }
         Err(entries) => Err(format!(
             "search {filter} under \"{base}\" found {} entries, expected one",
             entries.len()

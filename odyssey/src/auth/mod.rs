@@ -89,6 +89,8 @@ pub struct Authenticated {
     pub secret: Option<String>,
     /// The id the external auth agent gave the client (logged as `%x`).
     pub external_id: Option<String>,
+    /// The backend user and password LDAP chose (`ldap_storage_credentials`).
+    pub ldap_storage: Option<(String, String)>,
 }
 
 /// Why a login failed. In the `Rejected` and `Misconfigured` cases the client has already

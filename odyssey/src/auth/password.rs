@@ -25,13 +25,14 @@ pub(super) fn clear_text(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenti
         send(conn, a, &Authentication::CleartextPassword)?;
         let received = read_password(conn, a)?;
         // Upstream's order: LDAP first.
-        match (&auth.ldap_endpoint, &auth.pam_service) {
+        let storage = match (&auth.ldap_endpoint, &auth.pam_service) {
             (Some(endpoint), _) => super::ldap::verify(a, endpoint, &received)?,
-            (None, Some(service)) => super::pam::verify(a, service, &received)?,
-            (None, None) => {}
-        }
+            (None, Some(service)) => super::pam::verify(a, service, &received).map(|()| None)?,
+            (None, None) => None,
+        };
         return Ok(Authenticated {
             password: keep.then_some(received),
+            ldap_storage: storage.map(|c| (c.username, c.password)),
             ..Authenticated::default()
         });
     }

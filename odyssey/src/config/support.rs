@@ -48,8 +48,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "enable_mdb_iamproxy_auth", NY("IAM proxy auth, issue 12; its clients are refused")),
     ("rule", "mdb_iamproxy_socket_path", NY("IAM proxy auth, issue 12")),
     ("ldap_endpoint", "ldapscope", NA("the search is always of the subtree, as upstream")),
-    ("rule", "ldap_storage_credentials_attr", NY("LDAP, issue 12")),
-    ("rule", "ldap_storage_credentials", NY("LDAP, issue 12")),
     // TLS: the files and modes act; the protocol list does not, as upstream.
     ("listen", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
     ("storage", "tls_protocols", NY("not applied, as upstream: OpenSSL's default protocol versions")),
