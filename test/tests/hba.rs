@@ -160,10 +160,14 @@ fn per_user_allow_deny_and_no_matching_line() {
     rejected(&s, &s.tcp("postgres", "eve"));
     // No line names mallory.
     rejected(&s, &s.tcp("postgres", "mallory"));
-    let log = s.log();
+    // The logger writes asynchronously.
     assert!(
-        log.contains("ip '127.0.0.1' user 'postgres.eve': host based authentication rejected"),
-        "{log}"
+        s.pooler.wait_log(
+            "ip '127.0.0.1' user 'postgres.eve': host based authentication rejected",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        s.log()
     );
 }
 
