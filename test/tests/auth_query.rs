@@ -15,7 +15,7 @@ use odyssey_test::{AuthMethod, Cluster, ClusterOptions, ConnParams, Pooler, conn
 
 const QUERY: &str = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";
 
-/// `aq` uses md5, `scram` (and every other database) SCRAM; `broken` asks a database that does
+/// `aq` uses md5, `postgres` SCRAM, `ct` clear_text; `broken` asks a database that does
 /// not exist, `down` a storage nobody listens on. The internal rules read pg_shadow as the
 /// superuser.
 fn rules(dead_port: u16) -> String {
@@ -34,7 +34,13 @@ fn rules(dead_port: u16) -> String {
              \t\tpool \"transaction\"\n\t\tpool_routing \"internal\"\n\t}}\n}}\n"
         )
     };
+    // clear_text against either kind of stored secret; the typed password logs in upstream.
+    let clear_text = client_rule("ct", "clear_text", "postgres").replace(
+        "\t\tpool \"session\"",
+        "\t\tpassword_passthrough yes\n\t\tpool \"session\"",
+    );
     [
+        clear_text,
         client_rule("aq", "md5", "postgres"),
         client_rule("postgres", "scram-sha-256", "postgres"),
         client_rule("broken", "md5", "nosuchdb"),
@@ -207,5 +213,18 @@ fn without_an_internal_rule_the_default_rule_lends_its_storage_password() {
     let md5 = params(&pooler, "postgres", "md5_user", "md5 secret");
     assert_eq!(backend_user(&md5, &pooler), "md5_user");
     let (code, _) = login_error(&params(&pooler, "postgres", "md5_user", "wrong"));
+    assert_eq!(code, Some(SqlState::INVALID_PASSWORD));
+}
+
+#[test]
+fn clear_text_checks_both_kinds_of_stored_secret() {
+    let (_cluster, pooler) = start();
+    for (user, password) in [("md5_user", "md5 secret"), ("scram_user", "scram secret")] {
+        let right = params(&pooler, "ct", user, password);
+        assert_eq!(backend_user(&right, &pooler), user);
+        let (code, _) = login_error(&params(&pooler, "ct", user, "wrong"));
+        assert_eq!(code, Some(SqlState::INVALID_PASSWORD), "{user}");
+    }
+    let (code, _) = login_error(&params(&pooler, "ct", "ghost", "wrong"));
     assert_eq!(code, Some(SqlState::INVALID_PASSWORD));
 }
