@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Opens N idle client connections to a PostgreSQL-speaking server and holds them.
 
-Each connection sends a StartupMessage, answers a cleartext, MD5 or SCRAM-SHA-256 password
+Each connection (over TLS with --tls: SSLRequest, then a handshake that verifies nothing, as
+sslmode=require) sends a StartupMessage, answers a cleartext, MD5 or SCRAM-SHA-256 password
 request if asked, and waits for ReadyForQuery; then all of them stay idle. When they are all up, the script prints
 "ready <ok> <failed>" on stdout and holds them until stdin closes or --hold seconds pass.
 Used by `make bench` to measure the pooler's memory per idle client. Loopback only.
@@ -13,6 +14,7 @@ import hmac
 import os
 import selectors
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -81,7 +83,13 @@ def main():
     ap.add_argument("--db", default="postgres")
     ap.add_argument("--hold", type=float, default=60)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--tls", action="store_true")
     a = ap.parse_args()
+    tls = None
+    if a.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
     sel = selectors.DefaultSelector()
     conns = {}
     a.scram = {}  # socket -> Scram while its exchange is in progress
@@ -90,6 +98,8 @@ def main():
     for _ in range(a.n):
         try:
             s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+            if tls is not None:
+                s = encrypt(s, tls)
         except OSError:
             failed += 1
             continue
@@ -119,9 +129,20 @@ def main():
         s.close()
 
 
+def encrypt(s, tls):
+    """SSLRequest, 'S', then the handshake (blocking, within the socket's timeout)."""
+    s.sendall(struct.pack("!II", 8, 80877103))
+    if s.recv(1) != b"S":
+        s.close()
+        raise OSError("the server refused TLS")
+    return tls.wrap_socket(s)
+
+
 def step(sel, conns, s, a, ok, failed):
     try:
         data = s.recv(65536)
+    except ssl.SSLWantReadError:
+        return ok, failed  # a TLS record not complete yet
     except OSError:
         data = b""
     if not data:

@@ -19,6 +19,15 @@ SCENARIOS = (
     ("storm_scram", "login storm (-C), SCRAM, 20 clients"),
     ("sel_prep", "select-only, prepared statements, 50 clients"),
     ("sel_c20", "select-only, simple protocol, 20 clients"),
+    ("tls_sel", "TLS both sides, select-only, simple protocol, 50 clients"),
+    ("tls_storm", "TLS both sides, login storm (-C), SCRAM, 20 clients"),
+    ("tls_large", "TLS both sides, a 100 MB result per transaction, 4 clients"),
+)
+# The TLS goals of issue 10: (scenario, column, goal, what), ours / PgBouncer's.
+TLS_GOALS = (
+    ("tls_sel", "tps", ">= 1.2", "select-only TPS"),
+    ("tls_storm", "cpu_us_per_txn", "<= 0.7", "pooler CPU per TLS login"),
+    ("tls_large", "tps", ">= 1.0", "large-result throughput"),
 )
 
 
@@ -89,6 +98,19 @@ def main():
         p(f"- {tg} sel_simple (50 clients over a pool of 20) vs direct sel_c20 (20 clients): "
           f"{fmt(v)} / {fmt(base)} TPS = **{ratio(v, base)}**")
     p("")
+    tls = [(sc, col, goal, what) for sc, col, goal, what in TLS_GOALS
+           if any(r["scenario"] == sc for r in rows)]
+    if tls:
+        p("## TLS (odyssey / PgBouncer, same run)\n")
+        for sc, col, goal, what in tls:
+            p(f"- {what} ({sc}): **{ratio(med(sc, 'odyssey', col), med(sc, 'pgbouncer', col))}** "
+              f"(goal {goal})")
+        mb = med("tls_large", "odyssey", "tps")
+        if mb is not None:
+            p(f"- tls_large: odyssey {fmt(mb * 100)} MB/s, pgbouncer "
+              f"{fmt((med('tls_large', 'pgbouncer', 'tps') or 0) * 100)} MB/s, direct "
+              f"{fmt((med('tls_large', 'direct', 'tps') or 0) * 100)} MB/s")
+        p("")
 
     if idle:
         p("## Memory per idle client\n")
@@ -100,7 +122,11 @@ def main():
             per[r["target"]] = num(r["bytes_per_client"])
             p(f"| {r['target']} | {r['ok']} | {r['failed']} | {r['rss_before_kb']} | {r['rss_with_kb']} "
               f"| {r['rss_after_kb']} | {fmt(per[r['target']])} |")
-        p(f"\nodyssey/pgbouncer bytes per idle client: **{ratio(per.get('odyssey'), per.get('pgbouncer'))}**\n")
+        p(f"\nodyssey/pgbouncer bytes per idle client: **{ratio(per.get('odyssey'), per.get('pgbouncer'))}**")
+        if "odyssey_tls" in per:
+            p(f"odyssey/pgbouncer bytes per idle TLS client: "
+              f"**{ratio(per.get('odyssey_tls'), per.get('pgbouncer_tls'))}**")
+        p("")
 
     p("## Problems\n")
     if not problems:

@@ -10,7 +10,14 @@
 #   sel_c20      -S -M simple   -c 20     (for direct: PostgreSQL at the pool's concurrency)
 #   sel_prep     -S -M prepared -c 50     (named prepared statements; PgBouncer 1.18 has no
 #                support for them in transaction pooling, so its clients fail: rc and failed)
-#   idle_mem     poolers only: VmRSS of a fresh process before/with $IDLE_N idle clients
+#   tls_sel      -S -M simple -c 50, TLS on both sides (clients sslmode=require; the poolers'
+#                servers too: odyssey tls "require", PgBouncer server_tls_sslmode = require)
+#   tls_storm    -S -M simple -C -c 20, TLS on both sides: a TLS handshake and SCRAM per txn
+#   tls_large    -f large.sql -c 4, TLS on both sides: a 100 MB result per transaction
+#   idle_mem     poolers only: VmRSS of a fresh process before/with $IDLE_N idle clients (and,
+#                with TLS scenarios, of a TLS instance with $IDLE_N idle TLS clients)
+# TLS scenarios run against a second instance of each pooler (odyssey_tls, pgbouncer_tls) with
+# a self-signed EC certificate; direct is PostgreSQL with ssl = on. Other scenarios disable TLS.
 # Per run: TPS, average latency and the pooler's CPU µs per transaction (utime+stime of its pid).
 # Order: for each round, each scenario, each target (target order reversed on even rounds),
 # so that drift on a shared machine spreads over all targets; figures are medians over rounds.
@@ -18,7 +25,8 @@
 # Environment: BENCH_BASELINE (another odyssey binary, e.g. an older build: run as the target
 # "baseline" in the same rounds, compared with this one), BENCH_T (seconds per run, default
 # 10), BENCH_ROUNDS (default 3), BENCH_QUICK=1
-# (T=3, R=1: a smoke run), BENCH_IDLE_N (default 2000), KEEP=1 (keep the temp dir), CARGO.
+# (T=3, R=1: a smoke run), BENCH_IDLE_N (default 2000), KEEP=1 (keep the temp dir), CARGO,
+# CARGO_TARGET_DIR (where the odyssey binary is built; default target/).
 # Results: build/bench/<timestamp>/ (summary.md, results.csv, idle.csv, meta.txt, logs/).
 # Loopback only. Every process started here is stopped by pid on exit.
 set -euo pipefail
@@ -32,7 +40,9 @@ IDLE_N=${BENCH_IDLE_N:-2000}
 KEEP=${KEEP:-0}
 CARGO=${CARGO:-cargo}
 # BENCH_SCENARIOS: a subset, e.g. "sel_simple sel_ext".
-read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep tpcb storm_scram sel_c20}"
+read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep tpcb storm_scram sel_c20 tls_sel tls_storm tls_large}"
+NEED_TLS=no
+for sc in "${SCENARIOS[@]}"; do case $sc in tls_*) NEED_TLS=yes ;; esac; done
 TARGETS=(odyssey pgbouncer direct)
 POOL_SIZE=20
 SCALE=10
@@ -45,7 +55,8 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- tools
-log "building target/release/odyssey"
+BIN=${CARGO_TARGET_DIR:-target}/release/odyssey
+log "building $BIN"
 $CARGO build --release --bin odyssey
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
@@ -87,7 +98,7 @@ chmod 755 "$TMP"
 [ ${#AS_PG[@]} -eq 0 ] || chown postgres "$TMP"
 PGDATA=$TMP/pg
 # The pooler binary is copied next to its config so that user postgres can surely run it.
-cp target/release/odyssey "$TMP/odyssey"
+cp "$BIN" "$TMP/odyssey"
 chmod 755 "$TMP/odyssey"
 if [ -n "${BENCH_BASELINE:-}" ]; then
   [ -x "$BENCH_BASELINE" ] || die "BENCH_BASELINE=$BENCH_BASELINE is not an executable"
@@ -131,6 +142,20 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# ---------------------------------------------------------------- TLS material
+# One self-signed certificate for PostgreSQL and both poolers (clients use sslmode=require,
+# which does not verify), readable by user postgres only.
+if [ $NEED_TLS = yes ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$TMP/tls.key" -out "$TMP/tls.crt" >/dev/null 2>&1 ||
+    die "openssl could not make a certificate"
+  chmod 600 "$TMP/tls.key"
+  [ ${#AS_PG[@]} -eq 0 ] || chown postgres "$TMP/tls.key" "$TMP/tls.crt"
+  # A 100 MB result: 100,000 rows of 1,000 bytes.
+  echo "SELECT repeat('x', 1000) FROM generate_series(1, 100000);" >"$TMP/large.sql"
+  chmod 644 "$TMP/large.sql"
+fi
+
 # ---------------------------------------------------------------- PostgreSQL
 PORT[direct]=$(free_port)
 log "initdb in $PGDATA, port ${PORT[direct]}"
@@ -149,6 +174,10 @@ synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 EOF
+if [ $NEED_TLS = yes ]; then
+  printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$TMP/tls.crt" "$TMP/tls.key" \
+    >>"$PGDATA/postgresql.conf"
+fi
 # Setup as the superuser over the unix socket (trust); all measured traffic is TCP + SCRAM.
 cat >"$PGDATA/pg_hba.conf" <<EOF
 local all postgres trust
@@ -171,7 +200,14 @@ timeout 600 "$PGBIN/pgbench" -i -q -s $SCALE -h 127.0.0.1 -p "${PORT[direct]}" -
 # ---------------------------------------------------------------- pooler configs
 # Both poolers check the client's SCRAM proof against the verifier PostgreSQL stores (no PBKDF2
 # per login on their side) and log into PostgreSQL over TCP with SCRAM.
-odyssey_conf() { # name port -> $TMP/name.conf
+odyssey_conf() { # name port tls(yes|no) -> $TMP/name.conf
+  local listen_tls='tls "disable"' storage_tls='tls "disable"'
+  if [ "$3" = yes ]; then
+    listen_tls="tls \"require\"
+	tls_cert_file \"$TMP/tls.crt\"
+	tls_key_file \"$TMP/tls.key\""
+    storage_tls='tls "require"'
+  fi
   cat >"$TMP/$1.conf" <<EOF
 daemonize no
 pid_file "$TMP/$1.pid"
@@ -192,14 +228,14 @@ listen {
 	host "127.0.0.1"
 	port $2
 	backlog 1024
-	tls "disable"
+	$listen_tls
 }
 
 storage "pg" {
 	type "remote"
 	host "127.0.0.1"
 	port ${PORT[direct]}
-	tls "disable"
+	$storage_tls
 }
 
 database "$DB" {
@@ -221,8 +257,15 @@ database "$DB" {
 EOF
 }
 
-pgbouncer_ini() { # name port -> $TMP/name.ini
+pgbouncer_ini() { # name port tls(yes|no) -> $TMP/name.ini
   printf '"%s" "%s"\n' "$USER_NAME" "$SCRAM_SECRET" >"$TMP/userlist.txt"
+  local tls="server_tls_sslmode = disable"
+  if [ "$3" = yes ]; then
+    tls="client_tls_sslmode = require
+client_tls_cert_file = $TMP/tls.crt
+client_tls_key_file = $TMP/tls.key
+server_tls_sslmode = require"
+  fi
   cat >"$TMP/$1.ini" <<EOF
 [databases]
 $DB = host=127.0.0.1 port=${PORT[direct]} dbname=$DB
@@ -242,24 +285,26 @@ max_client_conn = 3000
 log_connections = 0
 log_disconnections = 0
 stats_period = 60
+$tls
 EOF
 }
 
-start_pooler() { # name kind(odyssey|pgbouncer) [binary]: writes a config, starts it, waits for a query
-  local name=$1 kind=$2 bin=${3:-$TMP/odyssey} i
+start_pooler() { # name kind(odyssey|pgbouncer) [binary [tls(yes|no)]]: writes a config, starts
+  # it, waits for a query
+  local name=$1 kind=$2 bin=${3:-$TMP/odyssey} tls=${4:-no} i
   PORT[$name]=$(free_port)
   if [ "$kind" = odyssey ]; then
-    odyssey_conf "$name" "${PORT[$name]}"
+    odyssey_conf "$name" "${PORT[$name]}" "$tls"
     "${AS_PG[@]}" "$bin" --console "$TMP/$name.conf" >"$TMP/$name.out.log" 2>&1 &
   else
-    pgbouncer_ini "$name" "${PORT[$name]}"
+    pgbouncer_ini "$name" "${PORT[$name]}" "$tls"
     "${AS_PG[@]}" "$PGBOUNCER" "$TMP/$name.ini" >"$TMP/$name.out.log" 2>&1 &
   fi
   PID[$name]=$!
   chmod 644 "$TMP"/*.conf "$TMP"/*.ini "$TMP/userlist.txt" 2>/dev/null || true
   for i in $(seq 1 50); do # up to ~10 s
     kill -0 "${PID[$name]}" 2>/dev/null || { cat "$TMP/$name"*.log >&2; die "$name exited at start"; }
-    if timeout 5 "$PGBIN/psql" -X -Atq -h 127.0.0.1 -p "${PORT[$name]}" -U $USER_NAME -d $DB \
+    if PGSSLMODE=$([ "$tls" = yes ] && echo require || echo disable) timeout 5 "$PGBIN/psql" -X -Atq -h 127.0.0.1 -p "${PORT[$name]}" -U $USER_NAME -d $DB \
       -c "SELECT 1" >/dev/null 2>&1; then
       log "$name: pid ${PID[$name]}, port ${PORT[$name]}"
       return 0
@@ -294,11 +339,19 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 start_pooler odyssey odyssey
 start_pooler pgbouncer pgbouncer
 [ -z "${BENCH_BASELINE:-}" ] || start_pooler baseline odyssey "$TMP/baseline-odyssey"
+if [ $NEED_TLS = yes ]; then
+  start_pooler odyssey_tls odyssey "$TMP/odyssey" yes
+  start_pooler pgbouncer_tls pgbouncer "" yes
+  [ -z "${BENCH_BASELINE:-}" ] || start_pooler baseline_tls odyssey "$TMP/baseline-odyssey" yes
+fi
 
 echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn" >"$OUT/results.csv"
 
 run_pgbench() { # round scenario target
-  local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 pid=${PID[$3]:-} args
+  local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 inst=$3 ssl=disable pid args
+  # TLS scenarios: the target's TLS instance (direct: PostgreSQL itself), sslmode=require.
+  case $sc in tls_*) ssl=require; [ "$tg" = direct ] || inst=${tg}_tls ;; esac
+  pid=${PID[$inst]:-}
   case $sc in
     sel_simple) args=(-S -M simple -c 50) ;;
     sel_ext) args=(-S -M extended -c 50) ;;
@@ -309,6 +362,9 @@ run_pgbench() { # round scenario target
         -c "TRUNCATE pgbench_history" >/dev/null ;;
     storm_scram) args=(-S -M simple -C -c 20) ;;
     sel_c20) args=(-S -M simple -c 20) ;;
+    tls_sel) args=(-S -M simple -c 50) ;;
+    tls_storm) args=(-S -M simple -C -c 20) ;;
+    tls_large) args=(-M simple -f "$TMP/large.sql" -c 4) ;;
   esac
   out=$OUT/logs/r$round-$sc-$tg.txt
   if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -318,7 +374,7 @@ run_pgbench() { # round scenario target
     return 0
   fi
   [ -z "$pid" ] || c0=$(cpu_ticks "$pid")
-  timeout $((T + 60)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORT[$tg]}" -U $USER_NAME \
+  PGSSLMODE=$ssl timeout $((T + 60)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORT[$inst]}" -U $USER_NAME \
     "${args[@]}" -j 2 -T "$T" $DB >"$out" 2>&1 || rc=$?
   [ -z "$pid" ] || c1=$(cpu_ticks "$pid" 2>/dev/null || echo "$c0")
   awk -v round="$round" -v sc="$sc" -v tg="$tg" -v rc="$rc" -v ticks=$((c1 - c0)) \
@@ -349,17 +405,24 @@ done
 stop_pooler odyssey
 stop_pooler pgbouncer
 [ -z "${BENCH_BASELINE:-}" ] || stop_pooler baseline
+if [ $NEED_TLS = yes ]; then
+  stop_pooler odyssey_tls
+  stop_pooler pgbouncer_tls
+  [ -z "${BENCH_BASELINE:-}" ] || stop_pooler baseline_tls
+fi
 
 # ---------------------------------------------------------------- idle_mem
 echo "target,n,ok,failed,rss_before_kb,rss_with_kb,rss_after_kb,bytes_per_client" >"$OUT/idle.csv"
-run_idle() { # kind: a fresh pooler, then IDLE_N idle clients logged in with SCRAM
-  local kind=$1 name=$1-idle pid r0 r1 r2 i ready out=$OUT/logs/idle_mem-$1.txt
-  start_pooler "$name" "$kind"
+run_idle() { # kind [tls]: a fresh pooler, then IDLE_N idle clients logged in with SCRAM
+  local kind=$1 tls=${2:-no} name=$1-idle pid r0 r1 r2 i ready out=$OUT/logs/idle_mem-$1.txt
+  local target=$kind tls_arg=()
+  if [ "$tls" = yes ]; then name=$kind-tls-idle target=${kind}_tls tls_arg=(--tls) out=$OUT/logs/idle_mem-$target.txt; fi
+  start_pooler "$name" "$kind" "" "$tls"
   pid=${PID[$name]}
   sleep 1
   r0=$(rss_kb "$pid")
   python3 bench/idle_clients.py --port "${PORT[$name]}" --n "$IDLE_N" --user $USER_NAME \
-    --password "$PGPASSWORD" --db $DB --hold 180 --timeout 120 </dev/null >"$out" 2>&1 &
+    --password "$PGPASSWORD" --db $DB --hold 180 --timeout 120 "${tls_arg[@]}" </dev/null >"$out" 2>&1 &
   IDLE_PID=$!
   for i in $(seq 1 1300); do # up to ~130 s: the clients give up after 120 s
     ready=$(grep -m1 '^ready ' "$out" || true)
@@ -375,12 +438,16 @@ run_idle() { # kind: a fresh pooler, then IDLE_N idle clients logged in with SCR
   stop_pooler "$name"
   set -- $ready
   local ok=${2:-0} failed=${3:-$IDLE_N}
-  echo "$kind,$IDLE_N,$ok,$failed,$r0,$r1,$r2,$([ "$ok" -gt 0 ] && echo $(((r1 - r0) * 1024 / ok)))" \
+  echo "$target,$IDLE_N,$ok,$failed,$r0,$r1,$r2,$([ "$ok" -gt 0 ] && echo $(((r1 - r0) * 1024 / ok)))" \
     >>"$OUT/idle.csv"
   log "idle_mem $kind: $(tail -1 "$OUT/idle.csv")"
 }
 run_idle odyssey
 run_idle pgbouncer
+if [ $NEED_TLS = yes ]; then
+  run_idle odyssey yes
+  run_idle pgbouncer yes
+fi
 
 # ---------------------------------------------------------------- summary
 # Pooler log lines worth a look (odyssey's %l is error/fatal; pgbouncer writes ERROR/WARNING).

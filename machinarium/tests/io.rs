@@ -426,3 +426,34 @@ fn a_stale_part_of_a_group_does_not_withdraw_a_newer_park() {
     peer.join().expect("peer");
     assert_eq!(wakes, 3, "every later byte must wake the parked group");
 }
+
+#[test]
+fn peek_waits_for_bytes_and_leaves_them_for_read() {
+    let peer = StdListener::bind(loopback()).expect("bind");
+    let addr = peer.local_addr().expect("addr");
+    let writer = std::thread::spawn(move || {
+        let (mut s, _) = peer.accept().expect("accept");
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(b"\x16hello").expect("write");
+        s
+    });
+    let (peeked, read, silent) = machinarium::run(move || {
+        let mut s = Stream::connect(addr, Duration::from_secs(5)).expect("connect");
+        let mut first = [0u8; 1];
+        let peeked = s
+            .peek(&mut first, Duration::from_secs(5))
+            .map(|n| first[..n].to_vec());
+        let mut all = [0u8; 6];
+        let read = s
+            .read_exact(&mut all, Duration::from_secs(5))
+            .map(|()| all.to_vec());
+        // Nothing more: peek waits until its deadline.
+        let silent = s.peek(&mut first, Duration::from_millis(50));
+        (peeked, read, silent)
+    })
+    .expect("run");
+    drop(writer.join().expect("writer"));
+    assert_eq!(peeked.expect("peek"), b"\x16");
+    assert_eq!(read.expect("read"), b"\x16hello");
+    assert!(matches!(silent, Err(Error::TimedOut)), "{silent:?}");
+}

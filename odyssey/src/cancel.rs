@@ -10,9 +10,11 @@ use kiwi::startup::{CancelRequest, StartupPacket};
 use machinarium::Deadline;
 use machinarium::net::Stream;
 
-use crate::client::{CancelSlot, CancelTarget, ClientKey};
+use crate::client::{CancelSlot, ClientKey};
+use crate::conn::{Conn, ConnError, Transport};
 use crate::gate::{Gate, Slot};
-use crate::server::{Address, CancelKey};
+use crate::server::{Address, CancelTarget};
+use crate::tls::{self, TlsError};
 
 /// Every connected client's key, process-wide, and the gate outgoing cancels pass.
 pub struct CancelRegistry {
@@ -70,32 +72,58 @@ impl CancelRegistry {
             .unwrap_or_else(|p| p.into_inner())
             .get(&ClientKey { pid, secret })?
             .clone();
-        slot.get()
+        let target = slot.get();
+        if target.is_some() {
+            slot.forwarding();
+        }
+        target
     }
 }
 
-/// Sends a CancelRequest for `key` to `address` over a new connection, waiting up to
+/// Why a cancel could not be delivered.
+#[derive(Debug)]
+pub enum CancelError {
+    /// Connecting failed.
+    Connect(machinarium::Error),
+    /// The server's connection is TLS and the cancel's could not be.
+    Tls(TlsError),
+    /// Sending the CancelRequest failed.
+    Send(ConnError),
+}
+
+impl std::fmt::Display for CancelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CancelError::Connect(e) => write!(f, "connect: {e}"),
+            CancelError::Tls(e) => e.fmt(f),
+            CancelError::Send(e) => write!(f, "send: {e}"),
+        }
+    }
+}
+
+/// Sends a CancelRequest for `target`'s key over a new connection (TLS when the server's
+/// connection is TLS, after an SSLRequest, with the storage's context), waiting up to
 /// `timeout` (`None`: no limit) for the server to close it.
-pub fn forward(
-    address: &Address,
-    key: &CancelKey,
-    timeout: Option<Duration>,
-) -> Result<(), machinarium::Error> {
+pub fn forward(target: &CancelTarget, timeout: Option<Duration>) -> Result<(), CancelError> {
     let deadline = Deadline::from(timeout);
-    let mut stream = match address {
-        Address::Tcp(a) => Stream::connect(*a, deadline)?,
-        Address::Unix(p) => Stream::connect_unix(p, deadline)?,
-    };
+    let stream = match &target.address {
+        Address::Tcp(a) => Stream::connect(*a, deadline),
+        Address::Unix(p) => Stream::connect_unix(p, deadline),
+    }
+    .map_err(CancelError::Connect)?;
+    let mut conn = Conn::new(Transport::Plain(stream));
+    if let Some(t) = &target.tls {
+        conn = tls::connect(conn, &t.server_tls(), deadline).map_err(CancelError::Tls)?;
+    }
     let mut out = Vec::with_capacity(16);
     StartupPacket::Cancel(CancelRequest {
-        pid: key.pid,
-        key: &key.secret,
+        pid: target.key.pid,
+        key: &target.key.secret,
     })
     .encode(&mut out);
-    stream.write_all(&out, deadline)?;
+    conn.write_all(&out, deadline).map_err(CancelError::Send)?;
     // PostgreSQL closes the connection when done; wait for that so the cancel is delivered
     // before we report it.
-    let mut buf = [0u8; 16];
-    let _ = stream.read(&mut buf, deadline);
+    let _ = conn.fill(deadline);
     Ok(())
 }

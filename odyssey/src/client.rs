@@ -2,6 +2,7 @@
 //! the key it may send back in a CancelRequest.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use kiwi::var::Vars;
@@ -9,7 +10,7 @@ use kiwi::var::Vars;
 use crate::conn::Conn;
 use crate::id::ClientId;
 use crate::logger::ClientInfo;
-use crate::server::{Address, CancelKey};
+use crate::server::CancelTarget;
 
 /// A logged-in client.
 pub struct Client {
@@ -31,19 +32,28 @@ pub struct Client {
     pub connected_at: Instant,
 }
 
-/// Where a client's queries run now: the server's address and key.
-pub type CancelTarget = (Address, CancelKey);
-
 /// The slot a client updates on attach/detach and a cancel reads.
 #[derive(Default)]
 pub struct CancelSlot {
     target: Mutex<Option<CancelTarget>>,
+    /// Cancels forwarded for the client, not yet counted on its route.
+    forwarded: AtomicU32,
 }
 
 impl CancelSlot {
     /// The client got a server (or lost it: `None`).
     pub fn set(&self, target: Option<CancelTarget>) {
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
+    }
+
+    /// A cancel for the client is being forwarded.
+    pub fn forwarding(&self) {
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cancels forwarded since the last call.
+    pub fn take_forwarded(&self) -> u32 {
+        self.forwarded.swap(0, Ordering::Relaxed)
     }
 
     /// Where a cancel for the client goes now.

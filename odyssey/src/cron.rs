@@ -147,6 +147,9 @@ fn min_pool(inst: &Instance) {
                 rule: index,
                 database: db.to_string(),
                 user: user.to_string(),
+                tsa: rule.target_session_attrs.unwrap_or_default(),
+                catchup: rule.catchup_timeout.as_secs(),
+                balancing: None,
             };
             inst.router.ensure(key, config);
         }

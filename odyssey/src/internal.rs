@@ -57,11 +57,15 @@ pub fn rows(
         .rules
         .forward(config, &req)
         .ok_or_else(|| format!("no internal rule for route '{db}.{user}'"))?;
+    let internal = &config.rules[rule];
     let key = RouteKey {
         generation: snapshot.generation,
         rule,
         database: db.to_string(),
         user: user.to_string(),
+        tsa: internal.target_session_attrs.unwrap_or_default(),
+        catchup: internal.catchup_timeout.as_secs(),
+        balancing: None,
     };
     let route = inst.router.ensure(key, config);
     let credentials = || (q.credentials)(route.rule(), user);

@@ -21,7 +21,9 @@
 //!   a client's SSLRequest accepted, a server's negotiated and verified).
 //! - 2 Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
 //!   database and user), `pool` (a route's servers, shared by workers), `clients` (every
-//!   logged-in client, for the console), `router` (every route;
+//!   logged-in client, for the console), `endpoints` (what is known of each storage host:
+//!   alive, primary or standby; the order to try hosts in), `hosts` (opening a server on a
+//!   suitable host: target_session_attrs, balancing, failover), `router` (every route;
 //!   the one door servers pass: attach, detach, the `Checkout` guard, expiry), `cancel` (client
 //!   keys → the server running their query).
 //! - 3 Flows: `relay` (sans-io: what each side's bytes become, when a server may go back),
@@ -37,7 +39,8 @@
 //!   extended protocol), `metrics` (the Prometheus text of the counters, served on
 //!   `promhttp_server_port` with `/healthz`).
 //! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
-//!   shutdown), `cron` (expiry, stats).
+//!   shutdown), `cron` (expiry, stats), `watchdog` (replication lag and role of every host of
+//!   storages with a `watchdog` block).
 #![deny(unsafe_code)]
 #![warn(clippy::too_many_lines)]
 #![warn(missing_docs)]
@@ -53,8 +56,10 @@ pub mod console;
 pub mod control;
 pub mod cron;
 pub mod deploy;
+pub mod endpoints;
 pub mod frontend;
 pub mod gate;
+pub mod hosts;
 pub mod id;
 pub mod instance;
 pub mod internal;
@@ -74,3 +79,4 @@ pub mod stats;
 pub mod storage;
 pub mod system;
 pub mod tls;
+pub mod watchdog;

@@ -143,7 +143,7 @@ fn cancel_and_drain(
     timeout: Duration,
     deadline: Deadline,
 ) -> Result<(), Refusal> {
-    cancel::forward(&server.info.address, &server.info.key, Some(timeout))
+    cancel::forward(&server.info.cancel_target(), Some(timeout))
         .map_err(|_| Refusal::CancelFailed)?;
     while relay.pending() > 0 || !relay.server_at_boundary() {
         let n = relay

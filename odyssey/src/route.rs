@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
+use crate::config::storage::{BalancingMethod, TargetSessionAttrs};
 use crate::config::{Config, Rule, Storage};
+use crate::endpoints::Endpoints;
 use crate::pool::ServerPool;
 use crate::server::ServerEntry;
 use crate::stats::RouteStats;
@@ -22,6 +24,14 @@ pub struct RouteKey {
     pub database: String,
     /// The client's user.
     pub user: String,
+    /// The kind of server its clients need (listen's, else the rule's target_session_attrs):
+    /// a pool holds servers of one kind.
+    pub tsa: TargetSessionAttrs,
+    /// `catchup_timeout` in seconds (the rule's, else the listen's; 0: no lag limit): hosts
+    /// the watchdog sees lagging this much are not used.
+    pub catchup: u64,
+    /// The listen's `balancing_method`, over the storage's.
+    pub balancing: Option<BalancingMethod>,
 }
 
 /// ParameterStatus values (name, value) as a server reported them.
@@ -42,6 +52,8 @@ pub struct Route {
     pub stats: RouteStats,
     /// Its servers as the console sees them (entries go with their servers).
     servers: Mutex<Vec<Weak<ServerEntry>>>,
+    /// What is known of storage hosts (shared by every route).
+    pub endpoints: Arc<Endpoints>,
     /// Values clients sent at startup → the value a server reports for them (`eucjp` →
     /// `EUC_JP`), learnt on a server once per route and value.
     normalized: Mutex<HashMap<StartupValue, Vec<u8>>>,
@@ -57,8 +69,13 @@ type StartupValue = (&'static str, Vec<u8>);
 const MAX_NORMALIZED: usize = 256;
 
 impl Route {
-    /// A route for `key` under `config`, with counters for `machines` machines.
-    pub fn new(key: RouteKey, config: Arc<Config>, machines: usize) -> Route {
+    /// A route for `key` under `config`, with counters for `machines` machines, sharing what is
+    /// known of storage hosts (`endpoints`) with every route.
+    pub fn new(
+        key: RouteKey,
+        config: Arc<Config>,
+        (machines, endpoints): (usize, Arc<Endpoints>),
+    ) -> Route {
         Route {
             key,
             config,
@@ -67,6 +84,7 @@ impl Route {
             params: Mutex::new(None),
             stats: RouteStats::new(machines),
             servers: Mutex::default(),
+            endpoints,
             normalized: Mutex::new(HashMap::new()),
             secret: Mutex::new(None),
         }

@@ -8,22 +8,24 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use machinarium::{BlockingPool, Deadline};
+use machinarium::Deadline;
 
-use crate::backend::auth::BackendCredentials;
-use crate::backend::{self, BackendError, ConnectParams};
+use crate::backend::{self, BackendError};
 use crate::config::Config;
+use crate::endpoints::Endpoints;
 use crate::id::ServerId;
 use crate::logger::{ClientInfo, Logger};
 use crate::pool::{AcquireError, Grant, Wait};
 use crate::route::{Route, RouteKey};
 use crate::server::{Server, ServerEntry};
-use crate::{od_debug, od_error, od_info, storage};
+use crate::{hosts, od_debug, od_error, od_info};
 
 /// Every route, by key. Shared by all workers.
 #[derive(Default)]
 pub struct Router {
     routes: Mutex<HashMap<RouteKey, Arc<Route>>>,
+    /// What is known of every storage host (each route holds it too).
+    pub endpoints: Arc<Endpoints>,
     /// Machines that record route counters (each route keeps a shard per machine).
     machines: usize,
 }
@@ -45,6 +47,7 @@ impl Router {
     pub fn new(machines: usize) -> Router {
         Router {
             routes: Mutex::default(),
+            endpoints: Arc::default(),
             machines,
         }
     }
@@ -67,7 +70,10 @@ impl Router {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Route::new(key, config.clone(), self.machines)))
+            .or_insert_with(|| {
+                let hosts = self.endpoints.clone();
+                Arc::new(Route::new(key, config.clone(), (self.machines, hosts)))
+            })
             .clone()
     }
 
@@ -146,20 +152,7 @@ impl Drop for Checkout {
     }
 }
 
-/// How to open a new server connection for a client.
-pub struct Connector<'a> {
-    /// The login the server gets (worked out only when a connection is opened).
-    pub credentials: &'a dyn Fn() -> BackendCredentials,
-    /// Where host names are resolved.
-    pub resolver: &'a BlockingPool,
-    /// Log lines go here, with the client's ids.
-    pub logger: &'a Logger,
-    /// The client, for log lines (none for the cron's `min_pool_size` connections).
-    pub client: Option<&'a ClientInfo>,
-    /// When the caller gives up, whatever the pool and connect timeouts say (auth_query's
-    /// client login); `Deadline::Never` leaves them alone.
-    pub deadline: Deadline,
-}
+pub use crate::hosts::Connector;
 
 /// Why no server could be had.
 #[derive(Debug)]
@@ -230,6 +223,13 @@ pub fn attach(
                 }
             },
         };
+        let mut server = server;
+        if !hosts::still_fits(route, &mut server, &route.endpoints) {
+            // Its host changed role (a promotion or demotion): closed, and the next one.
+            backend::close(server);
+            route.pool.closed();
+            continue;
+        }
         let mut checkout = Checkout {
             route: route.clone(),
             server: Some(server),
@@ -322,9 +322,10 @@ pub fn pool_size(route: &Route) -> u32 {
 /// Gives a server back to its pool (the caller has reset it). A server that cannot leave
 /// this machine is closed, with the reason logged.
 pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
-    let Some(server) = checkout.server.take() else {
+    let Some(mut server) = checkout.server.take() else {
         return;
     };
+    server.info.publish_statements();
     if let Some(entry) = &server.info.entry {
         if entry.offline() {
             checkout.server = Some(server);
@@ -416,42 +417,10 @@ fn earliest(a: Deadline, b: Deadline) -> Deadline {
     }
 }
 
-/// `limit`, cut to what is left before `deadline` (at least a millisecond).
-fn within(limit: Duration, deadline: Deadline) -> Duration {
-    deadline.instant().map_or(limit, |at| {
-        let left = at.saturating_duration_since(Instant::now());
-        limit.min(left).max(Duration::from_millis(1))
-    })
-}
-
 /// Opens a new server connection for the route (the pool counted it as connecting).
 fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
     let config = route.config();
-    let rule = route.rule();
-    let mut result = match route.storage() {
-        None => Err(BackendError::NoStorage(rule.storage.clone())),
-        Some(storage) => {
-            storage::address(via.resolver, storage, &config.global).and_then(|address| {
-                backend::connect(&ConnectParams {
-                    address,
-                    connect_timeout: within(config.global.backend_connect_timeout, via.deadline),
-                    login_timeout: within(
-                        config
-                            .global
-                            .backend_connect_timeout
-                            .max(Duration::from_secs(5)),
-                        via.deadline,
-                    ),
-                    credentials: &(via.credentials)(),
-                    database: route.backend_database(),
-                    nodelay: config.global.nodelay,
-                    keepalive: backend::keepalive(&config.global),
-                    startup_options: &rule.backend_startup_options,
-                    tls: storage::tls(storage),
-                })
-            })
-        }
-    };
+    let mut result = hosts::open(route, via);
     match &mut result {
         Ok(server) => {
             let (local, fd) = match server.conn.transport() {
@@ -473,8 +442,13 @@ fn connect(route: &Route, via: &Connector<'_>) -> Result<Server, BackendError> {
                     "router",
                     via.client,
                     Some(server.info.id),
-                    "new server connection {}",
-                    server.info.address
+                    "new server connection {}{}, auth {}",
+                    server.info.address,
+                    server.conn.tls().map_or(String::new(), |t| format!(
+                        " over {}",
+                        t.ssl().version_str()
+                    )),
+                    server.info.auth_method
                 );
             }
         }

@@ -1,4 +1,4 @@
-//! Where a storage's servers are: the endpoint to connect to, resolved to an address.
+//! Where a storage's servers are: the addresses of each of its hosts, and their TLS.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,14 +10,15 @@ use crate::config::{Global, Storage};
 use crate::server::Address;
 use crate::tls::ServerTls;
 
-/// The address of the storage's first endpoint (multi-host choice comes with balancing):
-/// `unix://path`, a host name (resolved on the resolver pool) or address with the endpoint's
-/// port or the storage's, or — with no host — the unix socket in `unix_socket_dir`.
-pub fn address(
+/// The addresses of host `index` of the storage, to try in order: `unix://path`, every
+/// address a host name resolves to (on the resolver pool), or an address, with the
+/// endpoint's port or the storage's; with no host, the unix socket in `unix_socket_dir`.
+pub fn addresses(
     resolver: &BlockingPool,
     storage: &Storage,
     global: &Global,
-) -> Result<Address, BackendError> {
+    index: usize,
+) -> Result<Vec<Address>, BackendError> {
     let port = |p: Option<u16>| {
         p.unwrap_or(if storage.port == 0 {
             5432
@@ -25,24 +26,24 @@ pub fn address(
             storage.port
         })
     };
-    let Some(ep) = storage.endpoints.first() else {
+    let Some(ep) = storage.endpoints.get(index) else {
         let dir = global.unix_socket_dir.as_deref().unwrap_or("/tmp");
-        return Ok(Address::Unix(
+        return Ok(vec![Address::Unix(
             PathBuf::from(dir).join(format!(".s.PGSQL.{}", port(None))),
-        ));
+        )]);
     };
     if ep.unix {
         let path = PathBuf::from(&ep.host);
         // A directory names the socket the way libpq does.
-        return Ok(Address::Unix(if path.is_dir() {
+        return Ok(vec![Address::Unix(if path.is_dir() {
             path.join(format!(".s.PGSQL.{}", port(ep.port)))
         } else {
             path
-        }));
+        })]);
     }
     let port = port(ep.port);
     if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
-        return Ok(Address::Tcp((ip, port).into()));
+        return Ok(vec![Address::Tcp((ip, port).into())]);
     }
     let addrs = resolver
         .resolve(&ep.host, port, Duration::from_secs(5))
@@ -50,23 +51,22 @@ pub fn address(
             host: ep.host.clone(),
             error: Some(e),
         })?;
-    addrs
-        .into_iter()
-        .next()
-        .map(Address::Tcp)
-        .ok_or_else(|| BackendError::Resolve {
+    if addrs.is_empty() {
+        return Err(BackendError::Resolve {
             host: ep.host.clone(),
             error: None,
-        })
+        });
+    }
+    Ok(addrs.into_iter().map(Address::Tcp).collect())
 }
 
-/// How the storage's servers get TLS: `None` for `tls disable`. The host checked under
-/// `verify_full` is the first endpoint's, as written.
-pub fn tls(storage: &Storage) -> Option<ServerTls<'_>> {
+/// How the storage's servers on host `index` get TLS: `None` for `tls disable`. The name
+/// checked under `verify_full` is that host's, as written.
+pub fn tls(storage: &Storage, index: usize) -> Option<ServerTls<'_>> {
     let context = storage.tls.context.as_ref()?;
     Some(ServerTls {
         mode: storage.tls.mode,
         context,
-        host: storage.endpoints.first().map_or("", |e| e.host.as_str()),
+        host: storage.endpoints.get(index).map_or("", |e| e.host.as_str()),
     })
 }

@@ -13,7 +13,7 @@ use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 use crate::config::{Global, Workers};
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
-use crate::{control, cron, metrics};
+use crate::{control, cron, metrics, watchdog};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -135,6 +135,8 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
     let cron = machinarium::spawn(move || cron::run(cron_inst));
     let groups_inst = inst.clone();
     let groups = machinarium::spawn(move || cron::check_groups(groups_inst));
+    let watchdog_inst = inst.clone();
+    let watchdog = machinarium::spawn(move || watchdog::run(watchdog_inst));
     let metrics = match bind_metrics(&inst) {
         Ok(listener) => listener.map(|l| {
             let inst = inst.clone();
@@ -163,6 +165,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
     }
     cron.cancel();
     groups.cancel();
+    watchdog.cancel();
     if let Some(m) = metrics {
         m.cancel();
     }

@@ -16,7 +16,7 @@ use openssl::ssl::Ssl;
 use openssl::x509::verify::X509CheckFlags;
 
 use crate::config::TlsMode;
-use crate::config::tls::TlsContext;
+use crate::config::tls::{ALPN, TlsContext};
 use crate::conn::{Conn, ConnError, Transport};
 
 /// Why a connection could not be given TLS.
@@ -37,6 +37,8 @@ pub enum TlsError {
     Conn(ConnError),
     /// The session could not be set up (server name, host to verify).
     Setup(ErrorStack),
+    /// A client opened with TLS directly and negotiated no `postgresql` ALPN protocol.
+    DirectWithoutAlpn,
 }
 
 impl fmt::Display for TlsError {
@@ -53,6 +55,9 @@ impl fmt::Display for TlsError {
             ),
             TlsError::Conn(e) => write!(f, "SSLRequest: {e}"),
             TlsError::Setup(e) => write!(f, "TLS session setup: {e}"),
+            TlsError::DirectWithoutAlpn => f.write_str(
+                "direct TLS connection without ALPN protocol negotiation of \"postgresql\"",
+            ),
         }
     }
 }
@@ -74,6 +79,39 @@ pub fn accept(conn: Conn, ctx: &TlsContext, deadline: Deadline) -> Result<Conn, 
     Ok(Conn::new(Transport::Tls(tls)))
 }
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Whether a client opens with a TLS ClientHello (PostgreSQL 17's `sslnegotiation=direct`)
+/// instead of a packet, whose first byte is the high byte of its length (0 for any packet a
+/// client sends). Looks without consuming, so the handshake reads the hello itself; a Unix
+/// socket never carries TLS.
+pub fn opens_with_tls(conn: &Conn, deadline: Deadline) -> Result<bool, TlsError> {
+    let Transport::Plain(stream) = conn.transport() else {
+        return Ok(false);
+    };
+    if !conn.buffered().is_empty() || stream.is_unix() {
+        return Ok(false);
+    }
+    let mut first = [0u8; 1];
+    let n = stream
+        .peek(&mut first, deadline)
+        .map_err(|e| TlsError::Conn(e.into()))?;
+    Ok(n == 1 && first[0] == TLS_HANDSHAKE)
+}
+
+/// The server side of a direct TLS connection: the handshake at once, which must negotiate
+/// the `postgresql` ALPN protocol (a client offering only others is refused by the handshake;
+/// one offering none, here, as PostgreSQL 17 does).
+pub fn accept_direct(conn: Conn, ctx: &TlsContext, deadline: Deadline) -> Result<Conn, TlsError> {
+    let conn = accept(conn, ctx, deadline)?;
+    let alpn = conn.tls().and_then(|t| t.ssl().selected_alpn_protocol());
+    if alpn != ALPN.get(1..) {
+        return Err(TlsError::DirectWithoutAlpn);
+    }
+    Ok(conn)
+}
+
 /// How a server connection gets TLS: its storage's mode and context, and the host name the
 /// storage names (sent as SNI; checked against the certificate under `verify_full`).
 #[derive(Clone, Copy)]
@@ -84,6 +122,35 @@ pub struct ServerTls<'a> {
     pub context: &'a TlsContext,
     /// The storage's host as written (a name or an address).
     pub host: &'a str,
+}
+
+/// A server connection's TLS settings, kept with the server so that a CancelRequest for it
+/// goes over TLS too (as libpq 17 does), never showing the key in plaintext.
+#[derive(Debug, Clone)]
+pub struct CancelTls {
+    mode: TlsMode,
+    context: TlsContext,
+    host: String,
+}
+
+impl CancelTls {
+    /// The settings `t` made a TLS connection with.
+    pub fn of(t: &ServerTls<'_>) -> CancelTls {
+        CancelTls {
+            mode: t.mode,
+            context: t.context.clone(),
+            host: t.host.to_string(),
+        }
+    }
+
+    /// As [`connect`] takes them.
+    pub fn server_tls(&self) -> ServerTls<'_> {
+        ServerTls {
+            mode: self.mode,
+            context: &self.context,
+            host: &self.host,
+        }
+    }
 }
 
 /// The client side towards a server: SSLRequest, then the handshake on `S`. On `N` the

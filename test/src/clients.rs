@@ -176,6 +176,30 @@ pub fn login_error(params: &ConnParams) -> (Option<postgres::error::SqlState>, S
     }
 }
 
+/// Runs `select pg_sleep(30)` on `client` and, `after` it started, sends a CancelRequest
+/// through the client's cancel token (no TLS): the query's error, and how long it took to
+/// end once the cancel was sent.
+pub fn cancel_a_sleep(
+    client: &mut postgres::Client,
+    after: Duration,
+) -> (postgres::Error, Duration) {
+    let token = client.cancel_token();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let sent = std::time::Instant::now();
+        token.cancel_query(postgres::NoTls).map(|()| sent)
+    });
+    let err = client
+        .simple_query("SELECT pg_sleep(30)")
+        .expect_err("pg_sleep(30) was not cancelled");
+    let done = std::time::Instant::now();
+    let sent = canceller
+        .join()
+        .expect("canceller thread")
+        .expect("send CancelRequest");
+    (err, done.duration_since(sent))
+}
+
 /// A loopback TCP port that was free a moment ago (bound to port 0, then released). Another
 /// process may take it before the caller binds it, so servers started on it retry.
 pub fn free_port() -> Result<u16> {

@@ -11,8 +11,12 @@
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
 //! - [`ldap`]: [`ldap::Slapd`], a throw-away OpenLDAP server loaded with `ldapadd`.
 //! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
+//! - [`drivers`]: where the driver tests find `test/drivers/` and `make drivers`' installs.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
 //! - [`process`]: processes found in `/proc`, signalled with `kill(1)` ([`Signal`]).
+//! - [`tap`]: a TCP relay that records how each connection to a server opens.
+//! - [`tls`]: the shared setups of the TLS tests (pooler with `tls` lines, certificates, a
+//!   PostgreSQL with `ssl = on`).
 //! - [`tx`]: [`tx::TxSetup`], a cluster behind an odyssey in a chosen pool mode, and raw
 //!   protocol shortcuts for the pooling-mode tests.
 //! - [`pstmt`]: a cluster behind an odyssey in session or transaction pooling for the
@@ -26,6 +30,7 @@
 pub mod certs;
 pub mod clients;
 pub mod command;
+pub mod drivers;
 pub mod error;
 pub mod ldap;
 pub mod pooler;
@@ -34,13 +39,15 @@ pub mod process;
 pub mod pstmt;
 pub mod raw;
 pub mod run_as;
+pub mod tap;
 pub mod temp_dir;
+pub mod tls;
 pub mod tx;
 
 /// The Rust client crate, re-exported so tests use the version the harness connects with.
 pub use ::postgres as pg;
 
-pub use clients::{ConnParams, PgbenchSummary, connect, free_port, pgbench, psql};
+pub use clients::{ConnParams, PgbenchSummary, cancel_a_sleep, connect, free_port, pgbench, psql};
 pub use command::Output;
 pub use error::{Error, Result};
 pub use pooler::{Pooler, PoolerOptions};

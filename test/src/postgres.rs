@@ -78,6 +78,8 @@ pub struct ClusterOptions {
     /// TLS (`ssl = on`) with this certificate chain and key (PEM files, copied into the data
     /// directory for the server user); `None` for no TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// TCP logins only over TLS: `hostssl` lines in pg_hba.conf instead of `host`.
+    pub hostssl_only: bool,
 }
 
 impl Default for ClusterOptions {
@@ -89,6 +91,7 @@ impl Default for ClusterOptions {
             socket_trust: true,
             start_timeout: Duration::from_secs(30),
             tls: None,
+            hostssl_only: false,
         }
     }
 }
@@ -97,6 +100,12 @@ impl ClusterOptions {
     /// Adds one postgresql.conf setting.
     pub fn setting(mut self, name: &str, value: &str) -> ClusterOptions {
         self.settings.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Lets TCP clients in only over TLS (`hostssl`).
+    pub fn hostssl_only(mut self) -> ClusterOptions {
+        self.hostssl_only = true;
         self
     }
 
@@ -144,6 +153,49 @@ impl Cluster {
             cluster.set_password(SUPERUSER, &password, cluster.options.superuser_auth)?;
         }
         Ok(cluster)
+    }
+
+    /// A streaming standby of `primary` (pg_basebackup -R over the primary's socket), started
+    /// on its own free port with the primary's options.
+    pub fn standby_of(primary: &Cluster) -> Result<Cluster> {
+        let run_as = RunAs::detect()?;
+        let dir = TempDir::new("pg-standby")?;
+        let mut standby = Cluster {
+            options: primary.options.clone(),
+            users: primary.users.clone(),
+            run_as,
+            port: 0,
+            postmaster: None,
+            dir,
+        };
+        let sock = standby.socket_dir();
+        fs::create_dir(&sock).map_err(|e| Error::io(format!("create {}", sock.display()), e))?;
+        if let Some(run_as) = &standby.run_as {
+            run_as.chown(standby.dir.path())?;
+            run_as.chown(&sock)?;
+        }
+        let mut backup = standby.server_command("pg_basebackup");
+        backup
+            .arg("-D")
+            .arg(standby.data_dir())
+            .args(["-R", "-X", "stream", "-U", SUPERUSER, "-h"])
+            .arg(primary.socket_dir())
+            .args(["-p", &primary.port.to_string()]);
+        command::run(backup, "pg_basebackup", INITDB_TIMEOUT)?.check("pg_basebackup")?;
+        // The copied postgresql.conf names the primary's socket directory: ours wins.
+        append(
+            &standby.data_dir().join("postgresql.conf"),
+            &standby.settings(),
+        )?;
+        standby.start_server(None)?;
+        Ok(standby)
+    }
+
+    /// Promotes a standby to primary and returns once it accepts writes.
+    pub fn promote(&self) -> Result<()> {
+        self.pg_ctl(&["promote", "-w"], STOP_TIMEOUT)?
+            .check("pg_ctl promote")
+            .map(drop)
     }
 
     /// The TCP port (on 127.0.0.1).
@@ -366,12 +418,27 @@ impl Cluster {
         };
         let mut hba = String::from("# odyssey-test harness: first match wins\n");
         let superuser_tcp = self.options.superuser_auth.hba_name();
+        let host = if self.options.hostssl_only {
+            "hostssl"
+        } else {
+            "host"
+        };
         let _ = writeln!(hba, "local all {SUPERUSER} {}", superuser_local.hba_name());
-        let _ = writeln!(hba, "host all {SUPERUSER} 127.0.0.1/32 {superuser_tcp}");
+        let _ = writeln!(hba, "{host} all {SUPERUSER} 127.0.0.1/32 {superuser_tcp}");
+        // Standbys made by `standby_of` stream from the socket as the superuser.
+        let _ = writeln!(
+            hba,
+            "local replication {SUPERUSER} {}",
+            superuser_local.hba_name()
+        );
+        let _ = writeln!(
+            hba,
+            "host replication {SUPERUSER} 127.0.0.1/32 {superuser_tcp}"
+        );
         for (user, method) in &self.users {
             let (user, method) = (quote_ident(user), method.hba_name());
             let _ = writeln!(hba, "local all {user} {method}");
-            let _ = writeln!(hba, "host all {user} 127.0.0.1/32 {method}");
+            let _ = writeln!(hba, "{host} all {user} 127.0.0.1/32 {method}");
         }
         let path = self.data_dir().join("pg_hba.conf");
         fs::write(&path, hba).map_err(|e| Error::io(format!("write {}", path.display()), e))

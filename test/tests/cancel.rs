@@ -1,12 +1,10 @@
 //! CancelRequest through the pooler in session mode.
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use odyssey_test::pg::NoTls;
 use odyssey_test::pg::error::SqlState;
 use odyssey_test::pooler::config;
-use odyssey_test::{Cluster, ClusterOptions, Pooler, connect};
+use odyssey_test::{Cluster, ClusterOptions, Pooler, cancel_a_sleep, connect};
 
 #[test]
 fn cancel_request_stops_a_running_query() {
@@ -26,21 +24,7 @@ database default {
     .expect("pooler");
     let mut client = connect(&pooler.params("postgres")).unwrap();
     client.batch_execute("SELECT 1").unwrap();
-    let token = client.cancel_token();
-    let canceller = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(500));
-        let sent = Instant::now();
-        token.cancel_query(NoTls).map(|()| sent)
-    });
-    let err = client
-        .simple_query("SELECT pg_sleep(30)")
-        .expect_err("pg_sleep(30) was not cancelled");
-    let done = Instant::now();
-    let sent = canceller.join().unwrap().expect("send CancelRequest");
+    let (err, took) = cancel_a_sleep(&mut client, Duration::from_millis(500));
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
-    assert!(
-        done.duration_since(sent) < Duration::from_secs(2),
-        "cancel took {:?}",
-        done.duration_since(sent)
-    );
+    assert!(took < Duration::from_secs(2), "cancel took {took:?}");
 }

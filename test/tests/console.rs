@@ -162,6 +162,34 @@ fn counters_move_by_exactly_the_queries_run() {
     assert!(after[3] > before[3], "bytes received");
     assert!(after[4] > before[4], "bytes sent");
     assert!(after[6] > before[6], "query time");
+
+    // Prepared statements: the client's Parse messages are counted; a statement a server has
+    // already is reused.
+    for i in 0..3 {
+        let row = app
+            .query_one("select $1::int + 1", &[&i])
+            .expect("prepared query");
+        assert_eq!(row.get::<_, i32>(0), i + 1);
+    }
+    let parsed = stats_row(&mut c);
+    assert_eq!(parsed[16] - after[16], 3, "total_parse_count");
+    assert!(
+        parsed[17] - after[17] >= 2,
+        "total_parse_count_reuse {parsed:?}"
+    );
+
+    // A cancel is counted on the route of the client it was for.
+    let token = app.cancel_token();
+    let sleeper = thread::spawn(move || app.simple_query("select pg_sleep(30)").is_err());
+    thread::sleep(Duration::from_millis(500));
+    token.cancel_query(postgres::NoTls).expect("cancel");
+    assert!(
+        sleeper.join().expect("sleeper"),
+        "the query must be cancelled"
+    );
+    assert!(wait_for(Duration::from_secs(5), || stats_row(&mut c)[18]
+        - parsed[18]
+        == 1));
 }
 
 #[test]

@@ -160,7 +160,7 @@ fn per_user_allow_deny_and_no_matching_line() {
     rejected(&s, &s.tcp("postgres", "eve"));
     // No line names mallory.
     rejected(&s, &s.tcp("postgres", "mallory"));
-    // The logger writes asynchronously.
+    // The client hears its refusal before the line reaches the log file: wait for it.
     assert!(
         s.pooler.wait_log(
             "ip '127.0.0.1' user 'postgres.eve': host based authentication rejected",

@@ -102,6 +102,11 @@ fn metrics_parse_and_grow_during_pgbench() {
     let count = format!("odyssey_route_query_duration_seconds_count{labels}");
     assert!(value(&second, &count) > value(&first, &count));
     assert!(value(&second, "odyssey_process_resident_memory_bytes") > 0.0);
+    let host = format!(
+        "odyssey_storage_host_up{{storage=\"postgres_server\",host=\"127.0.0.1:{}\"}}",
+        cluster.port()
+    );
+    assert_eq!(value(&second, &host), 1.0);
     let out = run.join().expect("pgbench thread");
     assert!(out.success(), "{}", out.combined());
 

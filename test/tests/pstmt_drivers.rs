@@ -20,6 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use odyssey_test::command;
+use odyssey_test::drivers::{node_modules, program, python, require};
 use odyssey_test::pstmt::{self, Mode};
 use odyssey_test::temp_dir::TempDir;
 
@@ -38,23 +39,6 @@ enum Driver {
     NodePg,
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// `path`, which must exist, or a failure naming it and how to get it.
-fn require(path: PathBuf, what: &str) -> PathBuf {
-    assert!(
-        path.exists(),
-        "{what} missing at {}: run `make drivers` (as root for the Debian packages)",
-        path.display()
-    );
-    path
-}
-
 /// pgjdbc: `$PGJDBC_JAR`, else Debian's.
 fn pgjdbc_jar() -> PathBuf {
     let jar = std::env::var_os("PGJDBC_JAR")
@@ -65,28 +49,20 @@ fn pgjdbc_jar() -> PathBuf {
 
 /// The command that runs `driver`; `scratch` holds compiled classes.
 fn driver_command(driver: Driver, scratch: &Path) -> Command {
-    let root = repo_root();
-    let programs = root.join("test/drivers");
     match driver {
         Driver::Asyncpg | Driver::Psycopg => {
-            let python = require(root.join("build/venv/bin/python"), "build/venv");
             let script = match driver {
                 Driver::Asyncpg => "asyncpg_tx.py",
                 _ => "psycopg_tx.py",
             };
-            let mut cmd = Command::new(python);
-            cmd.arg(programs.join(script));
+            let mut cmd = Command::new(python());
+            cmd.arg(program(script));
             cmd
         }
         Driver::NodePg => {
-            let modules = root.join("build/node/node_modules");
-            require(
-                modules.join("pg/package.json"),
-                "node-postgres (build/node)",
-            );
             let mut cmd = Command::new("node");
-            cmd.env("NODE_PATH", modules)
-                .arg(programs.join("node_pg_tx.js"));
+            cmd.env("NODE_PATH", node_modules())
+                .arg(program("node_pg_tx.js"));
             cmd
         }
         Driver::Pgjdbc => {
@@ -97,7 +73,7 @@ fn driver_command(driver: Driver, scratch: &Path) -> Command {
                 .arg(scratch)
                 .arg("-cp")
                 .arg(&jar)
-                .arg(programs.join("PgjdbcTx.java"));
+                .arg(program("PgjdbcTx.java"));
             let out = command::run(javac, "javac", Duration::from_secs(60))
                 .expect("javac (a JDK: run `make drivers` as root)");
             assert!(out.success(), "javac PgjdbcTx.java: {}", out.combined());

@@ -3,96 +3,19 @@
 //! answered `S`, a client certificate demanded under `verify_ca`, plaintext refused under
 //! `require`), `hostssl` rules and hba lines matching the real transport, `cert` logins, bytes
 //! smuggled behind an SSLRequest, a storage's `tls` towards a PostgreSQL with `ssl = on`
-//! (encrypted, verified, the host name checked under `verify_full`, pooled across workers),
-//! and a large result through TLS on both sides arriving byte-exact.
+//! (encrypted, verified, the host name checked under `verify_full`, pooled across workers).
+//! More in `tls_*.rs`: protocols, cancels, direct TLS, SCRAM towards servers, 100 MB each way.
 
 use std::time::Duration;
 
 use odyssey_test::certs::{Certs, Pair};
-use odyssey_test::pooler::{PORT, config, run_odyssey};
+use odyssey_test::pooler::run_odyssey;
 use odyssey_test::raw::RawConn;
-use odyssey_test::{Cluster, ClusterOptions, ConnParams, Output, Pooler, pgbench, psql};
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A pooler on [`template`].
-fn pooler(storage_port: u16, listen_tls: &str, storage_tls: &str, rest: &str) -> Pooler {
-    Pooler::start(&template(storage_port, listen_tls, storage_tls, rest)).expect("pooler")
-}
-
-/// `pooler::config` with `listen_tls` lines in its listen section and `storage_tls` lines in
-/// its storage's.
-fn template(storage_port: u16, listen_tls: &str, storage_tls: &str, rest: &str) -> String {
-    config(storage_port, rest)
-        .replacen(
-            &format!("\tport {PORT}\n}}"),
-            &format!("\tport {PORT}\n{listen_tls}}}"),
-            1,
-        )
-        .replacen(
-            &format!("\tport {storage_port}\n}}"),
-            &format!("\tport {storage_port}\n{storage_tls}}}"),
-            1,
-        )
-}
-
-/// A session-pooled rule for `user` (any database) served as the cluster's superuser.
-fn rule(user: &str, selector: &str, auth: &str) -> String {
-    format!(
-        "database default {{\n\tuser \"{user}\" {selector} {{\n\t\tauthentication \"{auth}\"\n\
-         \t\tauth_common_name default\n\t\tstorage \"postgres_server\"\n\
-         \t\tstorage_db \"postgres\"\n\t\tstorage_user \"postgres\"\n\t\tpool \"session\"\n\
-         \t\tpool_size 1\n\t}}\n}}\n"
-    )
-}
-
-fn listen_tls(mode: &str, server: &Pair, ca: Option<&Certs>) -> String {
-    let mut out = format!(
-        "\ttls \"{mode}\"\n\ttls_cert_file \"{}\"\n\ttls_key_file \"{}\"\n",
-        server.cert.display(),
-        server.key.display()
-    );
-    if let Some(ca) = ca {
-        out.push_str(&format!("\ttls_ca_file \"{}\"\n", ca.ca().display()));
-    }
-    out
-}
-
-/// The CA, and the certificate a server on loopback shows (localhost and 127.0.0.1).
-fn certs() -> (Certs, Pair) {
-    let certs = Certs::new().expect("CA");
-    let server = certs
-        .issue("server", "localhost", Some("DNS:localhost,IP:127.0.0.1"), 2)
-        .expect("server certificate");
-    (certs, server)
-}
-
-fn run(params: &ConnParams, sql: &str) -> Output {
-    psql(params, sql, TIMEOUT).expect("psql runs")
-}
-
-fn tls(params: ConnParams) -> ConnParams {
-    params.libpq("PGSSLMODE", "require")
-}
-
-fn assert_ok(out: &Output, what: &str, pooler: &Pooler) -> String {
-    assert!(
-        out.success(),
-        "{what}: {}\n{}",
-        out.combined(),
-        pooler.log()
-    );
-    out.stdout.trim().to_string()
-}
-
-fn assert_refused(out: &Output, what: &str, needle: &str) {
-    assert!(!out.success(), "{what} was let in: {}", out.stdout);
-    assert!(
-        out.combined().contains(needle),
-        "{what}: expected '{needle}' in: {}",
-        out.combined()
-    );
-}
+use odyssey_test::tls::{
+    TIMEOUT, assert_ok, assert_refused, certs, listen_tls, pooler, rule, run, template, tls,
+    tls_cluster,
+};
+use odyssey_test::{Cluster, ClusterOptions, Output, pgbench};
 
 #[test]
 fn require_refuses_plaintext_and_serves_tls_clients() {
@@ -277,18 +200,6 @@ fn bytes_behind_an_ssl_request_close_the_connection() {
     );
 }
 
-/// A PostgreSQL with `ssl = on`, listening on 127.0.0.1 and 127.0.0.2 with a certificate for
-/// `localhost` and `127.0.0.1` only.
-fn tls_cluster(ca: &Certs) -> Cluster {
-    let pg = ca
-        .issue("pg", "localhost", Some("DNS:localhost,IP:127.0.0.1"), 2)
-        .expect("pg certificate");
-    let options = ClusterOptions::default()
-        .tls(&pg.cert, &pg.key)
-        .setting("listen_addresses", "'127.0.0.1,127.0.0.2'");
-    Cluster::start(options).expect("cluster with ssl")
-}
-
 /// A second storage `name` at `host` with `tls`, and a rule for database `name` using it.
 fn storage(name: &str, host: &str, port: u16, tls: &str) -> String {
     format!(
@@ -421,36 +332,6 @@ fn storage_modes_against_a_server_without_tls() {
         pooler.wait_log("the server does not support TLS", Duration::from_secs(5)),
         "{}",
         pooler.log()
-    );
-}
-
-/// 20 MB through TLS towards the client and towards the server, compared with the same
-/// query run on PostgreSQL directly.
-#[test]
-fn a_large_result_through_tls_on_both_sides_is_byte_exact() {
-    let (ca, server) = certs();
-    let cluster = tls_cluster(&ca);
-    let pooler = pooler(
-        cluster.port(),
-        &listen_tls("require", &server, None),
-        "\ttls \"require\"\n",
-        &rule("alice", "", "none"),
-    );
-    let sql = "select i, repeat(md5(i::text), 640) from generate_series(1, 1000) i";
-    let through = run(&tls(pooler.params("alice")), sql);
-    assert_ok(&through, "through the pooler", &pooler);
-    let direct = run(&cluster.superuser_params(), sql);
-    assert!(direct.success(), "{}", direct.combined());
-    assert!(
-        through.stdout.len() > 20_000_000,
-        "{}",
-        through.stdout.len()
-    );
-    assert!(
-        through.stdout == direct.stdout,
-        "results differ: {} vs {} bytes",
-        through.stdout.len(),
-        direct.stdout.len()
     );
 }
 

@@ -272,6 +272,24 @@ impl Stream {
         Ok(())
     }
 
+    /// Copies bytes that have arrived into `buf` without consuming them (the next read returns
+    /// them again), waiting until the deadline for at least one; `Ok(0)` is end of stream.
+    /// TCP only: a Unix stream is [`Error::Io`] `Unsupported`.
+    pub fn peek(&self, buf: &mut [u8], deadline: impl Into<Deadline>) -> Result<usize> {
+        let deadline = deadline.into();
+        let Socket::Tcp(sock) = &self.sock else {
+            return Err(Error::Io(io::ErrorKind::Unsupported.into()));
+        };
+        loop {
+            match sock.peek(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if would_block(&e) => wait_io(self.io, READ, deadline)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Waits until the stream is readable (or closed).
     pub fn readable(&self, deadline: impl Into<Deadline>) -> Result<()> {
         let m = machine::current().ok_or(Error::NotInCoroutine)?;

@@ -60,12 +60,15 @@ impl From<ConnError> for BackendAuthError {
 }
 
 /// Answers the server's requests until AuthenticationOk. The StartupMessage was sent already.
+/// Returns the method the server asked for, as logs name it: `trust` (none), `password`,
+/// `md5`, `SCRAM-SHA-256` or, bound to the server's TLS certificate, `SCRAM-SHA-256-PLUS`.
 pub fn authenticate_server(
     conn: &mut Conn,
     cred: &BackendCredentials,
     deadline: Deadline,
-) -> Result<(), BackendAuthError> {
+) -> Result<&'static str, BackendAuthError> {
     let mut scram: Option<ScramClient> = None;
+    let mut method = "trust";
     let cert_hash = server_cert_hash(conn);
     loop {
         let m = conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
@@ -83,12 +86,14 @@ pub fn authenticate_server(
         let request = Authentication::decode(m.body).map_err(ConnError::from)?;
         let mut out = Vec::new();
         match request {
-            Authentication::Ok => return finish(scram.as_ref()),
+            Authentication::Ok => return finish(scram.as_ref()).map(|()| method),
             Authentication::CleartextPassword => {
+                method = "password";
                 let password = plain_password(cred, "cleartext")?;
                 PasswordMessage { password }.encode(&mut out);
             }
             Authentication::Md5Password { salt } => {
+                method = "md5";
                 let answer = md5_answer(cred, salt)?;
                 let password = answer.as_bytes();
                 PasswordMessage { password }.encode(&mut out);
@@ -100,6 +105,7 @@ pub fn authenticate_server(
                 let mut client = scram_client(cred, &mechanisms, cert_hash.as_deref())?;
                 let first = client.client_first();
                 let mechanism = client.mechanism();
+                method = mechanism;
                 let data = Some(first.as_slice());
                 SaslInitialResponse { mechanism, data }.encode(&mut out);
                 scram = Some(client);

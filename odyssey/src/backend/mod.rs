@@ -13,7 +13,7 @@ use machinarium::net::{KeepAlive, Stream};
 
 use crate::config::rule::RuleKeepalive;
 use crate::config::{Global, TlsMode};
-use crate::tls::{self, ServerTls, TlsError};
+use crate::tls::{self, CancelTls, ServerTls, TlsError};
 
 pub mod auth;
 pub mod rows;
@@ -49,6 +49,13 @@ pub enum BackendError {
     Unexpected(u8),
     /// TLS could not be had as the storage's `tls` demands.
     Tls(TlsError),
+    /// No host of the storage is of the kind the client needs (target_session_attrs).
+    NoSuitableHost {
+        /// The kind asked for (upstream's spelling).
+        tsa: &'static str,
+        /// `db.user`.
+        route: String,
+    },
 }
 
 impl fmt::Display for BackendError {
@@ -71,6 +78,12 @@ impl fmt::Display for BackendError {
             BackendError::Conn(e) => write!(f, "{e}"),
             BackendError::Decode(e) => write!(f, "protocol: {e}"),
             BackendError::Tls(e) => write!(f, "{e}"),
+            BackendError::NoSuitableHost { tsa, route } => {
+                write!(
+                    f,
+                    "can't find suitable host for tsa '{tsa}' of user {route}"
+                )
+            }
             BackendError::Unexpected(tag) => {
                 write!(
                     f,
@@ -95,6 +108,17 @@ impl From<DecodeError> for BackendError {
 }
 
 impl BackendError {
+    /// The host could not be reached at all (as opposed to a refusal by a live server).
+    pub fn is_host_down(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Resolve { .. }
+                | BackendError::Connect(..)
+                | BackendError::Conn(_)
+                | BackendError::Tls(_)
+        )
+    }
+
     /// The server's own ErrorResponse, when there is one to forward.
     pub fn server_error(&self) -> Option<&[u8]> {
         match self {
@@ -172,8 +196,10 @@ fn login(p: &ConnectParams<'_>, tls: Option<&ServerTls<'_>>) -> Result<Server, B
     }
     let deadline = Deadline::after(p.login_timeout);
     let mut conn = Conn::new(Transport::Plain(stream));
+    let mut cancel_tls = None;
     if let Some(t) = tls {
         conn = tls::connect(conn, t, deadline).map_err(BackendError::Tls)?;
+        cancel_tls = conn.is_tls().then(|| CancelTls::of(t));
     }
     let mut startup = Vec::new();
     let mut params: Vec<(&[u8], &[u8])> = vec![
@@ -191,11 +217,13 @@ fn login(p: &ConnectParams<'_>, tls: Option<&ServerTls<'_>>) -> Result<Server, B
     }
     .encode(&mut startup);
     conn.write_all(&startup, deadline)?;
-    authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
+    let method = authenticate_server(&mut conn, p.credentials, deadline).map_err(|e| match e {
         BackendAuthError::Conn(c) => BackendError::Conn(c),
         other => BackendError::Auth(other),
     })?;
     let mut info = ServerInfo::new(p.address.clone());
+    info.tls = cancel_tls;
+    info.auth_method = method;
     read_startup_answers(&mut conn, &mut info, deadline)?;
     info.defaults = info.vars.clone();
     Ok(Server {
@@ -275,6 +303,34 @@ pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), 
                 return failed.map_or(Ok(()), Err);
             }
             // CommandComplete, notices, rows of a SHOW: not for anyone.
+            _ => {}
+        }
+    }
+}
+
+/// Runs one of the pooler's own queries and returns the first column of its first row (None
+/// for no row or NULL).
+pub fn query_value(
+    server: &mut Server,
+    sql: &[u8],
+    deadline: Deadline,
+) -> Result<Option<Vec<u8>>, BackendError> {
+    let mut out = Vec::with_capacity(sql.len() + 6);
+    kiwi::frontend::Query { sql }.encode(&mut out);
+    server.conn.write_all(&out, deadline)?;
+    let (mut value, mut failed) = (None, None);
+    loop {
+        let m = server.conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
+        match m.tag {
+            be::DATA_ROW if value.is_none() => {
+                let row = kiwi::backend::DataRow::decode(m.body)?;
+                value = Some(row.values.first().copied().flatten().map(<[u8]>::to_vec));
+            }
+            be::ERROR_RESPONSE => failed = Some(BackendError::Server(m.bytes.to_vec())),
+            be::READY_FOR_QUERY => {
+                server.tx = ReadyForQuery::decode(m.body)?.status;
+                return failed.map_or(Ok(value.flatten()), Err);
+            }
             _ => {}
         }
     }

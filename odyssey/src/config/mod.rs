@@ -26,6 +26,7 @@ pub mod selector;
 pub mod storage;
 pub mod support;
 pub mod tls;
+pub mod tls_protocols;
 pub mod top;
 pub mod validate;
 

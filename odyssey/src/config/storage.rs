@@ -19,7 +19,7 @@ pub enum StorageType {
 }
 
 /// libpq-style target_session_attrs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TargetSessionAttrs {
     /// A primary.
     ReadWrite,
@@ -28,11 +28,24 @@ pub enum TargetSessionAttrs {
     /// A standby if there is one.
     PreferStandby,
     /// Any server.
+    #[default]
     Any,
 }
 
+impl TargetSessionAttrs {
+    /// Upstream's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetSessionAttrs::ReadWrite => "read-write",
+            TargetSessionAttrs::ReadOnly => "read-only",
+            TargetSessionAttrs::PreferStandby => "prefer-standby",
+            TargetSessionAttrs::Any => "any",
+        }
+    }
+}
+
 /// How a client's endpoint is chosen among a storage's hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BalancingMethod {
     /// In turn.
     RoundRobin,

@@ -6,12 +6,19 @@ use std::fmt;
 use std::path::Path;
 
 use openssl::pkey::PKey;
-use openssl::ssl::{SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode};
+use openssl::ssl::{
+    AlpnError, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslSessionCacheMode,
+    SslVerifyMode, select_next_proto,
+};
 use openssl::x509::X509Name;
 
 use super::convert::{Reader, put, put_some};
 use super::diag::Pos;
 use super::model::Item;
+use super::tls_protocols::{EXPECTED, Protocols};
+
+/// The ALPN protocol of PostgreSQL 17 (RFC 7301 wire form: length, then the name).
+pub const ALPN: &[u8] = b"\x0apostgresql";
 
 /// How TLS is used on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +63,10 @@ pub struct Tls {
     pub key_file: Option<String>,
     /// Our certificate chain.
     pub cert_file: Option<String>,
-    /// Parsed and not applied, as upstream.
+    /// The `tls_protocols` list as written.
     pub protocols: Option<String>,
+    /// The versions it allows; `None` for OpenSSL's defaults.
+    pub versions: Option<Protocols>,
     /// The context made from the files at load; `None` when the mode is `disable`.
     pub context: Option<TlsContext>,
 }
@@ -98,6 +107,7 @@ impl Default for Tls {
             key_file: None,
             cert_file: None,
             protocols: None,
+            versions: None,
             context: None,
         }
     }
@@ -110,10 +120,24 @@ pub fn read(r: &mut Reader, tls: &mut Tls, item: &Item, section: &str) -> bool {
         "tls_ca_file" => put_some(&mut tls.ca_file, r.string(item)),
         "tls_key_file" => put_some(&mut tls.key_file, r.string(item)),
         "tls_cert_file" => put_some(&mut tls.cert_file, r.string(item)),
-        "tls_protocols" => put_some(&mut tls.protocols, r.string(item)),
+        "tls_protocols" => protocols(r, tls, item),
         _ => return false,
     }
     true
+}
+
+/// `tls_protocols`: a list of versions; an unknown name is an error at its position.
+fn protocols(r: &mut Reader, tls: &mut Tls, item: &Item) {
+    let Some(list) = r.string(item) else {
+        return;
+    };
+    match Protocols::parse(&list) {
+        Ok(versions) => {
+            tls.versions = versions;
+            tls.protocols = Some(list);
+        }
+        Err(e) => r.expected(&item.args[0].pos, EXPECTED, e.to_string()),
+    }
 }
 
 /// Which end of the connection a context is for.
@@ -191,6 +215,11 @@ fn build(tls: &Tls, side: Side) -> Result<SslContext, FileError> {
     b.set_options(SslOptions::NO_SSLV2 | SslOptions::NO_SSLV3);
     // Idle connections keep no read and write buffers inside OpenSSL.
     b.set_mode(SslMode::RELEASE_BUFFERS);
+    if let Some(versions) = tls.versions {
+        versions
+            .apply(&mut b)
+            .map_err(|e| fail("tls_protocols", tls.protocols.as_deref().unwrap_or(""), &e))?;
+    }
     if let Some(cert) = &tls.cert_file {
         readable("tls_cert_file", cert)?;
         b.set_certificate_chain_file(cert)
@@ -218,9 +247,14 @@ fn build(tls: &Tls, side: Side) -> Result<SslContext, FileError> {
             .map_err(|e| fail("tls_ca_file", "", &e))?;
     }
     b.set_verify(verify_mode(tls, side));
+    alpn(&mut b, side).map_err(|e| fail("tls", "", &e))?;
     if side == Side::Listen {
-        b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
-        // Session resumption with client certificates needs a context id.
+        b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE | SslOptions::NO_TICKET);
+        // No resumption, as PostgreSQL: libpq never resumes, so caching sessions and sending
+        // TLS 1.3 tickets after every handshake would be work for nothing.
+        b.set_session_cache_mode(SslSessionCacheMode::OFF);
+        b.set_num_tickets(0).map_err(|e| fail("tls", "", &e))?;
+        // A context id all the same: OpenSSL refuses client certificates without one.
         b.set_session_id_context(b"odyssey")
             .map_err(|e| fail("tls", "", &e))?;
     }
@@ -240,6 +274,21 @@ fn verify_mode(tls: &Tls, side: Side) -> SslVerifyMode {
         (TlsMode::VerifyCa | TlsMode::VerifyFull, Side::Storage) => SslVerifyMode::PEER,
         (TlsMode::Require, _) if has_ca => SslVerifyMode::PEER,
         _ => SslVerifyMode::NONE,
+    }
+}
+
+/// ALPN as PostgreSQL 17: a listen selects `postgresql` and refuses a client offering only
+/// other protocols (a client offering none is served); a storage offers `postgresql`, as
+/// libpq 17 does (older servers ignore it).
+fn alpn(b: &mut SslContextBuilder, side: Side) -> Result<(), openssl::error::ErrorStack> {
+    match side {
+        Side::Listen => {
+            b.set_alpn_select_callback(|_, offered| {
+                select_next_proto(ALPN, offered).ok_or(AlpnError::ALERT_FATAL)
+            });
+            Ok(())
+        }
+        Side::Storage => b.set_alpn_protos(ALPN),
     }
 }
 

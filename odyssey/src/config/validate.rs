@@ -174,7 +174,7 @@ fn check_pool(r: &mut Reader, p: &Parts, rule: &mut Rule, label: &str, pos: &Pos
         // Upstream's fail-fast only orders attempts across a storage's hosts.
         r.warn(
             pos,
-            format!("{label}: pool_acquire_fail_fast has no effect: only the first host of storage '{}' is used", rule.storage),
+            format!("{label}: pool_acquire_fail_fast has no effect: a route's servers form one pool over every host of storage '{}'", rule.storage),
         );
     }
     let pool = &mut rule.pool;

@@ -44,6 +44,8 @@ pub enum Show {
     HostUtilization,
     /// `SHOW RULES`.
     Rules,
+    /// `SHOW HOSTS` (ours): each storage host's state, role, lag and servers.
+    Hosts,
 }
 
 /// A console command.
@@ -125,6 +127,7 @@ fn show(what: &str) -> Result<Show, Unknown> {
         "is_paused" => Show::IsPaused,
         "host_utilization" => Show::HostUtilization,
         "rules" => Show::Rules,
+        "hosts" => Show::Hosts,
         _ => return Err(Unknown),
     })
 }

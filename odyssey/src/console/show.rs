@@ -30,7 +30,7 @@ pub fn show(inst: &Arc<Instance>, what: Show, quantiles: &[f64]) -> Result<Table
         Show::Clients => show_activity::clients(inst),
         Show::Lists => show_activity::lists(inst),
         Show::Fds => show_activity::fds(inst),
-        Show::ServerPrepStmts => return Err(show_activity::server_prep_stmts()),
+        Show::ServerPrepStmts => show_activity::server_prep_stmts(inst),
         Show::Errors => errors_table(inst),
         Show::ErrorsPerRoute => errors_per_route(inst),
         Show::Version => version(),
@@ -45,6 +45,7 @@ pub fn show(inst: &Arc<Instance>, what: Show, quantiles: &[f64]) -> Result<Table
         }
         Show::HostUtilization => host_utilization(),
         Show::Rules => rules(inst),
+        Show::Hosts => show_activity::hosts(inst),
     })
 }
 
@@ -68,7 +69,7 @@ fn help() -> Table {
             "Console usage",
             "\tSHOW STATS|HELP|POOLS|POOLS_EXTENDED|DATABASES|SERVERS|CLIENTS|HOST_UTILIZATION",
             "\tSHOW LISTS|ERRORS|ERRORS_PER_ROUTE|VERSION|VERSION_EXTENDED|LISTEN|STORAGES|RULES",
-            "\tSHOW IS_PAUSED|FDS|GLOBAL_PREPARED_STATEMENTS",
+            "\tSHOW IS_PAUSED|FDS|SERVER_PREP_STMTS|GLOBAL_PREPARED_STATEMENTS|HOSTS",
             "\tKILL_CLIENT <client_id>",
             "\tRELOAD",
             "\tSET key=arg",

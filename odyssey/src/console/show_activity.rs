@@ -4,13 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiwi::sqlstate;
-
 use super::show::{mode_name, routes, tls_mode_name};
 use super::table::{Table, Type, v};
 use crate::clients::ClientEntry;
 use crate::instance::Instance;
-use crate::reply::Reply;
 use crate::route::Route;
 use crate::stats::Snapshot;
 
@@ -271,13 +268,78 @@ pub fn fds(inst: &Instance) -> Table {
     t
 }
 
-/// `SHOW SERVER_PREP_STMTS` needs each server's statements, which live with the server (in a
-/// session or the pool) where the console cannot see them: said so, rather than an empty list.
-pub fn server_prep_stmts() -> Reply {
-    Reply::error(
-        sqlstate::FEATURE_NOT_SUPPORTED,
-        "SHOW SERVER_PREP_STMTS is not supported yet; SHOW GLOBAL_PREPARED_STATEMENTS lists every statement in use",
-    )
+/// `SHOW SERVER_PREP_STMTS`: the statements each server holds (as of the last time it went
+/// idle or its client parked), under our server-side names.
+pub fn server_prep_stmts(inst: &Instance) -> Table {
+    let mut t = Table::show(&[
+        ("type", Text),
+        ("user", Text),
+        ("database", Text),
+        ("sid", Text),
+        ("name", Text),
+        ("definition", Text),
+        ("refcount", Text),
+    ]);
+    for route in routes(inst) {
+        for s in route.servers() {
+            for key in s.prepared() {
+                let (text, holders) = inst.statements.text(key).unwrap_or_default();
+                t.row(vec![
+                    v("S"),
+                    v(storage_user(&route)),
+                    v(route.backend_database()),
+                    v(s.id),
+                    v(crate::server::statements::server_name(key)),
+                    v(String::from_utf8_lossy(&text)),
+                    v(holders),
+                ]);
+            }
+        }
+    }
+    t
+}
+
+/// `SHOW HOSTS` (ours; upstream has no such view): every host of every remote storage, what
+/// was last learnt of it, its watchdog lag and the servers the pooler has on it.
+pub fn hosts(inst: &Instance) -> Table {
+    let mut t = Table::show(&[
+        ("storage", Text),
+        ("host", Text),
+        ("port", Int4),
+        ("zone", Text),
+        ("state", Text),
+        ("role", Text),
+        ("lag_seconds", Int8),
+        ("servers", Int8),
+    ]);
+    let snapshot = inst.config();
+    let endpoints = &inst.router.endpoints;
+    let routes = inst.router.routes();
+    for s in &snapshot.config.storages {
+        for (i, e) in s.endpoints.iter().enumerate() {
+            let last = endpoints.last(s, i);
+            let servers: usize = routes
+                .iter()
+                .filter(|r| r.rule().storage == s.name)
+                .map(|r| r.servers().iter().filter(|x| x.endpoint == i).count())
+                .sum();
+            t.row(vec![
+                v(&s.name),
+                v(&e.host),
+                v(e.port.unwrap_or(s.port)),
+                e.availability_zone.clone(),
+                v(last.map_or("unknown", |l| if l.alive { "up" } else { "down" })),
+                v(match last.and_then(|l| l.read_write) {
+                    Some(true) => "primary",
+                    Some(false) => "standby",
+                    None => "unknown",
+                }),
+                endpoints.lag(s, i).map(|l| l.to_string()),
+                v(servers),
+            ]);
+        }
+    }
+    t
 }
 
 /// `SHOW LISTS`: how many of each thing there are.

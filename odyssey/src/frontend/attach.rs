@@ -59,8 +59,7 @@ impl Session {
         // A failed deploy drops the checkout: the server is closed.
         self.deploy(checkout.server_mut())?;
         let info = &checkout.server().info;
-        self.cancel
-            .set(Some((info.address.clone(), info.key.clone())));
+        self.cancel.set(Some(info.cancel_target()));
         self.relay.server_attached();
         self.server = Some(checkout);
         self.entry.set_state(ClientState::Active);

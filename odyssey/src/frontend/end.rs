@@ -33,6 +33,15 @@ pub enum End {
     },
     /// The listener requires TLS and the client did not ask for it.
     TlsRequired,
+    /// The `replication` startup parameter has a value PostgreSQL would refuse.
+    BadReplication,
+    /// Every host lags more than the client's `catchup_timeout`.
+    Lagging {
+        /// The smallest lag, in seconds.
+        lag: u64,
+        /// `db user`.
+        route: String,
+    },
     /// The client's TLS failed: bytes behind its SSLRequest, a failed handshake, a refused
     /// certificate. Nothing can be said over a broken session: closed without a word.
     Tls(TlsError),
@@ -188,9 +197,11 @@ impl End {
             End::Shutdown => ErrorKind::GracefulShutdown,
             End::IdleTimeout(Idle::Client) => ErrorKind::IdleTimeout,
             End::IdleTimeout(Idle::InTransaction) => ErrorKind::IdleInTransactionTimeout,
+            End::Lagging { .. } => ErrorKind::CatchupTimeout,
             End::Startup(_)
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
+            | End::BadReplication
             | End::Tls(_)
             | End::RoutingSlotTimeout
             | End::CancelRequest
@@ -215,6 +226,8 @@ impl End {
             | End::RoutingSlotTimeout
             | End::UnsupportedProtocol { .. }
             | End::TlsRequired
+            | End::BadReplication
+            | End::Lagging { .. }
             | End::Tls(_)
             | End::CancelRequest
             | End::TooManyClients { .. }
@@ -252,6 +265,15 @@ impl End {
                 ),
             ),
             End::TlsRequired => Reply::error(sqlstate::PROTOCOL_VIOLATION, "SSL is required"),
+            End::BadReplication => {
+                Reply::error(FAILURE, "invalid value for parameter \"replication\"")
+            }
+            End::Lagging { lag, route } => Reply::fatal(
+                FAILURE,
+                format!("replication lag too big ({lag} seconds), connection rejected: {route}"),
+            )
+            .detail("replication lag of the node you are trying to connect is too big, connection rejected")
+            .hint("wait until the replica catches up with the primary"),
             End::TooManyClients { max } => Reply::error(
                 TOO_MANY,
                 format!("too many tcp connections (global client_max {max})"),
@@ -290,6 +312,9 @@ impl End {
                     "too many active clients for user (pool_size for user {route} reached {pool_size})"
                 ),
             ),
+            End::Connect(e @ BackendError::NoSuitableHost { .. }) => {
+                Reply::fatal(FAILURE, e.to_string())
+            }
             End::Connect(_) => Reply::fatal(FAILURE, "failed to get remote server connection"),
             End::Deploy(e) => Reply::fatal(
                 FAILURE,
@@ -361,6 +386,10 @@ impl fmt::Display for End {
                 write!(f, "unsupported protocol {major}.{minor}")
             }
             End::TlsRequired => f.write_str("SSL is required"),
+            End::Lagging { lag, route } => {
+                write!(f, "replication lag too big ({lag} seconds): {route}")
+            }
+            End::BadReplication => f.write_str("invalid value for parameter \"replication\""),
             End::Tls(e) => write!(f, "tls: {e}"),
             End::RoutingSlotTimeout => f.write_str(
                 "routing slot wait timed out, connection rejected (high TLS handshakes rate?)",

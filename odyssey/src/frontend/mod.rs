@@ -3,13 +3,15 @@
 
 pub mod admission;
 pub mod attach;
+pub mod cancel_request;
 pub mod end;
 pub mod querylog;
+pub mod replication;
+pub mod routed;
 pub mod session;
 pub mod setup;
 pub mod startup;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use crate::client::Client;
 use crate::clients::ClientEntry;
 use crate::config::hba::{self, HbaAction};
 use crate::config::rule::{Rule, Transport as RuleTransport};
-use crate::config::{Config, StorageType, TlsMode};
+use crate::config::{StorageType, TlsMode};
 use crate::conn::{Conn, Transport};
 use crate::gate::Slot;
 use crate::id::ClientId;
@@ -30,9 +32,11 @@ use crate::instance::{ConfigSnapshot, Instance};
 use crate::logger::ClientInfo;
 use crate::route::{Route, RouteKey};
 use crate::rules::Request;
-use crate::{cancel, od_error, od_info, tls};
+use crate::{od_error, od_info, tls};
 use admission::Admission;
 use end::End;
+use replication::Replication;
+use routed::routed;
 use session::Session;
 use startup::{Hello, SessionRequest};
 
@@ -103,8 +107,21 @@ pub fn run(inst: Arc<Instance>, socket: DetachedStream, accepted: Accepted) {
             let Some(route) = admission.route().cloned() else {
                 return;
             };
-            let client = login.client(conn, request);
+            let replication = request.replication.clone();
+            let mut client = login.client(conn, request);
             let entry = admission.list(&client, Some(route.clone()));
+            if let Some(value) =
+                replication.filter(|v| replication::parse(Some(v)) != Some(Replication::No))
+            {
+                let end = replication::serve(
+                    &inst,
+                    &mut client,
+                    &route,
+                    (&value, &authenticated),
+                    &mut admission,
+                );
+                return login.ended(&route, end);
+            }
             // Boxed: a parked session moves into its wake-up closure, and a pointer is cheaper
             // to move (and to allocate for) than the whole session on every park.
             Box::new(Session::new(
@@ -159,6 +176,9 @@ impl Login<'_> {
         };
         routed(conn, &mut request, rule);
         self.hba(&request, rule)?;
+        if let Some(route) = admission.route() {
+            catchup(route)?;
+        }
         let authenticated =
             self.authenticate(conn, &request, (rule, admission.route()), deadline)?;
         self.info.external_id.clone_from(&authenticated.external_id);
@@ -201,6 +221,14 @@ impl Login<'_> {
         let context = listen.and_then(|l| l.tls.context.as_ref());
         let mode = listen.map_or(TlsMode::Disable, |l| l.tls.mode);
         let mut asked = startup::Asked::default();
+        if let Some(context) = context
+            && tls::opens_with_tls(&conn, deadline).map_err(|e| Box::new((None, End::Tls(e))))?
+        {
+            conn = tls::accept_direct(conn, context, deadline)
+                .map_err(|e| Box::new((None, End::Tls(e))))?;
+            self.tls = true;
+            asked.encrypted();
+        }
         loop {
             match startup::read(&mut conn, mode, context.is_some(), &mut asked, deadline) {
                 Ok(Hello::Tls) => {
@@ -218,7 +246,7 @@ impl Login<'_> {
                 }
                 Ok(Hello::Cancel { pid, secret }) => {
                     self.routing = None;
-                    forward_cancel(self.inst, config, pid, &secret);
+                    cancel_request::forward(self.inst, config, pid, &secret);
                     return Err(Box::new((Some(conn), End::CancelRequest)));
                 }
                 Err(end) => return Err(Box::new((Some(conn), end))),
@@ -228,6 +256,9 @@ impl Login<'_> {
 
     /// Matches the client to a rule (spec §3) and counts it in on the route.
     fn route(&mut self, request: &SessionRequest, admission: &mut Admission) -> Result<(), End> {
+        if replication::parse(request.replication.as_deref()).is_none() {
+            return Err(End::BadReplication);
+        }
         let config = &self.snapshot.config;
         let req = Request {
             database: &request.database,
@@ -255,11 +286,24 @@ impl Login<'_> {
             self.console = Some(index);
             return Ok(());
         }
+        let listen = config.listen.get(self.accepted.listen);
         let key = RouteKey {
             generation: self.snapshot.generation,
             rule: index,
             database: request.database.clone(),
             user: request.user.clone(),
+            // The listen's target_session_attrs wins over the rule's (spec §7.5).
+            tsa: listen
+                .and_then(|l| l.target_session_attrs)
+                .or(rule.target_session_attrs)
+                .unwrap_or_default(),
+            // The rule's catchup_timeout when set, else the listen's (spec §7.6).
+            catchup: Some(rule.catchup_timeout)
+                .filter(|t| !t.is_zero())
+                .or(listen.map(|l| l.catchup_timeout))
+                .unwrap_or_default()
+                .as_secs(),
+            balancing: listen.and_then(|l| l.balancing_method),
         };
         let ticket = self
             .inst
@@ -339,6 +383,22 @@ impl Login<'_> {
         }
     }
 
+    /// A replication client's pipe ended: counted and logged as a session end.
+    fn ended(&self, route: &Route, end: End) {
+        if let Some(kind) = end.error_kind() {
+            self.inst.errors.add(kind);
+            route.stats.errors.add(kind);
+        }
+        od_info!(
+            self.inst.logger,
+            "replication",
+            Some(&self.info),
+            None,
+            "replication client disconnected ({end}), route {}",
+            route.name()
+        );
+    }
+
     /// Serves a console client until it leaves.
     fn serve_console(&self, client: &mut Client, entry: &ClientEntry) {
         let Some(rule) = self.console.and_then(|i| self.snapshot.config.rules.get(i)) else {
@@ -405,69 +465,17 @@ impl Login<'_> {
     }
 }
 
-/// What a rule changes once a client is routed to it (upstream order): `application_name_add_host`
-/// appends the client's address, `options { }` overrides its parameters, and a rule
-/// `keepalive` > 0 re-sets TCP keepalive on its socket.
-fn routed(conn: &Conn, request: &mut SessionRequest, rule: &Rule) {
-    if rule.application_name_add_host {
-        let name =
-            application_name_with_host(request.vars.get("application_name"), conn.peer_addr());
-        let _ = request.vars.set(b"application_name", name.as_bytes());
-    }
-    for (name, value) in &rule.options {
-        // Only tracked parameters take effect, as upstream (spec §2, §7.7).
-        let _ = request.vars.set(name.as_bytes(), value.as_bytes());
-    }
-    if let Some(keepalive) = crate::backend::rule_keepalive(&rule.keepalive) {
-        let _ = match conn.transport() {
-            Transport::Plain(stream) => stream.set_keepalive(&keepalive),
-            Transport::Tls(tls) => tls.set_keepalive(&keepalive),
-        };
-    }
-}
-
-/// `<application_name or "unknown"> - <ip:port>` (`<unix socket>` for a unix client), cut to the
-/// 127 bytes upstream's buffer holds.
-pub fn application_name_with_host(name: Option<&[u8]>, peer: Option<SocketAddr>) -> String {
-    let name = name.map_or("unknown".into(), String::from_utf8_lossy);
-    let peer = peer.map_or("<unix socket>".to_string(), |a| a.to_string());
-    let mut out = format!("{name} - {peer}");
-    let mut end = out.len().min(127);
-    while !out.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.truncate(end);
-    out
-}
-
-/// A CancelRequest: waits for a `cancel_max_inflight` slot up to `cancel_queue_timeout_ms`
-/// (else dropped, as upstream), then is forwarded to the server running that client's query,
-/// if any. `cancel_timeout_ms 0` waits for the server without a limit.
-fn forward_cancel(inst: &Arc<Instance>, config: &Config, pid: i32, secret: &[u8]) {
-    let g = &config.global;
-    let queue_timeout = g.cancel_queue_timeout.unwrap_or(2 * g.cancel_timeout);
-    let Some(_slot) = inst.cancels.enter(Deadline::after(queue_timeout)) else {
-        od_error!(
-            inst.logger,
-            "startup",
-            None,
-            None,
-            "dropping cancel request due to queue timeout {} ms",
-            queue_timeout.as_millis()
-        );
-        return;
+/// `catchup_timeout` at login (spec §7.6): refused when every host the watchdog measured lags
+/// that much or more.
+fn catchup(route: &Route) -> Result<(), End> {
+    let Some(storage) = route.storage() else {
+        return Ok(());
     };
-    let Some((address, key)) = inst.cancels.lookup(pid, secret) else {
-        return;
-    };
-    let timeout = Some(g.cancel_timeout).filter(|t| !t.is_zero());
-    if let Err(e) = cancel::forward(&address, &key, timeout) {
-        od_info!(
-            inst.logger,
-            "cancel",
-            None,
-            None,
-            "cancel to {address} failed: {e}"
-        );
+    match route.endpoints.catchup_refusal(storage, route.key.catchup) {
+        None => Ok(()),
+        Some(lag) => Err(End::Lagging {
+            lag,
+            route: format!("{} {}", route.key.database, route.key.user),
+        }),
     }
 }

@@ -189,8 +189,10 @@ impl Session {
         if self.inst.is_shutting_down() && self.between_transactions() {
             return self.end(End::Shutdown);
         }
+        self.count_cancels();
         self.client.conn.shrink();
         if let Some(checkout) = self.server.as_mut() {
+            checkout.server_mut().info.publish_statements();
             checkout.server_mut().conn.shrink();
         }
         let (keys, n) = self.park_keys();
@@ -300,8 +302,33 @@ impl Session {
                 self.client.conn.consume(used);
             }
         }
+        self.count_parses();
         self.release_if_done();
         Ok(true)
+    }
+
+    /// Cancels forwarded for the client go into the route's counters (when it parks or ends;
+    /// the cancel arrives on another connection).
+    fn count_cancels(&self) {
+        let n = self.cancel.take_forwarded();
+        if n > 0 {
+            let stats = self.route.stats.local();
+            stats.cancels.fetch_add(u64::from(n), Ordering::Relaxed);
+        }
+    }
+
+    /// Parse messages the relay saw go into the route's counters.
+    fn count_parses(&mut self) {
+        let parses = self.relay.take_parses();
+        if parses.total > 0 {
+            let stats = self.route.stats.local();
+            stats
+                .parses
+                .fetch_add(u64::from(parses.total), Ordering::Relaxed);
+            stats
+                .parses_reused
+                .fetch_add(u64::from(parses.reused), Ordering::Relaxed);
+        }
     }
 
     /// `log_query` lines for the first `n` buffered client bytes, about to be consumed
@@ -344,6 +371,9 @@ impl Session {
         if step.used == 0 {
             return Ok(false);
         }
+        // Counted before the client sees the reply, so that whoever it tells finds it counted.
+        let counts = (step.used, step.queries, step.transactions);
+        self.clock.count_out(&self.route, self.relay.busy(), counts);
         let deadline = Deadline::after(self.stall);
         match &step.reply {
             RelayReply::Same => self
@@ -354,7 +384,6 @@ impl Session {
         }
         .map_err(End::ClientGone)?;
         conn.consume(step.used);
-        self.count_out(step.used, step.queries, step.transactions);
         self.release_if_done();
         Ok(true)
     }
@@ -378,10 +407,18 @@ impl Session {
             self.clock.transaction.get_or_insert(now);
         }
     }
+}
 
-    /// Counts bytes sent to the client, and the queries and transactions they completed.
-    fn count_out(&mut self, n: usize, queries: u32, transactions: u32) {
-        let stats = self.route.stats.local();
+impl Clock {
+    /// Counts bytes sent to the client, and the queries and transactions they completed, with
+    /// their times; `busy`: more requests are in flight.
+    fn count_out(
+        &mut self,
+        route: &Route,
+        busy: bool,
+        (n, queries, transactions): (usize, u32, u32),
+    ) {
+        let stats = route.stats.local();
         stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         if queries == 0 {
             return;
@@ -391,23 +428,25 @@ impl Session {
         stats
             .queries
             .fetch_add(u64::from(queries), Ordering::Relaxed);
-        if let Some(started) = self.clock.query.take() {
+        if let Some(started) = self.query.take() {
             stats.query_time.record(micros(started));
         }
-        if self.relay.busy() {
+        if busy {
             // Pipelined requests: the next one's clock runs from here.
-            self.clock.query = Some(now);
+            self.query = Some(now);
         }
         if transactions > 0 {
             stats
                 .transactions
                 .fetch_add(u64::from(transactions), Ordering::Relaxed);
-            if let Some(started) = self.clock.transaction.take() {
+            if let Some(started) = self.transaction.take() {
                 stats.xact_time.record(micros(started));
             }
         }
     }
+}
 
+impl Session {
     /// Writes to the client (nothing when `bytes` is empty).
     pub(super) fn write_client(&mut self, bytes: &[u8]) -> Result<(), End> {
         if bytes.is_empty() {
@@ -432,6 +471,7 @@ impl Session {
     /// Ends the session: tells the client what the table says, decides the server's fate,
     /// logs. The admission goes with `self`.
     pub fn end(mut self: Box<Self>, end: End) {
+        self.count_cancels();
         if let Some(kind) = end.error_kind() {
             self.inst.errors.add(kind);
             self.route.stats.errors.add(kind);

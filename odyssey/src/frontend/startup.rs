@@ -46,6 +46,13 @@ pub struct Asked {
     gss: bool,
 }
 
+impl Asked {
+    /// The connection is TLS already (direct TLS): an SSLRequest inside it is one too many.
+    pub fn encrypted(&mut self) {
+        self.ssl = true;
+    }
+}
+
 /// Reads packets until a StartupMessage, a CancelRequest, or an SSLRequest the listen can
 /// serve (`can_encrypt`: its `tls` is on and has a certificate). A StartupMessage without TLS
 /// is refused when the listen's `tls` mode demands TLS.

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::clients::RouteClients;
+use crate::config::Storage;
+use crate::endpoints::Endpoints;
 use crate::instance::Instance;
 use crate::route::Route;
 use crate::stats::{Snapshot, Totals, errors};
@@ -28,7 +30,59 @@ pub fn render(inst: &Instance) -> String {
     let routes = inst.router.routes();
     let clients = inst.client_list.count_by_route();
     route_metrics(&routes, &clients, &mut out);
+    host_metrics(inst, &mut out);
     out.text
+}
+
+/// One figure of a storage host, if known.
+type HostFigure = fn(&Endpoints, &Storage, usize) -> Option<f64>;
+
+/// What is known of each storage host: up, primary, replication lag (labels `storage` and
+/// `host`, as written in the config).
+fn host_metrics(inst: &Instance, m: &mut Metrics) {
+    let snapshot = inst.config();
+    let endpoints = &inst.router.endpoints;
+    let hosts: Vec<_> = snapshot
+        .config
+        .storages
+        .iter()
+        .filter(|s| s.kind == crate::config::StorageType::Remote)
+        .flat_map(|s| (0..s.endpoints.len()).map(move |i| (s, i)))
+        .collect();
+    let name = |s: &crate::config::Storage, i: usize| {
+        let e = &s.endpoints[i];
+        format!("{}:{}", e.host, e.port.unwrap_or(s.port))
+    };
+    let families: [(&str, &str, HostFigure); 3] = [
+        (
+            "odyssey_storage_host_up",
+            "1 when the last connect to the host worked.",
+            |e, s, i| e.last(s, i).map(|st| f64::from(u8::from(st.alive))),
+        ),
+        (
+            "odyssey_storage_host_primary",
+            "1 for a primary, 0 for a standby, as last seen.",
+            |e, s, i| e.last(s, i)?.read_write.map(|rw| f64::from(u8::from(rw))),
+        ),
+        (
+            "odyssey_storage_host_lag_seconds",
+            "Replication lag the storage's watchdog measured.",
+            |e, s, i| e.lag(s, i).map(|l| l as f64),
+        ),
+    ];
+    for (family, help, get) in families {
+        m.family(family, "gauge", help);
+        for (s, i) in &hosts {
+            if let Some(v) = get(endpoints, s, *i) {
+                let host = name(s, *i);
+                m.sample(
+                    family,
+                    &[("storage", s.name.as_str()), ("host", host.as_str())],
+                    v,
+                );
+            }
+        }
+    }
 }
 
 /// Metric families being written, each with its HELP and TYPE once.

@@ -98,11 +98,13 @@ impl Relay {
             None => buf.len(),
         };
         let mut sets: Vec<(String, String)> = Vec::new();
+        let mut parses = 0;
         let scan = scan_client(
             &mut self.client_scan,
             &buf[..limit],
             MAX_MESSAGE,
             |tag, body| {
+                parses += u32::from(tag == fe::PARSE);
                 // Tracked even when PostgreSQL does not report it, so it follows the client.
                 if let (fe::QUERY, Some(body)) = (tag, body)
                     && let Statement::Set { name, value } = sql::classify(body)
@@ -122,6 +124,7 @@ impl Relay {
         for setting in sets {
             self.sets.sent(setting);
         }
+        self.parses += parses;
         self.pending += scan.requests;
         if let Some(unsynced) = scan.unsynced {
             self.unsynced = unsynced;

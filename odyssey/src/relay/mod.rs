@@ -34,7 +34,7 @@ use crate::id::ClientId;
 use crate::server::registry::StatementRegistry;
 use scan::{BadFrame, Scanner};
 use sets::SetTracker;
-use statements::Statements;
+use statements::{ParseCounts, Statements};
 
 pub use client::Attached;
 
@@ -75,6 +75,8 @@ pub struct Relay {
     dirty: bool,
     statements: Option<Statements>,
     sets: SetTracker,
+    /// Parse messages forwarded as they are (the statements relay counts its own).
+    parses: u32,
 }
 
 /// What the session does with the client's buffered bytes.
@@ -167,6 +169,7 @@ impl Relay {
             dirty: false,
             statements,
             sets: SetTracker::default(),
+            parses: 0,
         }
     }
 
@@ -183,6 +186,20 @@ impl Relay {
     /// The deferred BEGIN went to the server (with the deploy of a newly attached server).
     pub fn begin_sent(&mut self) {
         self.deferred_begin = false;
+    }
+
+    /// Parse messages the client sent since the last call (for the route's statistics).
+    pub fn take_parses(&mut self) -> ParseCounts {
+        let mut counts = ParseCounts {
+            total: std::mem::take(&mut self.parses),
+            reused: 0,
+        };
+        if let Some(s) = self.statements.as_mut() {
+            let own = std::mem::take(&mut s.parses);
+            counts.total += own.total;
+            counts.reused += own.reused;
+        }
+        counts
     }
 
     /// A request is in flight, a reply owed or a message half relayed: the server will speak

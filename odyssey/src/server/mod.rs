@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use kiwi::backend::TransactionStatus;
@@ -14,6 +14,7 @@ use machinarium::net::{DetachedStream, DetachedTlsStream};
 
 use crate::conn::{Conn, Transport};
 use crate::id::ServerId;
+use crate::tls::CancelTls;
 
 pub mod registry;
 pub mod statements;
@@ -45,6 +46,18 @@ pub struct CancelKey {
     pub secret: Vec<u8>,
 }
 
+/// Where a CancelRequest for a server goes, with which key, and over TLS when the server's
+/// connection is TLS.
+#[derive(Debug, Clone)]
+pub struct CancelTarget {
+    /// The server's address.
+    pub address: Address,
+    /// Its key.
+    pub key: CancelKey,
+    /// Its connection's TLS.
+    pub tls: Option<CancelTls>,
+}
+
 /// What stays the same while a server moves between clients and machines.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
@@ -54,6 +67,10 @@ pub struct ServerInfo {
     pub address: Address,
     /// Its cancel key.
     pub key: CancelKey,
+    /// How the connection got TLS, when it has: its cancels go the same way.
+    pub tls: Option<CancelTls>,
+    /// How it logged in (`backend::auth::authenticate_server`'s answer), for logs.
+    pub auth_method: &'static str,
     /// Tracked parameters as the server reports them now (deploy compares with these).
     pub vars: Vars,
     /// Tracked parameters as the server reported them at startup (what RESET returns to).
@@ -68,6 +85,8 @@ pub struct ServerInfo {
     pub idle_since: Instant,
     /// What the console shows of it, once it has logged in.
     pub entry: Option<Arc<ServerEntry>>,
+    /// Which host of its storage it is on.
+    pub endpoint: usize,
 }
 
 /// A server as the console sees it (`SHOW SERVERS`); the route keeps a weak list of these,
@@ -82,12 +101,16 @@ pub struct ServerEntry {
     pub local: Option<SocketAddr>,
     /// Its socket (`SHOW FDS`).
     pub fd: i32,
+    /// Which host of its storage it is on.
+    pub endpoint: usize,
     /// Its backend pid.
     pub pid: i32,
     /// When it was connected.
     pub connected_at: SystemTime,
     active: AtomicBool,
     offline: AtomicBool,
+    /// The statement keys it holds, as of the last time it went idle or its client parked.
+    prepared: Mutex<Vec<u64>>,
 }
 
 impl ServerEntry {
@@ -98,10 +121,12 @@ impl ServerEntry {
             address: info.address.clone(),
             local,
             fd,
+            endpoint: info.endpoint,
             pid: info.key.pid,
             connected_at: SystemTime::now(),
             active: AtomicBool::new(true),
             offline: AtomicBool::new(false),
+            prepared: Mutex::default(),
         }
     }
 
@@ -113,6 +138,14 @@ impl ServerEntry {
     /// A client took it (true) or gave it back.
     pub fn set_active(&self, on: bool) {
         self.active.store(on, Ordering::Relaxed);
+    }
+
+    /// The statement keys it holds (`SHOW SERVER_PREP_STMTS`).
+    pub fn prepared(&self) -> Vec<u64> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether `DROP SERVERS` marked it: closed instead of going back to the pool.
@@ -127,6 +160,22 @@ impl ServerEntry {
 }
 
 impl ServerInfo {
+    /// Tells the console's entry which statements the server holds, if that changed.
+    pub fn publish_statements(&mut self) {
+        if let (Some(entry), Some(keys)) = (&self.entry, self.prepared.take_changed()) {
+            *entry.prepared.lock().unwrap_or_else(|p| p.into_inner()) = keys;
+        }
+    }
+
+    /// Where and how a cancel for this server goes.
+    pub fn cancel_target(&self) -> CancelTarget {
+        CancelTarget {
+            address: self.address.clone(),
+            key: self.key.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// A server just connected at `address`, before its startup answers.
     pub fn new(address: Address) -> ServerInfo {
         let now = Instant::now();
@@ -134,6 +183,8 @@ impl ServerInfo {
             id: ServerId::new(),
             address,
             key: CancelKey::default(),
+            tls: None,
+            auth_method: "trust",
             vars: Vars::new(),
             defaults: Vars::new(),
             prepared: Default::default(),
@@ -141,6 +192,7 @@ impl ServerInfo {
             created: now,
             idle_since: now,
             entry: None,
+            endpoint: 0,
         }
     }
 }

@@ -48,6 +48,14 @@ struct Keys {
 const MIN_PRUNE_AT: usize = 1024;
 
 impl StatementRegistry {
+    /// The text of `key` and how many holders it has, if it is in use.
+    pub fn text(&self, key: u64) -> Option<(Vec<u8>, usize)> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let w = keys.by_key.get(&key)?;
+        let count = w.strong_count();
+        w.upgrade().map(|t| (t.query.clone(), count))
+    }
+
     /// Every text in use: its key, its query and how many holders it has (clients' and
     /// servers' statements), by key.
     pub fn list(&self) -> Vec<(u64, Vec<u8>, usize)> {

@@ -21,6 +21,8 @@ pub struct ServerStatements {
     /// still on the server until the DEALLOCATE at the next reset, or until the Close we send
     /// ahead of preparing them again. No duplicates (a second DEALLOCATE would fail the reset).
     stale: Vec<u64>,
+    /// The set changed since `take_changed` last looked (for the console's view).
+    changed: bool,
 }
 
 impl ServerStatements {
@@ -39,6 +41,7 @@ impl ServerStatements {
     /// The server now has `id`; past `max` statements (0: no limit) the least recently used
     /// one is marked for DEALLOCATE.
     pub fn insert(&mut self, id: StatementId, max: usize) {
+        self.changed = true;
         let key = id.key;
         // Our Parse went with a Close of the name: a stale copy is gone.
         self.stale.retain(|k| *k != key);
@@ -57,7 +60,7 @@ impl ServerStatements {
 
     /// The server lost `key` (a failed Parse).
     pub fn remove(&mut self, key: &u64) {
-        self.last_use.remove(key);
+        self.changed |= self.last_use.remove(key).is_some();
         self.evicted.retain(|k| k != key);
     }
 
@@ -72,6 +75,7 @@ impl ServerStatements {
 
     /// The server lost every statement (DISCARD ALL).
     pub fn clear(&mut self) {
+        self.changed |= !self.last_use.is_empty();
         self.last_use.clear();
         self.evicted.clear();
         self.stale.clear();
@@ -81,7 +85,7 @@ impl ServerStatements {
     pub fn take_evicted(&mut self) -> Vec<u64> {
         let mut evicted = std::mem::take(&mut self.evicted);
         for k in &evicted {
-            self.last_use.remove(k);
+            self.changed |= self.last_use.remove(k).is_some();
         }
         for k in std::mem::take(&mut self.stale) {
             if !evicted.contains(&k) {
@@ -89,6 +93,16 @@ impl ServerStatements {
             }
         }
         evicted
+    }
+
+    /// The keys the server holds, if the set changed since the last call.
+    pub fn take_changed(&mut self) -> Option<Vec<u64>> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        let mut keys: Vec<u64> = self.last_use.keys().copied().collect();
+        keys.sort_unstable();
+        Some(keys)
     }
 
     /// How many the server has.

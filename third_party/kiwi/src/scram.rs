@@ -29,8 +29,7 @@ use std::fmt;
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
+use openssl::sha::{Sha256, sha256};
 use openssl::x509::{X509, X509Ref};
 
 /// SASL name of SCRAM-SHA-256 without channel binding.
@@ -306,16 +305,27 @@ fn hmac(key: &[u8], data: &[u8]) -> Result<Key, ScramError> {
     hmac_parts(key, &[data])
 }
 
-/// HMAC-SHA-256 over the concatenation of `parts`.
+/// HMAC-SHA-256 (RFC 2104) over the concatenation of `parts`, on OpenSSL's plain SHA-256:
+/// an HMAC key object and signer cost OpenSSL 3 provider look-ups and allocations that took
+/// more time than the hashing, several times per login.
 fn hmac_parts(key: &[u8], parts: &[&[u8]]) -> Result<Key, ScramError> {
-    let key = PKey::hmac(key)?;
-    let mut signer = Signer::new(MessageDigest::sha256(), &key)?;
-    for part in parts {
-        signer.update(part)?;
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..KEY_LEN].copy_from_slice(&sha256(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
     }
-    let mut out = [0u8; KEY_LEN];
-    signer.sign(&mut out)?;
-    Ok(out)
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let mut inner = Sha256::new();
+    inner.update(&pad(0x36));
+    for part in parts {
+        inner.update(part);
+    }
+    let mut outer = Sha256::new();
+    outer.update(&pad(0x5c));
+    outer.update(&inner.finish());
+    Ok(outer.finish())
 }
 
 /// The AuthMessage both sides sign: client-first-bare, server-first, client-final-without-proof.

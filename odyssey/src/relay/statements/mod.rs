@@ -107,6 +107,17 @@ pub struct Statements {
     registry: Arc<StatementRegistry>,
     /// Replies owed, in order.
     pub expect: VecDeque<Expect>,
+    /// Parse messages seen since the counts were last taken.
+    pub parses: ParseCounts,
+}
+
+/// Parse messages a client sent, and how many of them a server had prepared already.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseCounts {
+    /// Parse messages.
+    pub total: u32,
+    /// Of those, answered without preparing on a server.
+    pub reused: u32,
 }
 
 impl Statements {
@@ -116,6 +127,7 @@ impl Statements {
             by_name: HashMap::new(),
             registry,
             expect: VecDeque::new(),
+            parses: ParseCounts::default(),
         }
     }
 
@@ -128,6 +140,7 @@ impl Statements {
         out: &mut Vec<u8>,
     ) -> Result<Option<StatementId>, DecodeError> {
         let p = Parse::decode(body)?;
+        self.parses.total += 1;
         if p.name.is_empty() {
             kiwi::header::Header {
                 tag: fe::PARSE,
@@ -142,6 +155,7 @@ impl Statements {
         let key = prepared.id.key;
         self.by_name.insert(p.name.to_vec(), prepared.clone());
         if has(key) {
+            self.parses.reused += 1;
             self.expect.push_back(Expect::Synthetic(be::PARSE_COMPLETE));
             Ok(None)
         } else {
@@ -189,6 +203,7 @@ impl Statements {
                 fe::FLUSH => {}
                 fe::SYNC => {
                     for (name, prepared) in pending {
+                        self.parses.total += u32::from(prepared.is_some());
                         match prepared {
                             Some(p) => self.by_name.insert(name, p),
                             None => self.by_name.remove(&name),

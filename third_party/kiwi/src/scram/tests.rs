@@ -337,3 +337,24 @@ fn steps_out_of_order_are_errors() {
         Err(ScramError::OutOfOrder { .. })
     ));
 }
+
+/// HMAC-SHA-256 against RFC 4231: a short key (case 2), and one longer than the block,
+/// hashed first (case 6); parts are concatenated.
+#[test]
+fn hmac_matches_rfc_4231() {
+    let hex = |k: &Key| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let short = hmac_parts(b"Jefe", &[b"what do ya want ", b"for nothing?"]).unwrap();
+    assert_eq!(
+        hex(&short),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    let long = hmac(
+        &[0xaa; 131],
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+    )
+    .unwrap();
+    assert_eq!(
+        hex(&long),
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    );
+}

@@ -1,0 +1,43 @@
+//! What a rule changes once a client is routed to it: its application_name, its parameters
+//! and its socket's keepalive.
+
+use std::net::SocketAddr;
+
+use super::startup::SessionRequest;
+use crate::config::rule::Rule;
+use crate::conn::{Conn, Transport};
+
+/// What a rule changes once a client is routed to it (upstream order): `application_name_add_host`
+/// appends the client's address, `options { }` overrides its parameters, and a rule
+/// `keepalive` > 0 re-sets TCP keepalive on its socket.
+pub(super) fn routed(conn: &Conn, request: &mut SessionRequest, rule: &Rule) {
+    if rule.application_name_add_host {
+        let name =
+            application_name_with_host(request.vars.get("application_name"), conn.peer_addr());
+        let _ = request.vars.set(b"application_name", name.as_bytes());
+    }
+    for (name, value) in &rule.options {
+        // Only tracked parameters take effect, as upstream (spec §2, §7.7).
+        let _ = request.vars.set(name.as_bytes(), value.as_bytes());
+    }
+    if let Some(keepalive) = crate::backend::rule_keepalive(&rule.keepalive) {
+        let _ = match conn.transport() {
+            Transport::Plain(stream) => stream.set_keepalive(&keepalive),
+            Transport::Tls(tls) => tls.set_keepalive(&keepalive),
+        };
+    }
+}
+
+/// `<application_name or "unknown"> - <ip:port>` (`<unix socket>` for a unix client), cut to the
+/// 127 bytes upstream's buffer holds.
+pub fn application_name_with_host(name: Option<&[u8]>, peer: Option<SocketAddr>) -> String {
+    let name = name.map_or("unknown".into(), String::from_utf8_lossy);
+    let peer = peer.map_or("<unix socket>".to_string(), |a| a.to_string());
+    let mut out = format!("{name} - {peer}");
+    let mut end = out.len().min(127);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    out
+}
