@@ -243,8 +243,8 @@ fn unsupported_directives_warn_at_their_line() {
     let text = "log_format \"%m\\n\"\n\
         cache_msg_gc_size 1\n\
         cpu_affinity \"auto\"\n\
-        listen {\n\thost \"*\"\n\tport 6432\n\tcatchup_timeout 10\n}\n\
-        storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n}\n\
+        listen {\n\thost \"*\"\n\tport 6432\n}\n\
+        storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n\tserver_max_routing 4\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
         \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
         \t\toptions {\n\t\t\t\"search_path\" \"x\"\n\t\t\t\"temp_buffers\" \"1MB\"\n\t\t}\n\t}\n}\n";
@@ -263,8 +263,10 @@ fn unsupported_directives_warn_at_their_line() {
         has("w.conf:3:", "'cpu_affinity' is not implemented yet"),
         "{lines:#?}"
     );
-    // listen catchup_timeout (line 7) acts since issue 13: no warning.
-    assert!(!has("w.conf:7:", "catchup_timeout"), "{lines:#?}");
+    assert!(
+        has("w.conf:11:", "'server_max_routing' is not implemented yet"),
+        "{lines:#?}"
+    );
     assert!(
         has("w.conf:18:", "'pool_attach_check' is not implemented yet"),
         "{lines:#?}"
@@ -273,7 +275,7 @@ fn unsupported_directives_warn_at_their_line() {
         has("w.conf:21:", "'temp_buffers' is not a tracked parameter"),
         "{lines:#?}"
     );
-    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert_eq!(lines.len(), 5, "{lines:#?}");
     assert!(matches!(
         odyssey::config::support::lookup("global", "cache_msg_gc_size"),
         Some(Unsupported::NotApplicable(_))

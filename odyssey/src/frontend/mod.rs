@@ -36,7 +36,9 @@ use crate::{od_error, od_info, tls};
 use admission::Admission;
 use end::End;
 use replication::Replication;
-use routed::routed;
+use routed::{catchup, routed};
+
+pub use routed::application_name_with_host;
 use session::Session;
 use startup::{Hello, SessionRequest};
 
@@ -462,20 +464,5 @@ impl Login<'_> {
             }
             _ => od_info!(self.inst.logger, "startup", Some(&self.info), None, "{end}"),
         }
-    }
-}
-
-/// `catchup_timeout` at login (spec §7.6): refused when every host the watchdog measured lags
-/// that much or more.
-fn catchup(route: &Route) -> Result<(), End> {
-    let Some(storage) = route.storage() else {
-        return Ok(());
-    };
-    match route.endpoints.catchup_refusal(storage, route.key.catchup) {
-        None => Ok(()),
-        Some(lag) => Err(End::Lagging {
-            lag,
-            route: format!("{} {}", route.key.database, route.key.user),
-        }),
     }
 }

@@ -1,16 +1,18 @@
-//! What a rule changes once a client is routed to it: its application_name, its parameters
-//! and its socket's keepalive.
+//! What routing a client to a rule changes before it authenticates: the rule's parameters
+//! and keepalive, and the `catchup_timeout` check.
 
 use std::net::SocketAddr;
 
+use super::end::End;
 use super::startup::SessionRequest;
 use crate::config::rule::Rule;
 use crate::conn::{Conn, Transport};
+use crate::route::Route;
 
 /// What a rule changes once a client is routed to it (upstream order): `application_name_add_host`
 /// appends the client's address, `options { }` overrides its parameters, and a rule
 /// `keepalive` > 0 re-sets TCP keepalive on its socket.
-pub(super) fn routed(conn: &Conn, request: &mut SessionRequest, rule: &Rule) {
+pub fn routed(conn: &Conn, request: &mut SessionRequest, rule: &Rule) {
     if rule.application_name_add_host {
         let name =
             application_name_with_host(request.vars.get("application_name"), conn.peer_addr());
@@ -25,6 +27,21 @@ pub(super) fn routed(conn: &Conn, request: &mut SessionRequest, rule: &Rule) {
             Transport::Plain(stream) => stream.set_keepalive(&keepalive),
             Transport::Tls(tls) => tls.set_keepalive(&keepalive),
         };
+    }
+}
+
+/// `catchup_timeout` at login (spec §7.6): refused when every host the watchdog measured lags
+/// that much or more.
+pub fn catchup(route: &Route) -> Result<(), End> {
+    let Some(storage) = route.storage() else {
+        return Ok(());
+    };
+    match route.endpoints.catchup_refusal(storage, route.key.catchup) {
+        None => Ok(()),
+        Some(lag) => Err(End::Lagging {
+            lag,
+            route: format!("{} {}", route.key.database, route.key.user),
+        }),
     }
 }
 
