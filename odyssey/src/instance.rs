@@ -17,6 +17,7 @@ use crate::logger::Logger;
 use crate::option::RunOptions;
 use crate::router::Router;
 use crate::rules::RuleOrder;
+use crate::rules::hostnames::HostnameCache;
 use crate::rules::members::GroupMembers;
 use crate::server::registry::StatementRegistry;
 use crate::stats::ErrorCounts;
@@ -81,6 +82,8 @@ pub struct Instance {
     pub pause: Pause,
     /// The members of group rules, as their queries last said.
     pub groups: GroupMembers,
+    /// Clients' confirmed host names, for host-name rule selectors.
+    pub hostnames: HostnameCache,
     /// The worker machines, once started.
     workers: OnceLock<Vec<MachineHandle>>,
     /// The system machine, once started.
@@ -179,6 +182,7 @@ impl Instance {
             logins: Logins::default(),
             pause: Pause::default(),
             groups: GroupMembers::default(),
+            hostnames: HostnameCache::default(),
             workers: OnceLock::new(),
             system: OnceLock::new(),
         })

@@ -114,6 +114,7 @@ const READ: &[(&str, &str)] = &[
     ("group_checker_interval", "test/tests/group.rs"),
     ("external_auth_socket_path", "test/tests/external_auth.rs"),
     ("auth_pam_service", "test/tests/pam.rs"),
+    ("dns_cache_ttl", "test/tests/hostname_rules.rs"),
     ("ldap_endpoint", "test/tests/ldap.rs"),
     ("ldap_storage_password", "test/tests/ldap.rs"),
     ("ldap_storage_username", "test/tests/ldap.rs"),

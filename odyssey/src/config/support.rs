@@ -31,7 +31,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "priority", NY("setpriority is not called")),
     ("global", "cpu_affinity", NY("workers are not pinned")),
     ("global", "readahead", NY("read buffers grow as needed")),
-    ("global", "dns_cache_ttl", NY("lookups are not cached")),
     ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server")),
     // Operations (issue 14).
     ("global", "enable_online_restart", NY("online restart, issue 14")),

@@ -262,12 +262,18 @@ impl Login<'_> {
             return Err(End::BadReplication);
         }
         let config = &self.snapshot.config;
+        let ip = self.info.addr.map(|a| a.ip());
+        let deadline = Deadline::after(self.login_timeout());
+        let hostname = ip.and_then(|ip| {
+            let hostnames = &self.inst.hostnames;
+            hostnames.for_rules(config, &self.inst.resolver, ip, deadline)
+        });
         let req = Request {
             database: &request.database,
             user: &request.user,
             transport: self.transport(),
-            ip: self.info.addr.map(|a| a.ip()),
-            hostname: None,
+            ip,
+            hostname: hostname.as_deref(),
             internal: false,
             is_member: &|group, user| self.inst.groups.contains(group, user),
         };
