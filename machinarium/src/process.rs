@@ -1,4 +1,5 @@
-//! Process-level helpers that need the OS directly: daemonizing.
+//! Process-level helpers that need the OS directly: daemonizing, descriptors kept across
+//! exec, signals to other processes.
 
 use std::io;
 
@@ -29,6 +30,37 @@ pub fn daemonize() -> io::Result<()> {
         if unsafe { libc::dup2(devnull.as_raw_fd(), fd) } == -1 {
             return Err(io::Error::last_os_error());
         }
+    }
+    Ok(())
+}
+
+/// Lets a descriptor survive `exec` (`on`) or closes it there (the default for ours): how an
+/// online restart hands its listening sockets to the new process.
+pub fn set_inheritable(fd: std::os::fd::RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFD/F_SETFD only read and set the close-on-exec flag of the
+    // descriptor; an invalid fd makes it fail with EBADF, which is returned.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags & !libc::FD_CLOEXEC
+    } else {
+        flags | libc::FD_CLOEXEC
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `signal` to process `pid`.
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) takes plain integers and has no memory effects in this process.
+    if unsafe { libc::kill(pid, signal) } == -1 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -9,6 +9,12 @@ use crate::{od_error, od_info};
 
 /// SIGHUP: a new config for new clients; a bad one is reported and the old one kept.
 pub fn reload(inst: &Arc<Instance>) {
+    crate::notify::reloading();
+    load_again(inst);
+    crate::notify::reloaded();
+}
+
+fn load_again(inst: &Arc<Instance>) {
     od_info!(
         inst.logger,
         "config",

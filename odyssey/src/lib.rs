@@ -11,7 +11,7 @@
 //!   or diagnostics naming `file:line:column`), `logger` (log lines, text or JSON, to the log
 //!   file, stdout and syslog; macros `od_info!`, `od_error!`, `od_debug!`, `od_fatal!`), `id`
 //!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends),
-//!   `sql` (the few statements the pooler recognises), `gate` (counted slots with a deadline:
+//!   `sql` (the few statements the pooler recognises), `notify` (systemd's sd_notify), `gate` (counted slots with a deadline:
 //!   concurrent cancels, logins being routed), `stats` (per-route counters sharded by
 //!   machine, time histograms, error counts).
 //! - 1 Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`
@@ -39,7 +39,8 @@
 //!   extended protocol), `metrics` (the Prometheus text of the counters, served on
 //!   `promhttp_server_port` with `/healthz`).
 //! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
-//!   shutdown), `cron` (expiry, stats), `watchdog` (replication lag and role of every host of
+//!   shutdown), `restart` (online restart: the listening sockets handed to a new process),
+//!   `cron` (expiry, stats), `watchdog` (replication lag and role of every host of
 //!   storages with a `watchdog` block).
 #![deny(unsafe_code)]
 #![warn(clippy::too_many_lines)]
@@ -65,11 +66,13 @@ pub mod instance;
 pub mod internal;
 pub mod logger;
 pub mod metrics;
+pub mod notify;
 pub mod option;
 pub mod pool;
 pub mod relay;
 pub mod reply;
 pub mod reset;
+pub mod restart;
 pub mod route;
 pub mod router;
 pub mod rules;

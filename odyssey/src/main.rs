@@ -10,6 +10,7 @@ use odyssey::config;
 use odyssey::instance::Instance;
 use odyssey::logger::Logger;
 use odyssey::option::{self, Command, RunOptions};
+use odyssey::restart::Inherited;
 use odyssey::{od_error, system};
 
 fn main() -> ExitCode {
@@ -54,7 +55,10 @@ fn run_config(run: &RunOptions) -> ExitCode {
 
 /// Daemonizes if asked, then runs the instance until it shuts down; returns the exit code.
 fn start(run: &RunOptions, config: config::Config) -> i32 {
+    // An online restart's new process: what the old one hands over, read before any thread.
+    let inherited = Inherited::from_env();
     if config.global.daemonize
+        && inherited.parent.is_none()
         && let Err(e) = machinarium::process::daemonize()
     {
         eprintln!("odyssey: cannot daemonize: {e}");
@@ -87,13 +91,17 @@ fn start(run: &RunOptions, config: config::Config) -> i32 {
         return 1;
     }
     let code = match Instance::new(config, run.clone(), logger.clone()) {
-        Ok(inst) => system::run(Arc::new(inst)),
+        Ok(inst) => system::run(Arc::new(inst), inherited),
         Err(e) => {
             od_error!(logger, "system", None, None, "cannot start: {e}");
             1
         }
     };
-    if let Some(path) = &pid_file {
+    // After an online restart the file names the new process: leave it.
+    let ours = format!("{}\n", std::process::id());
+    if let Some(path) = &pid_file
+        && std::fs::read_to_string(path).is_ok_and(|p| p == ours)
+    {
         let _ = std::fs::remove_file(path);
     }
     logger.flush();

@@ -124,7 +124,7 @@ pub fn version() -> String {
         "release"
     };
     format!(
-        "odyssey {} (rust) {build} -pam -ldap -systemd -prom\ncompiled by rustc",
+        "odyssey {} (rust) {build} -pam -ldap +systemd +prom\ncompiled by rustc",
         env!("CARGO_PKG_VERSION")
     )
 }

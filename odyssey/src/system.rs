@@ -2,6 +2,7 @@
 //! machines, the cron coroutine, signals (reload, log reopen, graceful shutdown).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +14,8 @@ use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 use crate::config::{Global, Workers};
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
-use crate::{control, cron, metrics, watchdog};
+use crate::restart::{self, Inherited, Restarter};
+use crate::{control, cron, metrics, notify, watchdog};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -22,6 +24,7 @@ pub const SIGNALS: &[i32] = &[
     libc_signals::SIGTERM,
     libc_signals::SIGINT,
     libc_signals::SIGUSR1,
+    libc_signals::SIGUSR2,
 ];
 
 /// Signal numbers (Linux), without a libc dependency in this crate.
@@ -34,6 +37,8 @@ pub mod libc_signals {
     pub const SIGUSR1: i32 = 10;
     /// Graceful shutdown.
     pub const SIGTERM: i32 = 15;
+    /// Online restart.
+    pub const SIGUSR2: i32 = 12;
 }
 
 fn machine_config(g: &Global) -> MachineConfig {
@@ -46,7 +51,7 @@ fn machine_config(g: &Global) -> MachineConfig {
 
 /// Starts the worker machines and the system machine; returns the exit code when the system
 /// machine is done (graceful shutdown: 0; startup failure: 1; shutdown timeout: 124).
-pub fn run(inst: Arc<Instance>) -> i32 {
+pub fn run(inst: Arc<Instance>, inherited: Inherited) -> i32 {
     let snapshot = inst.config();
     let g = &snapshot.config.global;
     let count = match g.workers {
@@ -79,7 +84,7 @@ pub fn run(inst: Arc<Instance>) -> i32 {
     let sys_inst = inst.clone();
     let sys_workers = workers.clone();
     let system = machinarium::machine_create("system", machine_config(g), move || {
-        let code = system_main(sys_inst, sys_workers);
+        let code = system_main(sys_inst, sys_workers, inherited);
         let _ = code_tx.send(code);
     });
     let code = match system {
@@ -108,7 +113,7 @@ pub fn run(inst: Arc<Instance>) -> i32 {
     code
 }
 
-fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
+fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inherited) -> i32 {
     let signals = match SignalFd::new(SIGNALS) {
         Ok(s) => s,
         Err(e) => {
@@ -116,21 +121,24 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
             return 1;
         }
     };
-    let listeners = match bind_all(&inst) {
+    let listeners = match bind_all(&inst, &inherited) {
         Ok(l) => l,
         Err(e) => {
             od_error!(inst.logger, "system", None, None, "{e}");
             return 1;
         }
     };
+    inherited.close_rest();
+    let restarter = Restarter::new(
+        listeners
+            .iter()
+            .map(|(_, key, l)| (key.clone(), l.as_raw_fd()))
+            .collect(),
+    );
     let workers: Arc<[MachineHandle]> = workers.into();
-    let mut accepts = Vec::new();
-    for (listen, listener) in listeners {
-        let (inst, workers) = (inst.clone(), workers.clone());
-        accepts.push(machinarium::spawn(move || {
-            accept_loop(inst, listener, listen, workers)
-        }));
-    }
+    let accepts = start_accepting(&inst, listeners, &workers, &restarter.handed_over);
+    restart::listening(&inst, inherited.parent, libc_signals::SIGTERM);
+    notify::ready();
     let cron_inst = inst.clone();
     let cron = machinarium::spawn(move || cron::run(cron_inst));
     let groups_inst = inst.clone();
@@ -159,7 +167,14 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>) -> i32 {
     if inst.config().config.global.log.config {
         control::log_config(&inst, true);
     }
-    let code = signal_loop(&inst, &signals, &workers);
+    let stop = Stop {
+        signals: &signals,
+        workers: &workers,
+        accepts: &accepts,
+        restarter: &restarter,
+        parent: inherited.parent,
+    };
+    let code = signal_loop(&inst, &stop);
     for a in &accepts {
         a.cancel();
     }
@@ -191,7 +206,42 @@ fn bind_metrics(inst: &Instance) -> Result<Option<Listener>, String> {
 }
 
 /// Waits for signals until a shutdown completes.
-fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandle]) -> i32 {
+/// What the signal loop acts on.
+struct Stop<'a> {
+    signals: &'a SignalFd,
+    workers: &'a [MachineHandle],
+    accepts: &'a [machinarium::JoinHandle<()>],
+    restarter: &'a Restarter,
+    /// The process this one took over from, if it is still around.
+    parent: Option<u32>,
+}
+
+/// One accept coroutine per bound listener.
+fn start_accepting(
+    inst: &Arc<Instance>,
+    listeners: Vec<(usize, String, Listener)>,
+    workers: &Arc<[MachineHandle]>,
+    handed_over: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<machinarium::JoinHandle<()>> {
+    listeners
+        .into_iter()
+        .map(|(listen, _, listener)| {
+            let (inst, workers) = (inst.clone(), workers.clone());
+            let handed_over = handed_over.clone();
+            machinarium::spawn(move || {
+                let mut listener = listener;
+                accept_loop(inst, &listener, listen, workers);
+                // Stopped: a new process that took the socket over keeps its file.
+                if handed_over.load(Ordering::Acquire) {
+                    listener.keep_file();
+                }
+            })
+        })
+        .collect()
+}
+
+fn signal_loop(inst: &Arc<Instance>, stop: &Stop<'_>) -> i32 {
+    let (signals, workers) = (stop.signals, stop.workers);
     let mut sigterms = 0;
     let mut drain: Option<machinarium::JoinHandle<i32>> = None;
     loop {
@@ -209,6 +259,7 @@ fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandl
         };
         match sig {
             libc_signals::SIGHUP => control::reload(inst),
+            libc_signals::SIGUSR2 => stop.restarter.begin(inst, stop.parent),
             libc_signals::SIGUSR1 => {
                 if let Err(e) = inst.logger.reopen() {
                     od_error!(inst.logger, "system", None, None, "log reopen: {e}");
@@ -218,6 +269,12 @@ fn signal_loop(inst: &Arc<Instance>, signals: &SignalFd, workers: &[MachineHandl
                 sigterms += 1;
                 let max = inst.config().config.global.max_sigterms_to_die;
                 if drain.is_none() {
+                    notify::stopping();
+                    // Stop accepting now: new clients go to a new process, or are refused.
+                    stop.restarter.stopping();
+                    for a in stop.accepts {
+                        a.cancel();
+                    }
                     let (inst, workers) = (inst.clone(), workers.to_vec());
                     drain = Some(machinarium::spawn(move || shutdown(&inst, &workers)));
                 } else if max > 0 && sigterms >= max {
@@ -292,7 +349,7 @@ fn shutdown(inst: &Arc<Instance>, workers: &[MachineHandle]) -> i32 {
 
 fn accept_loop(
     inst: Arc<Instance>,
-    listener: Listener,
+    listener: &Listener,
     listen: usize,
     workers: Arc<[MachineHandle]>,
 ) {
@@ -331,7 +388,13 @@ fn accept_loop(
 /// addresses), or — a listen without `host` — the unix socket
 /// `<unix_socket_dir>/.s.PGSQL.<port>`. An address that fails is logged (`bind to '<addr>'
 /// failed: ...`) and the others go on; only when none is bound does startup fail.
-fn bind_all(inst: &Instance) -> Result<Vec<(usize, Listener)>, String> {
+/// Each listener is returned with its listen section's index and its hand-over key
+/// (`unix:<path>` or `tcp:<addr>`); a socket handed over by the previous process under that key
+/// is taken instead of binding.
+fn bind_all(
+    inst: &Instance,
+    inherited: &Inherited,
+) -> Result<Vec<(usize, String, Listener)>, String> {
     let snapshot = inst.config();
     let config = &snapshot.config;
     let mut out = Vec::new();
@@ -354,8 +417,13 @@ fn bind_all(inst: &Instance) -> Result<Vec<(usize, Listener)>, String> {
         let bound = match (l.host.as_deref(), &config.global.unix_socket_dir) {
             (None, Some(dir)) => {
                 let path = PathBuf::from(dir).join(format!(".s.PGSQL.{}", l.port));
-                Listener::bind_unix(&path, &opts)
-                    .map(|listener| vec![(path.display().to_string(), listener)])
+                let key = format!("unix:{}", path.display());
+                let listener = match inherited.take(&key) {
+                    Some(fd) => Listener::adopt(fd, true),
+                    None => Listener::bind_unix(&path, &opts),
+                };
+                listener
+                    .map(|listener| vec![(key, listener)])
                     .unwrap_or_else(|e| {
                         failed(&path.display(), &e);
                         Vec::new()
@@ -365,9 +433,17 @@ fn bind_all(inst: &Instance) -> Result<Vec<(usize, Listener)>, String> {
             (Some(host), _) => match tcp_addresses(host, l.port) {
                 Ok(addrs) => addrs
                     .into_iter()
-                    .filter_map(|addr| match Listener::bind(addr, &opts) {
-                        Ok(listener) => Some((addr.to_string(), listener)),
-                        Err(e) => {
+                    .map(|addr| {
+                        let key = format!("tcp:{addr}");
+                        let listener = match inherited.take(&key) {
+                            Some(fd) => Listener::adopt(fd, false),
+                            None => Listener::bind(addr, &opts),
+                        };
+                        listener.map(|l| (key, l)).map_err(|e| (addr, e))
+                    })
+                    .filter_map(|r| match r {
+                        Ok(pair) => Some(pair),
+                        Err((addr, e)) => {
                             failed(&addr, &e);
                             None
                         }
@@ -379,9 +455,10 @@ fn bind_all(inst: &Instance) -> Result<Vec<(usize, Listener)>, String> {
                 }
             },
         };
-        for (what, listener) in bound {
+        for (key, listener) in bound {
+            let what = key.split_once(':').map_or(key.as_str(), |(_, w)| w);
             od_info!(inst.logger, "system", None, None, "listening on {what}");
-            out.push((i, listener));
+            out.push((i, key, listener));
         }
     }
     if out.is_empty() {

@@ -27,6 +27,7 @@ const READ: &[(&str, &str)] = &[
     ("client_login_timeout", "test/tests/client_max_routing.rs"),
     ("log_config", "test/tests/log_config.rs"),
     ("role", "test/tests/console.rs"),
+    ("enable_online_restart", "test/tests/online_restart.rs"),
     ("target_session_attrs", "test/tests/ha.rs"),
     ("watchdog", "test/tests/ha.rs"),
     ("balancing_method", "test/tests/ha.rs"),

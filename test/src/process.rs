@@ -19,6 +19,8 @@ pub enum Signal {
     Quit,
     /// SIGKILL: cannot be caught.
     Kill,
+    /// SIGUSR2: online restart for odyssey.
+    Usr2,
 }
 
 impl Signal {
@@ -30,6 +32,7 @@ impl Signal {
             Signal::Term => "TERM",
             Signal::Quit => "QUIT",
             Signal::Kill => "KILL",
+            Signal::Usr2 => "USR2",
         }
     }
 }

@@ -90,6 +90,30 @@ impl Listener {
         Listener::register(ListenSocket::Unix(l, path.to_path_buf()))
     }
 
+    /// Registers a TCP listener set up elsewhere (nonblocking already).
+    pub(crate) fn from_tcp(l: TcpListener) -> Result<Listener> {
+        Listener::register(ListenSocket::Tcp(l))
+    }
+
+    /// Registers a Unix listener set up elsewhere (nonblocking already); its socket file is
+    /// removed when the listener goes, unless `keep_file` was called.
+    pub(crate) fn from_unix(l: UnixListener) -> Result<Listener> {
+        let path = l
+            .local_addr()?
+            .as_pathname()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Listener::register(ListenSocket::Unix(l, path))
+    }
+
+    /// Leaves the socket file of a Unix listener in place when the listener goes (another
+    /// process took the socket over).
+    pub fn keep_file(&mut self) {
+        if let ListenSocket::Unix(_, path) = &mut self.sock {
+            *path = PathBuf::new();
+        }
+    }
+
     fn register(sock: ListenSocket) -> Result<Listener> {
         let m = machine::current().ok_or(Error::NotInCoroutine)?;
         let fd = match &sock {
@@ -165,7 +189,9 @@ impl Drop for Listener {
         if let Some(m) = machine::current() {
             drop(m.reactor.deregister(self.as_raw_fd(), self.io));
         }
-        if let ListenSocket::Unix(_, path) = &self.sock {
+        if let ListenSocket::Unix(_, path) = &self.sock
+            && !path.as_os_str().is_empty()
+        {
             let _ = std::fs::remove_file(path);
         }
     }

@@ -6,6 +6,7 @@
 //! that, and attach it on the other side. A TLS session moves the same way, as a
 //! [`DetachedTlsStream`].
 
+pub mod handover;
 mod listener;
 pub(crate) mod park;
 pub(crate) mod socket;
