@@ -9,7 +9,8 @@ set -euo pipefail
 # that proves it is there. The last five serve the driver tests (scripts/drivers.sh,
 # test/tests/pstmt_drivers.rs): a venv for pip, npm for node-postgres, a JDK and Debian's
 # pgjdbc jar (Maven Central is not reachable from the build machines). `prometheus` brings
-# promtool, which checks the pooler's /metrics (test/tests/metrics.rs).
+# promtool, which checks the pooler's /metrics (test/tests/metrics.rs). slapd and ldap-utils
+# serve the LDAP tests (test/tests/ldap.rs starts its own slapd); libpam0g-dev links PAM.
 declare -A need=(
   [pkg-config]=/usr/bin/pkg-config
   [libssl-dev]=/usr/include/openssl/ssl.h
@@ -23,6 +24,9 @@ declare -A need=(
   [default-jdk-headless]=javac
   [libpostgresql-jdbc-java]=/usr/share/java/postgresql.jar
   [prometheus]=/usr/bin/promtool
+  [slapd]=/usr/sbin/slapd
+  [ldap-utils]=/usr/bin/ldapadd
+  [libpam0g-dev]=/usr/include/security/pam_appl.h
 )
 
 # A file that exists, or a command on $PATH.

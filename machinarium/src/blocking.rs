@@ -3,7 +3,8 @@
 //! (upstream's task manager had to wait forever instead).
 
 use std::collections::VecDeque;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::ffi::{CStr, c_char, c_int};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
@@ -90,6 +91,83 @@ impl BlockingPool {
         })?
         .map_err(Error::Io)
     }
+
+    /// The host name of `ip` by reverse DNS (getnameinfo, a name required) on the pool,
+    /// within the deadline; `None` when the address has no name.
+    pub fn reverse(&self, ip: IpAddr, deadline: impl Into<Deadline>) -> Result<Option<String>> {
+        self.run(deadline, move || reverse_lookup(ip))
+    }
+}
+
+// getnameinfo(3), which the libc crate does not declare for every Linux target.
+unsafe extern "C" {
+    fn getnameinfo(
+        sa: *const libc::sockaddr,
+        salen: libc::socklen_t,
+        host: *mut c_char,
+        hostlen: libc::socklen_t,
+        serv: *mut c_char,
+        servlen: libc::socklen_t,
+        flags: c_int,
+    ) -> c_int;
+}
+
+/// `NI_NAMEREQD` of glibc and musl: fail rather than answer the address itself.
+const NI_NAMEREQD: c_int = 8;
+
+/// getnameinfo for `ip` (blocking).
+fn reverse_lookup(ip: IpAddr) -> Option<String> {
+    match ip {
+        IpAddr::V4(v4) => name_of(&libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(v4.octets()),
+            },
+            sin_zero: [0; 8],
+        }),
+        IpAddr::V6(v6) => name_of(&libc::sockaddr_in6 {
+            sin6_family: libc::AF_INET6 as libc::sa_family_t,
+            sin6_port: 0,
+            sin6_flowinfo: 0,
+            sin6_addr: libc::in6_addr {
+                s6_addr: v6.octets(),
+            },
+            sin6_scope_id: 0,
+        }),
+    }
+}
+
+/// The socket address types getnameinfo takes here (a sealed list).
+trait SockAddr {}
+impl SockAddr for libc::sockaddr_in {}
+impl SockAddr for libc::sockaddr_in6 {}
+
+/// The name getnameinfo gives `sa`, if it has one.
+fn name_of<T: SockAddr>(sa: &T) -> Option<String> {
+    // NI_MAXHOST.
+    let mut host = [0 as c_char; 1025];
+    let len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `sa` is a whole sockaddr_in or sockaddr_in6 (the only SockAddr types) of `len`
+    // bytes whose family field matches; `host` is a writable buffer of its length; no
+    // service buffer is asked for.
+    let rc = unsafe {
+        getnameinfo(
+            (sa as *const T).cast(),
+            len,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: on success getnameinfo left a NUL-terminated name inside `host`.
+    let name = unsafe { CStr::from_ptr(host.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 fn worker(q: &Queue) {

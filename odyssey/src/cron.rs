@@ -1,19 +1,25 @@
 //! Periodic maintenance on the system machine: every second, idle servers past `pool_ttl` or
 //! `server_lifetime` are closed, routes of old configs without clients are dropped and routes
 //! short of `min_pool_size` get one more server; every `stats_interval`, a stats line per
-//! route.
+//! route. In a coroutine of its own, every `group_checker_interval`, each group rule's
+//! `group_query` refreshes its members.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use machinarium::Deadline;
+
 use crate::auth::Authenticated;
 use crate::auth::backend::backend_credentials;
+use crate::config::rule::RuleKind;
 use crate::instance::Instance;
+use crate::internal::{self, InternalQuery};
 use crate::route::RouteKey;
 use crate::router::Connector;
 use crate::stats::average;
-use crate::{od_info, router};
+use crate::{od_debug, od_error, od_info, router};
 
 /// Most idle servers closed per tick, so a mass expiry does not stall the machine.
 const EXPIRE_PER_TICK: usize = 64;
@@ -34,6 +40,72 @@ pub fn run(inst: Arc<Instance>) {
             let elapsed = last_stats.elapsed();
             last_stats = Instant::now();
             tick_stats(&inst, elapsed, g.log.stats && !g.stats_interval.is_zero());
+        }
+    }
+}
+
+/// The group checker (spec §3): runs each group rule's `group_query` on its internal route
+/// (`group_query_db`.`group_query_user`) every `group_checker_interval`; the first column of
+/// the rows are the members. A failed query keeps the members known before. Ends when the
+/// coroutine is cancelled.
+pub fn check_groups(inst: Arc<Instance>) {
+    loop {
+        let snapshot = inst.config();
+        let interval = snapshot
+            .config
+            .global
+            .group_checker_interval
+            .max(Duration::from_millis(100));
+        let mut current = HashSet::new();
+        for rule in &snapshot.config.rules {
+            let (
+                Some(group),
+                RuleKind::Group {
+                    query,
+                    query_user,
+                    query_db,
+                },
+            ) = (&rule.key.group, &rule.kind)
+            else {
+                continue;
+            };
+            current.insert(group.as_str());
+            let (Some(sql), Some(user), Some(database)) = (query, query_user, query_db) else {
+                continue;
+            };
+            let q = InternalQuery {
+                database,
+                user,
+                sql,
+                params: &[],
+                deadline: Deadline::after(interval.max(Duration::from_secs(1))),
+                credentials: &|rule, user| {
+                    backend_credentials(rule, user, &Authenticated::default())
+                },
+            };
+            match internal::rows(&inst, None, &q) {
+                Ok(rows) => {
+                    let members: HashSet<String> = rows
+                        .into_iter()
+                        .filter_map(|row| row.into_iter().next().flatten())
+                        .map(|name| String::from_utf8_lossy(&name).into_owned())
+                        .collect();
+                    od_debug!(
+                        inst.logger,
+                        "group",
+                        None,
+                        None,
+                        "group {group}: {} member(s)",
+                        members.len()
+                    );
+                    inst.groups.set(group, members);
+                }
+                Err(e) => od_error!(inst.logger, "group", None, None, "group {group}: {e}"),
+            }
+        }
+        inst.groups.retain(&current);
+        if machinarium::sleep(interval).is_err() {
+            return;
         }
     }
 }
@@ -97,6 +169,7 @@ fn min_pool(inst: &Instance) {
             resolver: &inst.resolver,
             logger: &inst.logger,
             client: None,
+            deadline: Deadline::Never,
         };
         // A failure is logged by the router; the next tick tries again.
         let _ = router::prefill(&route, &via);

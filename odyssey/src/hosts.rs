@@ -30,6 +30,9 @@ pub struct Connector<'a> {
     pub logger: &'a Logger,
     /// The client, for log lines (none for the cron's `min_pool_size` connections).
     pub client: Option<&'a ClientInfo>,
+    /// When the caller gives up, whatever the pool and connect timeouts say (auth_query's
+    /// client login); `Deadline::Never` leaves them alone.
+    pub deadline: Deadline,
 }
 
 /// How long a role check may take.
@@ -144,8 +147,11 @@ fn open_on(
     for address in storage::addresses(via.resolver, storage, global, index)? {
         let params = ConnectParams {
             address,
-            connect_timeout: global.backend_connect_timeout,
-            login_timeout: global.backend_connect_timeout.max(Duration::from_secs(5)),
+            connect_timeout: within(global.backend_connect_timeout, via.deadline),
+            login_timeout: within(
+                global.backend_connect_timeout.max(Duration::from_secs(5)),
+                via.deadline,
+            ),
             credentials: &(via.credentials)(),
             database: route.backend_database(),
             nodelay: global.nodelay,
@@ -233,4 +239,12 @@ pub fn still_fits(route: &Route, server: &mut Server, endpoints: &Endpoints) -> 
         }
         Err(_) => false,
     }
+}
+
+/// `limit`, cut to what is left before `deadline` (at least a millisecond).
+fn within(limit: Duration, deadline: Deadline) -> Duration {
+    deadline.instant().map_or(limit, |at| {
+        let left = at.saturating_duration_since(std::time::Instant::now());
+        limit.min(left).max(Duration::from_millis(1))
+    })
 }

@@ -17,6 +17,8 @@ use crate::logger::Logger;
 use crate::option::RunOptions;
 use crate::router::Router;
 use crate::rules::RuleOrder;
+use crate::rules::hostnames::HostnameCache;
+use crate::rules::members::GroupMembers;
 use crate::server::registry::StatementRegistry;
 use crate::stats::ErrorCounts;
 
@@ -59,6 +61,9 @@ pub struct Instance {
     pub statements: Arc<StatementRegistry>,
     /// DNS and other blocking calls.
     pub resolver: BlockingPool,
+    /// LDAP binds and PAM conversations: blocking, and maybe slow, kept off the workers and
+    /// apart from DNS.
+    pub auth_pool: BlockingPool,
     /// Connected clients (everything accepted and not yet closed).
     pub clients: AtomicU32,
     /// Clients accepted since start.
@@ -77,6 +82,10 @@ pub struct Instance {
     pub logins: Logins,
     /// `PAUSE`d databases.
     pub pause: Pause,
+    /// The members of group rules, as their queries last said.
+    pub groups: GroupMembers,
+    /// Clients' confirmed host names, for host-name rule selectors.
+    pub hostnames: HostnameCache,
     /// The worker machines, once started.
     workers: OnceLock<Vec<MachineHandle>>,
     /// The system machine, once started.
@@ -140,6 +149,9 @@ impl Pause {
     }
 }
 
+/// Threads of [`Instance::auth_pool`]: logins waiting on LDAP or PAM at once.
+const AUTH_THREADS: usize = 4;
+
 impl Instance {
     /// An instance for a loaded config.
     pub fn new(config: Config, options: RunOptions, logger: Logger) -> std::io::Result<Instance> {
@@ -162,6 +174,7 @@ impl Instance {
             routing: Gate::new(routing_max),
             statements: Arc::default(),
             resolver: BlockingPool::new("resolver", resolvers)?,
+            auth_pool: BlockingPool::new("auth", AUTH_THREADS)?,
             clients: AtomicU32::new(0),
             clients_total: AtomicU64::new(0),
             startup_errors: AtomicU64::new(0),
@@ -171,6 +184,8 @@ impl Instance {
             memory_over: AtomicBool::new(false),
             logins: Logins::default(),
             pause: Pause::default(),
+            groups: GroupMembers::default(),
+            hostnames: HostnameCache::default(),
             workers: OnceLock::new(),
             system: OnceLock::new(),
         })

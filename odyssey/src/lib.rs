@@ -27,9 +27,11 @@
 //!   the one door servers pass: attach, detach, the `Checkout` guard, expiry), `cancel` (client
 //!   keys → the server running their query).
 //! - 3 Flows: `relay` (sans-io: what each side's bytes become, when a server may go back),
-//!   `auth` (client login by the rule's method; the credentials for servers), `deploy` (the
-//!   client's parameters on a server), `reset` (may a server go back, and making it fit),
+//!   `auth` (client login by the rule's method, auth_query, LDAP and PAM, whose FFI
+//!   file auth/pam/ffi.rs is the crate's only unsafe code; the credentials for servers),
+//!   `deploy` (the client's parameters on a server), `reset` (may a server go back, and making it fit),
 //!   `instance` (the handle every machine shares: config, logger, router, cancel keys),
+//!   `internal` (the pooler's own queries on internal routes: auth_query, group rules),
 //!   `control` (reload, pause, resume, kill: what signals and the console do).
 //! - 4 Client life: `frontend` (admission, startup, route, auth, then the session: setup,
 //!   relay I/O, attach and release, parking idle clients without a stack, the end table),
@@ -61,6 +63,7 @@ pub mod gate;
 pub mod hosts;
 pub mod id;
 pub mod instance;
+pub mod internal;
 pub mod logger;
 pub mod metrics;
 pub mod notify;

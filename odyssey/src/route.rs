@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use crate::config::storage::{BalancingMethod, TargetSessionAttrs};
 use crate::config::{Config, Rule, Storage};
@@ -56,6 +57,9 @@ pub struct Route {
     /// Values clients sent at startup → the value a server reports for them (`eucjp` →
     /// `EUC_JP`), learnt on a server once per route and value.
     normalized: Mutex<HashMap<StartupValue, Vec<u8>>>,
+    /// The route user's password as `auth_query` last returned it, and until when it is
+    /// fresh.
+    secret: Mutex<Option<(String, Instant)>>,
 }
 
 /// A tracked parameter's name and the value a client sent for it.
@@ -82,6 +86,7 @@ impl Route {
             servers: Mutex::default(),
             endpoints,
             normalized: Mutex::new(HashMap::new()),
+            secret: Mutex::new(None),
         }
     }
 
@@ -169,6 +174,19 @@ impl Route {
         if cache.len() < MAX_NORMALIZED {
             cache.insert((name, raw.to_vec()), reported.to_vec());
         }
+    }
+
+    /// The cached `auth_query` secret and whether it is still fresh.
+    pub fn cached_secret(&self) -> Option<(String, bool)> {
+        let secret = self.secret.lock().unwrap_or_else(|p| p.into_inner());
+        secret
+            .as_ref()
+            .map(|(value, until)| (value.clone(), Instant::now() < *until))
+    }
+
+    /// Caches an `auth_query` secret until `until`.
+    pub fn cache_secret(&self, value: String, until: Instant) {
+        *self.secret.lock().unwrap_or_else(|p| p.into_inner()) = Some((value, until));
     }
 
     /// Counts a client in, unless the rule's `client_max` is reached.

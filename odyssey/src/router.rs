@@ -194,7 +194,10 @@ pub fn attach(
 ) -> Result<Checkout, AttachError> {
     let rule = route.rule();
     let timeout = rule.pool.timeout.filter(|t| !t.is_zero());
-    let deadline = timeout.map_or(Deadline::Never, Deadline::after);
+    let deadline = earliest(
+        timeout.map_or(Deadline::Never, Deadline::after),
+        via.deadline,
+    );
     let mut idle_only = false;
     loop {
         let grant = acquire(route, deadline, idle_only, tell)?;
@@ -402,6 +405,15 @@ pub fn close_idle(route: &Route) {
         if let Ok(server) = idle.attach() {
             backend::close(server);
         }
+    }
+}
+
+/// The earlier of two deadlines.
+fn earliest(a: Deadline, b: Deadline) -> Deadline {
+    match (a.instant(), b.instant()) {
+        (Some(x), Some(y)) if y < x => b,
+        (Some(_), _) => a,
+        (None, _) => b,
     }
 }
 

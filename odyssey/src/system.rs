@@ -141,6 +141,8 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     notify::ready();
     let cron_inst = inst.clone();
     let cron = machinarium::spawn(move || cron::run(cron_inst));
+    let groups_inst = inst.clone();
+    let groups = machinarium::spawn(move || cron::check_groups(groups_inst));
     let watchdog_inst = inst.clone();
     let watchdog = machinarium::spawn(move || watchdog::run(watchdog_inst));
     let oom_inst = inst.clone();
@@ -179,6 +181,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
         a.cancel();
     }
     cron.cancel();
+    groups.cancel();
     watchdog.cancel();
     oom.cancel();
     if let Some(m) = metrics {

@@ -157,6 +157,9 @@ fn password_precedence_is_storage_then_rule_then_passthrough() {
     let received = Authenticated {
         password: Some(b"typed".to_vec()),
         scram_keys: None,
+        secret: None,
+        external_id: None,
+        ldap_storage: None,
     };
     let full = rule(
         "authentication \"clear_text\"\npassword \"rule_pw\"\npassword_passthrough yes\n\
@@ -186,4 +189,21 @@ fn password_precedence_is_storage_then_rule_then_passthrough() {
         backend_credentials(&passthrough, "alice", &received).password,
         None
     );
+}
+
+#[test]
+fn an_auth_query_md5_hash_goes_first_and_a_verifier_leaves_it_to_the_keys() {
+    let hash = kiwi::md5::md5_password_hash(b"alice", b"pw");
+    let looked_up = |secret: &str| Authenticated {
+        secret: Some(secret.to_string()),
+        ..Authenticated::default()
+    };
+    let r = rule("authentication \"none\"\nstorage_password \"storage_pw\"");
+    let c = backend_credentials(&r, "alice", &looked_up(&hash));
+    assert_eq!(c.password.as_deref(), Some(hash.as_bytes()));
+    let verifier = kiwi::scram::ScramVerifier::from_password(b"pw", b"salt", 16)
+        .unwrap()
+        .to_string();
+    let c = backend_credentials(&r, "alice", &looked_up(&verifier));
+    assert_eq!(c.password.as_deref(), Some(&b"storage_pw"[..]));
 }

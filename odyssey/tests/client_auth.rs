@@ -50,6 +50,8 @@ fn login<T: Send + 'static>(
             rule: &rule,
             show_id: true,
             deadline: Deadline::after(TIMEOUT),
+            peer: None,
+            pooler: None,
         };
         let outcome = authenticate(&mut conn, &a);
         drop(conn); // the client sees EOF after the last reply
@@ -304,29 +306,28 @@ fn cert_without_tls_requires_tls() {
 }
 
 #[test]
-fn external_is_refused_as_not_supported() {
+fn external_without_an_agent_fails_as_external_authentication() {
+    // Nothing listens on the default socket here; the agent exchange is
+    // test/tests/external_auth.rs.
     let (outcome, got) = login(rule("authentication \"external\""), |mut c| {
+        c.send(&password_message(b"token")).expect("send");
         error_of(&mut c)
     });
     assert!(matches!(outcome, Err(AuthError::Rejected(_))));
     assert_reply(
         &got,
         "FATAL",
-        "0A000",
-        "authentication method external is not supported by this build",
+        "28P01",
+        "external authentication failed for user \"u\"",
     );
 }
 
 #[test]
-fn auth_query_is_refused_as_not_supported_yet() {
+fn auth_query_without_a_pooler_to_ask_fails_as_a_failed_query() {
+    // The full flow against PostgreSQL is test/tests/auth_query.rs.
     let auth = "authentication \"md5\"\nauth_query \"SELECT usename, passwd FROM pg_shadow WHERE usename=$1\"\nauth_query_db \"postgres\"\nauth_query_user \"postgres\"";
     let (_, got) = login(rule(auth), |mut c| error_of(&mut c));
-    assert_reply(
-        &got,
-        "FATAL",
-        "0A000",
-        "authentication with auth_query is not supported yet",
-    );
+    assert_reply(&got, "ERROR", "28000", "failed to make auth query");
 }
 
 #[test]

@@ -153,6 +153,8 @@ fn login<T: Send + 'static>(
             rule: &rule,
             show_id: false,
             deadline,
+            peer: None,
+            pooler: None,
         };
         let outcome = authenticate(&mut conn, &a);
         drop(conn);

@@ -112,6 +112,33 @@ const READ: &[(&str, &str)] = &[
     ("maintain_params", "test/tests/rule_params.rs"),
     ("options", "test/tests/rule_params.rs"),
     ("backend_startup_options", "test/tests/rule_params.rs"),
+    ("auth_query", "test/tests/auth_query.rs"),
+    ("auth_query_db", "test/tests/auth_query.rs"),
+    ("auth_query_user", "test/tests/auth_query.rs"),
+    ("group", "test/tests/group.rs"),
+    ("group_query", "test/tests/group.rs"),
+    ("group_query_user", "test/tests/group.rs"),
+    ("group_query_db", "test/tests/group.rs"),
+    ("group_checker_interval", "test/tests/group.rs"),
+    ("external_auth_socket_path", "test/tests/external_auth.rs"),
+    ("auth_pam_service", "test/tests/pam.rs"),
+    ("dns_cache_ttl", "test/tests/hostname_rules.rs"),
+    ("ldap_endpoint", "test/tests/ldap.rs"),
+    ("ldap_storage_password", "test/tests/ldap.rs"),
+    ("ldap_storage_username", "test/tests/ldap.rs"),
+    ("ldap_storage_credentials", "test/tests/ldap.rs"),
+    ("ldap_storage_credentials_attr", "test/tests/ldap.rs"),
+    ("ldap_endpoint_name", "test/tests/ldap.rs"),
+    ("ldapserver", "test/tests/ldap.rs"),
+    ("ldapport", "test/tests/ldap.rs"),
+    ("ldapscheme", "test/tests/ldap.rs"),
+    ("ldapbasedn", "test/tests/ldap.rs"),
+    ("ldapbinddn", "test/tests/ldap.rs"),
+    ("ldapbindpasswd", "test/tests/ldap.rs"),
+    ("ldapsearchattribute", "test/tests/ldap.rs"),
+    ("ldapsearchfilter", "test/tests/ldap.rs"),
+    ("ldapprefix", "test/tests/ldap.rs"),
+    ("ldapsuffix", "test/tests/ldap.rs"),
 ];
 
 /// Read at runtime, but no behaviour test sets it yet (only config-loading tests, or none):
@@ -130,19 +157,14 @@ const READ_UNTESTED: &[&str] = &[
     "unix_socket_mode",
 ];
 
-/// Warned about by their own readers in `config` ("LDAP is not supported by this build").
-const WARNED_BY_READER: &[&str] = &["ldap_endpoint"];
+/// Warned about by their own readers in `config`.
+const WARNED_BY_READER: &[&str] = &[];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
-/// (`conn_drop_options`, `query_parsing`, `ldap_endpoint`, a `group` rule, a
-/// rule's `ldap_storage_credentials`).
+/// (`conn_drop_options`, `query_parsing`).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
-    "drop_enabled", "rate", "interval_ms", "mode", "mem_limit", "ldapserver", "ldapport", "ldapscheme",
-    "ldapbasedn", "ldapbinddn", "ldapbindpasswd", "ldapsearchattribute", "ldapsearchfilter",
-    "ldapprefix", "ldapsuffix", "ldapscope",
-    "group_query", "group_query_user", "group_query_db", "ldap_storage_username",
-    "ldap_storage_password",
+    "drop_enabled", "rate", "interval_ms", "mode", "mem_limit",
 ];
 
 fn workspace() -> &'static Path {

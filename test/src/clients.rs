@@ -150,6 +150,32 @@ pub fn connect(params: &ConnParams) -> std::result::Result<postgres::Client, pos
     config.connect(postgres::NoTls)
 }
 
+/// `SELECT current_user` through a client logged in with `params`: the role the server
+/// logged in as. Panics, with `context` (a pooler's log), when the login or query fails.
+pub fn current_user(params: &ConnParams, context: &dyn Fn() -> String) -> String {
+    let mut client = connect(params)
+        .unwrap_or_else(|e| panic!("{} cannot log in: {e}\n{}", params.user, context()));
+    client
+        .query_one("SELECT current_user::text", &[])
+        .unwrap_or_else(|e| panic!("SELECT current_user as {}: {e}", params.user))
+        .get(0)
+}
+
+/// The SQLSTATE and message of a login that must fail (panics when it succeeds).
+pub fn login_error(params: &ConnParams) -> (Option<postgres::error::SqlState>, String) {
+    match connect(params) {
+        Ok(_) => panic!(
+            "{} logged in with password {:?}",
+            params.user, params.password
+        ),
+        Err(e) => (
+            e.code().cloned(),
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |db| db.message().to_string()),
+        ),
+    }
+}
+
 /// Runs `select pg_sleep(30)` on `client` and, `after` it started, sends a CancelRequest
 /// through the client's cancel token (no TLS): the query's error, and how long it took to
 /// end once the cancel was sent.

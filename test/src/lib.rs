@@ -9,6 +9,7 @@
 //!   [`pooler::run_odyssey`] for one-shot runs.
 //! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
+//! - [`ldap`]: [`ldap::Slapd`], a throw-away OpenLDAP server loaded with `ldapadd`.
 //! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
 //! - [`drivers`]: where the driver tests find `test/drivers/` and `make drivers`' installs.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
@@ -31,6 +32,7 @@ pub mod clients;
 pub mod command;
 pub mod drivers;
 pub mod error;
+pub mod ldap;
 pub mod pooler;
 pub mod postgres;
 pub mod process;

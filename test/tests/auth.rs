@@ -2,9 +2,10 @@
 //! `clear_text`, `md5`, `scram-sha-256`), unknown routes, and the pooler logging into
 //! PostgreSQL with md5 and SCRAM stored passwords.
 
+use odyssey_test::clients::{current_user, login_error};
 use odyssey_test::pg::error::SqlState;
 use odyssey_test::pooler::config;
-use odyssey_test::{AuthMethod, Cluster, ClusterOptions, ConnParams, Pooler, connect};
+use odyssey_test::{AuthMethod, Cluster, ClusterOptions, ConnParams, Pooler};
 
 /// Rules by user name; no `user default`, so other users have no route.
 const RULES: &str = r#"
@@ -74,28 +75,8 @@ fn start() -> (Cluster, Pooler) {
     (cluster, pooler)
 }
 
-/// `SELECT current_user` through a client logged in with `params`.
 fn backend_user(params: &ConnParams, pooler: &Pooler) -> String {
-    let mut client = connect(params)
-        .unwrap_or_else(|e| panic!("{} cannot log in: {e}\n{}", params.user, pooler.log()));
-    client
-        .query_one("SELECT current_user::text", &[])
-        .unwrap()
-        .get(0)
-}
-
-fn login_error(params: &ConnParams) -> (Option<SqlState>, String) {
-    match connect(params) {
-        Ok(_) => panic!(
-            "{} logged in with password {:?}",
-            params.user, params.password
-        ),
-        Err(e) => (
-            e.code().cloned(),
-            e.as_db_error()
-                .map_or_else(|| e.to_string(), |db| db.message().to_string()),
-        ),
-    }
+    current_user(params, &|| pooler.log())
 }
 
 #[test]

@@ -80,5 +80,9 @@ fn drop_signals_the_biggest_matching_process() {
     }
     let _ = victim.wait();
     assert!(gone, "the victim must be signalled\n{}", pooler.log());
-    assert!(pooler.log().contains("sent SIGTERM to process"), "{}", pooler.log());
+    assert!(
+        pooler.log().contains("sent SIGTERM to process"),
+        "{}",
+        pooler.log()
+    );
 }

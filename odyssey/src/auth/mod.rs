@@ -1,15 +1,25 @@
 //! Client authentication: runs the exchange the client's rule asks for (`authentication`), then
 //! sends AuthenticationOk or the ErrorResponse upstream sends (spec §8, §10).
 //!
-//! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`.
+//! Each method lives in its own file: `password` (clear_text, md5), `scram`, `cert`,
+//! `external` (an agent on a unix socket); the
+//! secret they check comes from the rule or from `query` (auth_query); `ldap` checks a
+//! clear_text password by binding to an LDAP server, `pam` by a PAM service (`pam/ffi.rs` is
+//! the crate's only unsafe code).
 //! `backend` is the other direction: answering a PostgreSQL server's requests.
 
 pub mod backend;
 mod cert;
+mod external;
+mod ldap;
+mod pam;
 mod password;
+mod query;
 mod scram;
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use kiwi::backend::Authentication;
 use kiwi::scram::ScramKeys;
@@ -21,7 +31,11 @@ use crate::config::auth::AuthMethod;
 use crate::config::selector::Name;
 use crate::conn::{Conn, ConnError};
 use crate::id::ClientId;
+use crate::instance::Instance;
+use crate::logger::ClientInfo;
 use crate::reply::Reply;
+use crate::route::Route;
+use query::Secret;
 
 /// The largest message body a client may send before it is authenticated: a PasswordMessage
 /// (upstream refuses one above this with `bad password message`), a SASL response, or any
@@ -46,6 +60,22 @@ pub struct ClientAuth<'a> {
     pub show_id: bool,
     /// When the whole exchange gives up (`client_login_timeout`).
     pub deadline: Deadline,
+    /// The client's address (`None` on a unix socket).
+    pub peer: Option<IpAddr>,
+    /// The running pooler, for password sources that ask someone else (auth_query); `None`
+    /// (as in unit tests) refuses them.
+    pub pooler: Option<Pooler<'a>>,
+}
+
+/// What password sources that ask someone else need of the running pooler.
+#[derive(Clone, Copy)]
+pub struct Pooler<'a> {
+    /// The pooler (auth_query asks PostgreSQL through its router).
+    pub inst: &'a Arc<Instance>,
+    /// The client, for log lines.
+    pub info: &'a ClientInfo,
+    /// The client's route (none for the console); auth_query caches secrets there.
+    pub route: Option<&'a Arc<Route>>,
 }
 
 /// What a successful login leaves for backend authentication (see `backend_credentials`).
@@ -55,6 +85,12 @@ pub struct Authenticated {
     pub password: Option<Vec<u8>>,
     /// The client's SCRAM keys after a SCRAM login, for SCRAM pass-through to the server.
     pub scram_keys: Option<ScramKeys>,
+    /// The secret auth_query returned (an `md5…` hash is passed on to the server).
+    pub secret: Option<String>,
+    /// The id the external auth agent gave the client (logged as `%x`).
+    pub external_id: Option<String>,
+    /// The backend user and password LDAP chose (`ldap_storage_credentials`).
+    pub ldap_storage: Option<(String, String)>,
 }
 
 /// Why a login failed. In the `Rejected` and `Misconfigured` cases the client has already
@@ -115,10 +151,7 @@ pub fn authenticate(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
         Some(AuthMethod::Md5) => password::md5(conn, a),
         Some(AuthMethod::ScramSha256) => scram::scram(conn, a),
         Some(AuthMethod::Cert) => cert::cert(conn, a).map(|()| Authenticated::default()),
-        Some(AuthMethod::External) => Err(AuthError::Rejected(Reply::fatal(
-            sqlstate::FEATURE_NOT_SUPPORTED,
-            "authentication method external is not supported by this build",
-        ))),
+        Some(AuthMethod::External) => external::external(conn, a),
         None => Err(AuthError::Misconfigured {
             reply: password_failed(a),
             reason: "the rule has no authentication method",
@@ -187,14 +220,13 @@ fn read_response(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthErr
     }
 }
 
-/// The password the rule stores, or the reason to refuse: the rule has none, or it relies on
-/// a password source this build does not have yet.
-fn rule_secret<'r>(a: &ClientAuth<'r>) -> Result<&'r str, AuthError> {
+/// The secret the client's password is checked against: auth_query's answer (a fake one for
+/// an unknown user) or the rule's password; or the reason to refuse: the rule has none, or it
+/// relies on a password source this build does not have yet. `scram` asks for a fake SCRAM
+/// verifier rather than a fake md5 hash.
+fn rule_secret(a: &ClientAuth<'_>, scram: bool) -> Result<Secret, AuthError> {
     let auth = &a.rule.auth;
     let unsupported = [
-        (auth.query.is_some(), "auth_query"),
-        (auth.pam_service.is_some(), "auth_pam_service"),
-        (auth.ldap_endpoint.is_some(), "ldap_endpoint_name"),
         (auth.module.is_some(), "auth_module"),
         (auth.mdb_iamproxy, "enable_mdb_iamproxy_auth"),
     ];
@@ -204,8 +236,18 @@ fn rule_secret<'r>(a: &ClientAuth<'r>) -> Result<&'r str, AuthError> {
             format!("authentication with {what} is not supported yet"),
         )));
     }
+    if auth.ldap_endpoint.is_some() || auth.pam_service.is_some() {
+        return Err(AuthError::Misconfigured {
+            reply: password_failed(a),
+            reason: "ldap_endpoint_name and auth_pam_service need authentication \"clear_text\"",
+        });
+    }
+    if auth.query.is_some() {
+        return query::lookup(a, scram);
+    }
     auth.password
-        .as_deref()
+        .clone()
+        .map(Secret::Stored)
         .ok_or_else(|| AuthError::Misconfigured {
             reply: password_failed(a),
             reason: "the rule has no password",

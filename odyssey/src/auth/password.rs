@@ -1,5 +1,7 @@
 //! Password logins: `clear_text` (AuthenticationCleartextPassword) and `md5`
-//! (AuthenticationMD5Password with a random salt), checked against the rule's `password`.
+//! (AuthenticationMD5Password with a random salt), checked against the rule's `password` or
+//! auth_query's answer; a clear_text password with `ldap_endpoint_name` goes to LDAP, with
+//! `auth_pam_service` to PAM.
 //!
 //! The stored password may be plain or an `md5…` hash; for clear_text also a SCRAM verifier.
 //! An md5 login cannot be checked against a SCRAM verifier.
@@ -17,22 +19,40 @@ use crate::conn::{Conn, ConnError};
 
 /// clear_text: asks for the password and compares it with the rule's.
 pub(super) fn clear_text(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
-    let stored = rule_secret(a)?;
+    let keep = a.rule.auth.password_passthrough;
+    let auth = &a.rule.auth;
+    if auth.ldap_endpoint.is_some() || auth.pam_service.is_some() {
+        send(conn, a, &Authentication::CleartextPassword)?;
+        let received = read_password(conn, a)?;
+        // Upstream's order: LDAP first.
+        let storage = match (&auth.ldap_endpoint, &auth.pam_service) {
+            (Some(endpoint), _) => super::ldap::verify(a, endpoint, &received)?,
+            (None, Some(service)) => super::pam::verify(a, service, &received).map(|()| None)?,
+            (None, None) => None,
+        };
+        return Ok(Authenticated {
+            password: keep.then_some(received),
+            ldap_storage: storage.map(|c| (c.username, c.password)),
+            ..Authenticated::default()
+        });
+    }
+    let secret = rule_secret(a, false)?;
     send(conn, a, &Authentication::CleartextPassword)?;
     let received = read_password(conn, a)?;
-    if !cleartext_matches(stored, a.user, &received) {
+    if secret.is_fake() || !cleartext_matches(secret.value(), a.user, &received) {
         return Err(AuthError::Rejected(password_failed(a)));
     }
-    let keep = a.rule.auth.password_passthrough;
     Ok(Authenticated {
         password: keep.then_some(received),
-        scram_keys: None,
+        secret: secret.keep(),
+        ..Authenticated::default()
     })
 }
 
 /// md5: sends a random salt and checks `md5(md5(password + user) + salt)`.
 pub(super) fn md5(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
-    let stored = rule_secret(a)?;
+    let secret = rule_secret(a, false)?;
+    let stored = secret.value();
     if stored.starts_with("SCRAM-SHA-256$") {
         return Err(AuthError::Misconfigured {
             reply: password_failed(a),
@@ -49,15 +69,18 @@ pub(super) fn md5(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, 
     } else {
         md5::md5_response(a.user.as_bytes(), stored.as_bytes(), salt)
     };
-    if !md5::md5_verify(&expected, &received) {
+    if secret.is_fake() || !md5::md5_verify(&expected, &received) {
         return Err(AuthError::Rejected(password_failed(a)));
     }
-    Ok(Authenticated::default())
+    Ok(Authenticated {
+        secret: secret.keep(),
+        ..Authenticated::default()
+    })
 }
 
 /// Reads a PasswordMessage: one NUL-terminated string (`read_response` bounds its length by
 /// [`MAX_PASSWORD_MESSAGE`](super::MAX_PASSWORD_MESSAGE)).
-fn read_password(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthError> {
+pub(super) fn read_password(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Vec<u8>, AuthError> {
     let body = read_response(conn, a)?;
     match PasswordMessage::decode(&body) {
         Ok(m) => Ok(m.password.to_vec()),

@@ -14,14 +14,15 @@ use crate::reply::Reply;
 /// Runs the SASL exchange: AuthenticationSASL, SASLInitialResponse, AuthenticationSASLContinue,
 /// SASLResponse, AuthenticationSASLFinal (AuthenticationOk is sent by the caller).
 pub(super) fn scram(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
-    let secret = rule_secret(a)?;
-    let mut server = ScramServer::from_secret(secret).map_err(|_| AuthError::Misconfigured {
-        reply: frontend_error(
-            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-            "invalid user password or SCRAM secret, check your config",
-        ),
-        reason: "the rule password is neither plain text nor a valid SCRAM verifier",
-    })?;
+    let secret = rule_secret(a, true)?;
+    let mut server =
+        ScramServer::from_secret(secret.value()).map_err(|_| AuthError::Misconfigured {
+            reply: frontend_error(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "invalid user password or SCRAM secret, check your config",
+            ),
+            reason: "the rule password is neither plain text nor a valid SCRAM verifier",
+        })?;
     if let Some(hash) = channel_binding(conn) {
         server = server.channel_binding(hash);
     }
@@ -47,11 +48,15 @@ pub(super) fn scram(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
     let server_final = server
         .handle_client_final(&client_final)
         .map_err(|e| final_error(a, &e))?;
+    if secret.is_fake() {
+        return Err(final_error(a, &ScramError::InvalidProof));
+    }
     let data = &server_final;
     send(conn, a, &Authentication::SaslFinal { data })?;
     Ok(Authenticated {
-        password: None,
         scram_keys: server.keys(),
+        secret: secret.keep(),
+        ..Authenticated::default()
     })
 }
 

@@ -1,5 +1,6 @@
 //! Server connections: connect, log in, read the startup answers; and the pooler's own
-//! internal queries on a server (reset, deploy).
+//! internal queries on a server (reset, deploy; `rows`: parameterised queries that return
+//! rows, for auth_query).
 
 use std::fmt;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::config::{Global, TlsMode};
 use crate::tls::{self, CancelTls, ServerTls, TlsError};
 
 pub mod auth;
+pub mod rows;
 
 use crate::conn::{Conn, ConnError, DEFAULT_MAX_MESSAGE, Transport};
 use crate::server::{Address, CancelKey, Server, ServerInfo};

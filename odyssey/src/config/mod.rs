@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod autogen;
 pub mod convert;
 pub mod diag;
 pub mod dump;

@@ -17,10 +17,9 @@ pub enum Unsupported {
 
 use Unsupported::{NotApplicable as NA, NotYet as NY};
 
-/// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `rule` (user and group
-/// blocks), `database` (its children). A whole section that is not implemented is named once,
-/// at its head; what it contains is not listed. `ldap_endpoint` is not here: its reader
-/// warns already.
+/// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `ldap_endpoint`,
+/// `rule` (user and group blocks), `database` (its children). A whole section that is not
+/// implemented is named once, at its head; what it contains is not listed.
 #[rustfmt::skip]
 pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     // The C runtime's knobs.
@@ -32,7 +31,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "priority", NY("setpriority is not called")),
     ("global", "cpu_affinity", NY("workers are not pinned")),
     ("global", "readahead", NY("read buffers grow as needed")),
-    ("global", "dns_cache_ttl", NY("lookups are not cached")),
     ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server")),
     // Operations (issue 14).
     ("global", "enable_host_watcher", NY("host watcher, issue 14")),
@@ -43,19 +41,10 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "log_general_stats_prom", NA("/metrics on promhttp_server_port always serves the general metrics")),
     ("global", "log_route_stats_prom", NA("/metrics on promhttp_server_port always serves the per-route metrics")),
     // Authentication (issue 12).
-    ("global", "external_auth_socket_path", NY("external auth, issue 12")),
-    ("global", "group_checker_interval", NY("group rules, issue 12")),
-    ("database", "group", NY("group rules never match yet, issue 12")),
-    ("rule", "auth_query", NY("auth_query, issue 12; its clients are refused")),
-    ("rule", "auth_query_db", NY("auth_query, issue 12")),
-    ("rule", "auth_query_user", NY("auth_query, issue 12")),
-    ("rule", "auth_pam_service", NY("PAM, issue 12; its clients are refused")),
     ("rule", "auth_module", NY("auth modules, issue 12; its clients are refused")),
     ("rule", "enable_mdb_iamproxy_auth", NY("IAM proxy auth, issue 12; its clients are refused")),
     ("rule", "mdb_iamproxy_socket_path", NY("IAM proxy auth, issue 12")),
-    ("rule", "ldap_endpoint_name", NY("LDAP, issue 12; its clients are refused")),
-    ("rule", "ldap_storage_credentials_attr", NY("LDAP, issue 12")),
-    ("rule", "ldap_storage_credentials", NY("LDAP, issue 12")),
+    ("ldap_endpoint", "ldapscope", NA("the search is always of the subtree, as upstream")),
     // High availability (issue 13).
     ("storage", "target_session_attrs", NY("set it in the rule or the listen")),
     ("storage", "server_max_routing", NY("connect ramp-up limit")),
@@ -83,6 +72,7 @@ pub fn check(r: &mut Reader, items: &[Item]) {
         match item.name() {
             "listen" => section(r, "listen", inner),
             "storage" => section(r, "storage", inner),
+            "ldap_endpoint" => section(r, "ldap_endpoint", inner),
             "database" => {
                 for child in inner {
                     warn(r, "database", child);

@@ -37,6 +37,7 @@ pub fn check(r: &mut Reader, p: &mut Parts, top: &Pos) {
         }
         check_rule(r, p, rule);
     }
+    super::autogen::internal_rule(r, &mut rules);
     p.rules = rules;
     for s in 0..p.storages.len() {
         if let Some(mut w) = p.storages[s].watchdog.take() {
@@ -82,12 +83,6 @@ fn check_global(r: &mut Reader, p: &Parts, top: &Pos) {
         r.warn(
             top,
             format!("coroutine_stack_size {n} is below the recommended minimum of 16 pages"),
-        );
-    }
-    if !p.ldap_endpoints.is_empty() {
-        r.warn(
-            top,
-            "LDAP is not supported by this build: ldap_endpoint sections are read and checked only",
         );
     }
 }
@@ -274,8 +269,13 @@ fn check_auth(r: &mut Reader, p: &Parts, rule: &Rule, label: &str, pos: &Pos) {
             ),
         );
     }
-    if a.pam_service.is_some() {
-        r.error(pos, format!("{label}: PAM is not supported by this build"));
+    if a.pam_service.is_some() && a.query.is_some() {
+        r.error(
+            pos,
+            format!(
+                "{label}: auth query and pam service auth method cannot be used simultaneously"
+            ),
+        );
     }
     if a.query.is_some() {
         if a.query_user.is_none() {

@@ -43,6 +43,7 @@ impl Session {
             resolver: &self.inst.resolver,
             logger: &self.inst.logger,
             client: Some(&self.client.info),
+            deadline: Deadline::Never,
         };
         let conn = &mut self.client.conn;
         let mut tell = |w: Waiting| tell_waiting(conn, w);

@@ -181,7 +181,9 @@ impl Login<'_> {
         if let Some(route) = admission.route() {
             catchup(route)?;
         }
-        let authenticated = self.authenticate(conn, &request, rule, deadline)?;
+        let authenticated =
+            self.authenticate(conn, &request, (rule, admission.route()), deadline)?;
+        self.info.external_id.clone_from(&authenticated.external_id);
         // soft_oom refuses remote logins only: the console stays reachable.
         if admission.route().is_some() && self.inst.memory_over.load(Ordering::Acquire) {
             return Err(End::SoftOom);
@@ -264,14 +266,20 @@ impl Login<'_> {
             return Err(End::BadReplication);
         }
         let config = &self.snapshot.config;
+        let ip = self.info.addr.map(|a| a.ip());
+        let deadline = Deadline::after(self.login_timeout());
+        let hostname = ip.and_then(|ip| {
+            let hostnames = &self.inst.hostnames;
+            hostnames.for_rules(config, &self.inst.resolver, ip, deadline)
+        });
         let req = Request {
             database: &request.database,
             user: &request.user,
             transport: self.transport(),
-            ip: self.info.addr.map(|a| a.ip()),
-            hostname: None,
+            ip,
+            hostname: hostname.as_deref(),
             internal: false,
-            is_member: &|_, _| false,
+            is_member: &|group, user| self.inst.groups.contains(group, user),
         };
         let index =
             self.snapshot
@@ -353,7 +361,7 @@ impl Login<'_> {
         &self,
         conn: &mut Conn,
         request: &SessionRequest,
-        rule: &Rule,
+        (rule, route): (&Rule, Option<&Arc<Route>>),
         deadline: Deadline,
     ) -> Result<Authenticated, End> {
         let auth = ClientAuth {
@@ -363,6 +371,12 @@ impl Login<'_> {
             rule,
             show_id: self.show_id,
             deadline,
+            peer: self.info.addr.map(|a| a.ip()),
+            pooler: Some(auth::Pooler {
+                inst: self.inst,
+                info: &self.info,
+                route,
+            }),
         };
         auth::authenticate(conn, &auth).map_err(End::Auth)
     }

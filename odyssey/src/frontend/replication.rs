@@ -61,6 +61,7 @@ pub fn serve(
         resolver: &inst.resolver,
         logger: &inst.logger,
         client: Some(&client.info),
+        deadline: Deadline::Never,
     };
     let extra = [("replication".to_string(), value.to_string())];
     let mut server = match hosts::open_with(route, &via, &extra) {

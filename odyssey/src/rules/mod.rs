@@ -5,6 +5,9 @@
 //! type set), ties broken by database name, user name, address (default last) and connection
 //! type. With `sequential_routing yes` the config order is kept. The first rule that matches wins.
 
+pub mod hostnames;
+pub mod members;
+
 use std::cmp::Reverse;
 use std::net::IpAddr;
 
