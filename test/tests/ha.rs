@@ -166,8 +166,11 @@ fn dead_hosts_are_skipped_and_all_dead_is_a_clear_fatal() {
     );
     rest += &rule("first_dead", "app", "first_dead", Some("read-write"));
     rest += &rule("all_dead", "app", "all_dead", None);
+    // prefer-standby with its standby down: the primary serves.
+    rest += &rule("prefer_dead", "app", "first_dead", Some("prefer-standby"));
     let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
     assert_eq!(where_am_i(&pooler, "first_dead", "app"), (false, pp));
+    assert_eq!(where_am_i(&pooler, "prefer_dead", "app"), (false, pp));
     let started = std::time::Instant::now();
     let err = connect(&ConnParams::tcp(pooler.port(), "app").dbname("all_dead"))
         .and_then(|mut c| c.simple_query("select 1").map(drop))

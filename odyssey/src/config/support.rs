@@ -41,9 +41,9 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "log_general_stats_prom", NA("/metrics on promhttp_server_port always serves the general metrics")),
     ("global", "log_route_stats_prom", NA("/metrics on promhttp_server_port always serves the per-route metrics")),
     // Authentication (issue 12).
-    ("rule", "auth_module", NY("auth modules, issue 12; its clients are refused")),
-    ("rule", "enable_mdb_iamproxy_auth", NY("IAM proxy auth, issue 12; its clients are refused")),
-    ("rule", "mdb_iamproxy_socket_path", NY("IAM proxy auth, issue 12")),
+    ("rule", "auth_module", NA("no C module interface; a rule that names a module is refused at load")),
+    ("rule", "enable_mdb_iamproxy_auth", NA("Yandex Cloud's IAM proxy; turning it on is refused at load")),
+    ("rule", "mdb_iamproxy_socket_path", NA("Yandex Cloud's IAM proxy")),
     ("ldap_endpoint", "ldapscope", NA("the search is always of the subtree, as upstream")),
     // High availability (issue 13).
     ("storage", "target_session_attrs", NY("set it in the rule or the listen")),

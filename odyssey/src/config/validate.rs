@@ -145,6 +145,7 @@ fn check_rule(r: &mut Reader, p: &Parts, rule: &mut Rule) {
         Some(_) => {}
     }
     check_pool(r, p, rule, &label, &pos);
+    check_unbuildable(r, rule, &label, &pos);
     check_auth(r, p, rule, &label, &pos);
     if let RuleKind::Group {
         query,
@@ -161,6 +162,23 @@ fn check_rule(r: &mut Reader, p: &Parts, rule: &mut Rule) {
                 r.error(&pos, format!("{label}: {what} is not set"));
             }
         }
+    }
+}
+
+/// Auth that leans on upstream's C plugin ABI or on one company's infrastructure cannot be
+/// built here: a rule that turns it on is an error at load (not accepted and ignored).
+fn check_unbuildable(r: &mut Reader, rule: &Rule, label: &str, pos: &Pos) {
+    if let Some(module) = &rule.auth.module {
+        r.error(
+            pos,
+            format!("{label}: auth_module '{module}' cannot be loaded: this build has no C module interface"),
+        );
+    }
+    if rule.auth.mdb_iamproxy {
+        r.error(
+            pos,
+            format!("{label}: enable_mdb_iamproxy_auth is not supported: the IAM proxy belongs to Yandex Cloud's infrastructure"),
+        );
     }
 }
 
