@@ -67,7 +67,7 @@ fn connect_loop(port: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u32, u3
             match r {
                 Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
-                    errors.push(e.to_string());
+                    errors.push(format!("{e}: {:?}", e.as_db_error().map(|d| d.message())));
                     failed.fetch_add(1, Ordering::Relaxed)
                 }
             };

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod attach;
 pub mod cancel_request;
+pub mod clock;
 pub mod end;
 pub mod querylog;
 pub mod replication;

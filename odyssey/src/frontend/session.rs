@@ -11,6 +11,7 @@ use kiwi::backend::TransactionStatus;
 use machinarium::{Deadline, ParkEvent};
 
 use super::admission::Admission;
+use super::clock::{Clock, SHUTDOWN_GRACE};
 use super::end::{self, End, Idle, ServerFate};
 use super::querylog::QueryLog;
 use super::setup;
@@ -48,13 +49,6 @@ pub struct Session {
     pub(super) entry: Arc<ClientEntry>,
     /// Counts the client in the instance and the route; last to go.
     _admission: Admission,
-}
-
-/// Start times of what is in flight.
-#[derive(Default)]
-struct Clock {
-    query: Option<Instant>,
-    transaction: Option<Instant>,
 }
 
 impl Session {
@@ -117,6 +111,7 @@ impl Session {
         let params = self.route.params().unwrap_or_default();
         let out = setup::greeting(&params, &self.client.vars, self.key);
         self.write_client(&out)?;
+        self.clock.answered = Some(Instant::now());
         if self.inst.logger.flags().session {
             od_info!(
                 self.inst.logger,
@@ -186,7 +181,12 @@ impl Session {
 
     /// Waits, with no coroutine, for either side to speak, or for an idle timeout.
     fn park(mut self: Box<Self>) {
-        if self.inst.is_shutting_down() && self.between_transactions() {
+        let quiet = || {
+            self.clock
+                .answered
+                .is_none_or(|t| t.elapsed() >= SHUTDOWN_GRACE)
+        };
+        if self.inst.is_shutting_down() && self.between_transactions() && quiet() {
             return self.end(End::Shutdown);
         }
         self.count_cancels();
@@ -405,43 +405,6 @@ impl Session {
             let now = Instant::now();
             self.clock.query = Some(now);
             self.clock.transaction.get_or_insert(now);
-        }
-    }
-}
-
-impl Clock {
-    /// Counts bytes sent to the client, and the queries and transactions they completed, with
-    /// their times; `busy`: more requests are in flight.
-    fn count_out(
-        &mut self,
-        route: &Route,
-        busy: bool,
-        (n, queries, transactions): (usize, u32, u32),
-    ) {
-        let stats = route.stats.local();
-        stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-        if queries == 0 {
-            return;
-        }
-        let now = Instant::now();
-        let micros = |since: Instant| now.duration_since(since).as_micros() as u64;
-        stats
-            .queries
-            .fetch_add(u64::from(queries), Ordering::Relaxed);
-        if let Some(started) = self.query.take() {
-            stats.query_time.record(micros(started));
-        }
-        if busy {
-            // Pipelined requests: the next one's clock runs from here.
-            self.query = Some(now);
-        }
-        if transactions > 0 {
-            stats
-                .transactions
-                .fetch_add(u64::from(transactions), Ordering::Relaxed);
-            if let Some(started) = self.transaction.take() {
-                stats.xact_time.record(micros(started));
-            }
         }
     }
 }
