@@ -234,16 +234,6 @@ impl ServerPool {
         std::mem::take(&mut lock(&self.state).idle)
     }
 
-    /// Prepared statements held by the idle servers (for stats; until the console shows them
-    /// per server).
-    pub fn idle_prepared_statements(&self) -> usize {
-        lock(&self.state)
-            .idle
-            .iter()
-            .map(|s| s.info.prepared.len())
-            .sum()
-    }
-
     /// Current counts.
     pub fn counts(&self) -> PoolCounts {
         let s = lock(&self.state);

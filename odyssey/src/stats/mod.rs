@@ -236,15 +236,6 @@ impl Totals {
     }
 }
 
-/// `quantiles "0.5,0.95"`: the fractions, in order; unparsable items are skipped (the config
-/// check reports them).
-pub fn parse_quantiles(s: &str) -> Vec<f64> {
-    s.split(',')
-        .filter_map(|q| q.trim().parse::<f64>().ok())
-        .filter(|q| (0.0..=1.0).contains(q))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,11 +253,5 @@ mod tests {
         assert_eq!(t.query_hist.count(), 2);
         let later = stats.totals();
         assert_eq!(later.since(&t), Totals::default().since(&Totals::default()));
-    }
-
-    #[test]
-    fn quantile_lists() {
-        assert_eq!(parse_quantiles("0.5, 0.95,0.99"), vec![0.5, 0.95, 0.99]);
-        assert_eq!(parse_quantiles("x,2,0.1"), vec![0.1]);
     }
 }
