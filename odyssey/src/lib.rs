@@ -11,7 +11,7 @@
 //!   or diagnostics naming `file:line:column`), `logger` (log lines, text or JSON, to the log
 //!   file, stdout and syslog; macros `od_info!`, `od_error!`, `od_debug!`, `od_fatal!`), `id`
 //!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends),
-//!   `sql` (the few statements the pooler recognises), `notify` (systemd's sd_notify), `gate` (counted slots with a deadline:
+//!   `sql` (the few statements the pooler recognises), `notify` (systemd's sd_notify), `procfs` (figures from /proc), `gate` (counted slots with a deadline:
 //!   concurrent cancels, logins being routed), `stats` (per-route counters sharded by
 //!   machine, time histograms, error counts).
 //! - 1 Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`
@@ -70,6 +70,7 @@ pub mod notify;
 pub mod oom;
 pub mod option;
 pub mod pool;
+pub mod procfs;
 pub mod relay;
 pub mod reply;
 pub mod reset;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::config::sections::SoftOom;
 use crate::instance::Instance;
+use crate::procfs;
 use crate::{od_error, od_info};
 
 /// Checks until the coroutine is cancelled.
@@ -94,20 +95,13 @@ fn matching(name: &str) -> Vec<(u32, u64)> {
 /// A process's proportional set size in bytes (`Pss:` of smaps_rollup).
 fn pss(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    kib_field(&text, "Pss:")
+    Some(procfs::field(&text, "Pss:")? * 1024)
 }
 
 /// The system's used memory: MemTotal − MemAvailable.
 fn system_used() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    Some(kib_field(&text, "MemTotal:")?.saturating_sub(kib_field(&text, "MemAvailable:")?))
-}
-
-/// A `Name:   123 kB` line's value in bytes.
-fn kib_field(text: &str, name: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let (total, available) = procfs::memory()?;
+    Some(total.saturating_sub(available))
 }
 
 /// A signal name as `soft_oom.drop` takes it (without `SIG`), as a number (Linux).
@@ -135,7 +129,6 @@ mod tests {
     fn memory_figures_from_proc() {
         assert!(pss(std::process::id()).is_some_and(|b| b > 0));
         assert!(system_used().is_some_and(|b| b > 0));
-        assert_eq!(kib_field("Pss:   12 kB\n", "Pss:"), Some(12 * 1024));
         let me = std::fs::read_to_string("/proc/self/comm").unwrap();
         let found = matching(me.trim_end());
         assert!(found.iter().any(|(p, _)| *p == std::process::id()));

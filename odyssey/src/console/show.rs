@@ -349,15 +349,8 @@ fn host_utilization() -> Table {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or(0.0);
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |name: &str| {
-        meminfo
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-    };
-    let mem = match (field("MemTotal:"), field("MemAvailable:")) {
-        (Some(total), Some(avail)) if total > 0.0 => (1.0 - avail / total) * 100.0,
+    let mem = match crate::procfs::memory() {
+        Some((total, avail)) if total > 0 => (1.0 - avail as f64 / total as f64) * 100.0,
         _ => 0.0,
     };
     t.row(vec![

@@ -8,12 +8,7 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// Writes the process families (those /proc cannot give are left out).
 pub fn render(m: &mut Metrics) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    };
+    let field = |name: &str| crate::procfs::field(&status, name);
     if let Some(kib) = field("VmRSS:") {
         m.family(
             "odyssey_process_resident_memory_bytes",
