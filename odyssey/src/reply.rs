@@ -2,7 +2,7 @@
 //! (`odyssey: c…: `, or just `odyssey: ` with `client_show_id no`), as upstream does (spec §10).
 
 use kiwi::backend::{ErrorFields, Severity};
-use kiwi::sqlstate::SqlState;
+use kiwi::sqlstate::{CONNECTION_FAILURE, SqlState};
 
 use crate::id::ClientId;
 
@@ -42,6 +42,19 @@ impl Reply {
             detail: None,
             hint: None,
         }
+    }
+
+    /// The FATAL of a client that `KILL_CLIENT` ended.
+    pub fn killed() -> Reply {
+        Reply::fatal(CONNECTION_FAILURE, "Odyssey has dropped the connection")
+            .detail("Connection was killed by Odyssey configuration reloading or console command")
+            .hint("Try to reconnect")
+    }
+
+    /// The FATAL of a client let go by a graceful shutdown.
+    pub fn shutting_down() -> Reply {
+        Reply::fatal(CONNECTION_FAILURE, "Odyssey is gracefully shutting down")
+            .detail(SHUTDOWN_DETAIL)
     }
 
     /// Adds a DETAIL.
@@ -93,3 +106,7 @@ impl std::fmt::Display for Reply {
         )
     }
 }
+
+/// Why a graceful shutdown drops a client, as upstream words it.
+const SHUTDOWN_DETAIL: &str =
+    "The Odyssey instance is gracefully shutting down, and the connections are being drained";

@@ -289,16 +289,8 @@ impl Console<'_> {
     /// The FATAL a killed or shut-out console client gets.
     fn farewell(&mut self, end: &ConsoleEnd) {
         let reply = match end {
-            ConsoleEnd::Killed => Reply::fatal(
-                sqlstate::CONNECTION_FAILURE,
-                "Odyssey has dropped the connection",
-            )
-            .detail("Connection was killed by Odyssey configuration reloading or console command")
-            .hint("Try to reconnect"),
-            _ => Reply::fatal(
-                sqlstate::CONNECTION_FAILURE,
-                "Odyssey is gracefully shutting down",
-            ),
+            ConsoleEnd::Killed => Reply::killed(),
+            _ => Reply::shutting_down(),
         };
         let mut out = Vec::new();
         self.encode_reply(&reply, &mut out);

@@ -296,11 +296,7 @@ impl End {
                 sqlstate::INVALID_PASSWORD,
                 "host based authentication rejected",
             ),
-            End::Killed => Reply::fatal(FAILURE, "Odyssey has dropped the connection")
-                .detail(
-                    "Connection was killed by Odyssey configuration reloading or console command",
-                )
-                .hint("Try to reconnect"),
+            End::Killed => Reply::killed(),
             End::Protocol(_) => Reply::fatal(
                 sqlstate::PROTOCOL_VIOLATION,
                 "unexpected message type from client or other protocol violation",
@@ -328,9 +324,7 @@ impl End {
             End::IdleTimeout(idle) => {
                 Reply::fatal(FAILURE, "Odyssey has dropped the connection").detail(idle.detail())
             }
-            End::Shutdown => {
-                Reply::fatal(FAILURE, "Odyssey is gracefully shutting down").detail(SHUTDOWN_DETAIL)
-            }
+            End::Shutdown => Reply::shutting_down(),
         };
         Some(reply)
     }
@@ -366,10 +360,6 @@ fn prefix_error(raw: &[u8], id: ClientId, show_id: bool, out: &mut Vec<u8>) {
         .set(kiwi::backend::field::MESSAGE, text.as_bytes())
         .encode_error(out);
 }
-
-/// The DETAIL of the error an idle client gets at a graceful shutdown.
-const SHUTDOWN_DETAIL: &str =
-    "The Odyssey instance is gracefully shutting down, and the connections are being drained";
 
 impl Idle {
     /// The DETAIL of the error the client gets.
