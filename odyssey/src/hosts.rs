@@ -11,8 +11,8 @@ use machinarium::{BlockingPool, Deadline};
 
 use crate::backend::auth::BackendCredentials;
 use crate::backend::{self, BackendError, ConnectParams};
-use crate::config::Storage;
 use crate::config::storage::TargetSessionAttrs as Tsa;
+use crate::config::{Global, Storage};
 use crate::endpoints::{Endpoints, fits};
 use crate::logger::{ClientInfo, Logger};
 use crate::od_info;
@@ -143,20 +143,50 @@ fn open_on(
     let global = &route.config().global;
     let options = route.rule().backend_startup_options.iter();
     let startup: Vec<(String, String)> = options.chain(extra).cloned().collect();
+    let login = HostLogin {
+        credentials: &(via.credentials)(),
+        database: route.backend_database(),
+        startup: &startup,
+        login_timeout: global.backend_connect_timeout.max(Duration::from_secs(5)),
+        deadline: via.deadline,
+    };
+    connect_host(via.resolver, global, (storage, index), &login)
+}
+
+/// How a new server on a host logs in.
+pub struct HostLogin<'a> {
+    /// As whom.
+    pub credentials: &'a BackendCredentials,
+    /// Into which database.
+    pub database: &'a str,
+    /// StartupMessage parameters after `user` and `database`.
+    pub startup: &'a [(String, String)],
+    /// How long the login may take once connected.
+    pub login_timeout: Duration,
+    /// When the caller gives up, whatever the timeouts say (`Deadline::Never`: no limit).
+    pub deadline: Deadline,
+}
+
+/// Connects to host `index` of `storage`, each of its addresses in turn until one is
+/// reached, and logs in; the server knows which host it is on. A live server's refusal is
+/// returned at once; when no address answers, the last failure.
+pub fn connect_host(
+    resolver: &BlockingPool,
+    global: &Global,
+    (storage, index): (&Storage, usize),
+    login: &HostLogin<'_>,
+) -> Result<Server, BackendError> {
     let mut last = None;
-    for address in storage::addresses(via.resolver, storage, global, index)? {
+    for address in storage::addresses(resolver, storage, global, index)? {
         let params = ConnectParams {
             address,
-            connect_timeout: within(global.backend_connect_timeout, via.deadline),
-            login_timeout: within(
-                global.backend_connect_timeout.max(Duration::from_secs(5)),
-                via.deadline,
-            ),
-            credentials: &(via.credentials)(),
-            database: route.backend_database(),
+            connect_timeout: within(global.backend_connect_timeout, login.deadline),
+            login_timeout: within(login.login_timeout, login.deadline),
+            credentials: login.credentials,
+            database: login.database,
             nodelay: global.nodelay,
             keepalive: backend::keepalive(global),
-            startup_options: &startup,
+            startup_options: login.startup,
             tls: storage::tls(storage, index),
         };
         match backend::connect(&params) {
@@ -215,15 +245,20 @@ pub fn check(server: &mut Server) -> Result<bool, BackendError> {
 /// route's catchup_timeout, and its host's fresh role fits, or a check on the server says so
 /// (and is noted for the host).
 pub fn still_fits(route: &Route, server: &mut Server, endpoints: &Endpoints) -> bool {
+    let (tsa, catchup) = (route.key.tsa, route.key.catchup);
+    let any_role = matches!(tsa, Tsa::Any | Tsa::PreferStandby);
+    // The common case, on every attach of an idle server: nothing to check, no lookup.
+    if any_role && catchup == 0 {
+        return true;
+    }
     let Some(storage) = route.storage() else {
         return true;
     };
     let index = server.info.endpoint;
-    if endpoints.too_far_behind(storage, index, route.key.catchup) {
+    if endpoints.too_far_behind(storage, index, catchup) {
         return false;
     }
-    let tsa = route.key.tsa;
-    if matches!(tsa, Tsa::Any | Tsa::PreferStandby) {
+    if any_role {
         return true;
     }
     if let Some(rw) = endpoints

@@ -13,11 +13,12 @@ use machinarium::Deadline;
 
 use crate::auth::Authenticated;
 use crate::auth::backend::backend_credentials;
-use crate::backend::{self, BackendError, ConnectParams};
+use crate::backend::{self, BackendError};
 use crate::config::{Config, Storage};
+use crate::hosts::{self, HostLogin};
 use crate::instance::Instance;
+use crate::od_debug;
 use crate::server::Server;
-use crate::{hosts, od_debug, storage};
 
 /// How long one poll of one host may take.
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,27 +104,14 @@ fn connect(
 ) -> Result<Server, BackendError> {
     let rule = &storage.watchdog.as_ref().expect("a watchdog storage").rule;
     let user = rule.storage_user.as_deref().unwrap_or("watchdog_int");
-    let credentials = backend_credentials(rule, user, &Authenticated::default());
-    let g = &config.global;
-    let mut last = None;
-    for address in storage::addresses(&inst.resolver, storage, g, index)? {
-        let params = ConnectParams {
-            address,
-            connect_timeout: g.backend_connect_timeout,
-            login_timeout: POLL_TIMEOUT,
-            credentials: &credentials,
-            database: rule.storage_db.as_deref().unwrap_or("watchdog_int"),
-            nodelay: g.nodelay,
-            keepalive: backend::keepalive(g),
-            startup_options: &rule.backend_startup_options,
-            tls: storage::tls(storage, index),
-        };
-        match backend::connect(&params) {
-            Ok(server) => return Ok(server),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or(BackendError::NoStorage(storage.name.clone())))
+    let login = HostLogin {
+        credentials: &backend_credentials(rule, user, &Authenticated::default()),
+        database: rule.storage_db.as_deref().unwrap_or("watchdog_int"),
+        startup: &rule.backend_startup_options,
+        login_timeout: POLL_TIMEOUT,
+        deadline: Deadline::Never,
+    };
+    hosts::connect_host(&inst.resolver, &config.global, (storage, index), &login)
 }
 
 /// The host's lag in seconds and whether it is a primary.
