@@ -137,8 +137,10 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     );
     let workers: Arc<[MachineHandle]> = workers.into();
     let accepts = start_accepting(&inst, listeners, &workers, &restarter.handed_over);
-    restart::listening(&inst, inherited.parent, libc_signals::SIGTERM);
+    // systemd must learn the new MAINPID before the old process says STOPPING=1, or it
+    // takes the whole service for stopping: ready first, then the predecessor is told to go.
     notify::ready();
+    restart::listening(&inst, inherited.parent, libc_signals::SIGTERM);
     let cron_inst = inst.clone();
     let cron = machinarium::spawn(move || cron::run(cron_inst));
     let groups_inst = inst.clone();
