@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiwi::startup::{CancelRequest, StartupPacket};
+use kiwi::startup::{CancelRequest, ProtocolVersion, StartupPacket};
 use machinarium::Deadline;
 use machinarium::net::Stream;
 
@@ -37,16 +37,24 @@ impl CancelRegistry {
         self.inflight.enter(deadline)
     }
 
-    /// A fresh random key for a new client, and its slot.
-    pub fn register(&self) -> (ClientKey, Arc<CancelSlot>) {
+    /// A fresh random key for a new client speaking `protocol`, and its slot: a 32-byte
+    /// secret for protocol 3.2, 4 bytes for 3.0.
+    pub fn register(&self, protocol: ProtocolVersion) -> (ClientKey, Arc<CancelSlot>) {
         let slot = Arc::new(CancelSlot::default());
+        let len = if protocol >= ProtocolVersion::V3_2 {
+            ClientKey::LONG
+        } else {
+            ClientKey::SHORT
+        };
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let random = uuid::Uuid::new_v4().as_u128();
-            let key = ClientKey {
-                // A positive pid, as PostgreSQL's are.
-                pid: (random as u32 & 0x7fff_ffff) as i32,
-                secret: ((random >> 32) as u32).to_be_bytes(),
+            let mut random = [0u8; 4 + ClientKey::LONG];
+            fill_random(&mut random);
+            // A positive pid, as PostgreSQL's are.
+            let pid = (u32::from_be_bytes([random[0], random[1], random[2], random[3]])
+                & 0x7fff_ffff) as i32;
+            let Some(key) = ClientKey::new(pid, &random[4..4 + len]) else {
+                continue;
             };
             if let std::collections::hash_map::Entry::Vacant(e) = map.entry(key) {
                 e.insert(slot.clone());
@@ -65,18 +73,30 @@ impl CancelRegistry {
 
     /// The server behind a client key, if that client holds one now.
     pub fn lookup(&self, pid: i32, secret: &[u8]) -> Option<CancelTarget> {
-        let secret: [u8; 4] = secret.try_into().ok()?;
+        let key = ClientKey::new(pid, secret)?;
         let slot = self
             .map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&ClientKey { pid, secret })?
+            .get(&key)?
             .clone();
         let target = slot.get();
         if target.is_some() {
             slot.forwarding();
         }
         target
+    }
+}
+
+/// Fills `buf` from openssl's CSPRNG (cancel secrets must not be guessable), or from the
+/// system's random uuids should openssl fail.
+fn fill_random(buf: &mut [u8]) {
+    if openssl::rand::rand_bytes(buf).is_ok() {
+        return;
+    }
+    for chunk in buf.chunks_mut(16) {
+        let random = uuid::Uuid::new_v4().as_u128().to_be_bytes();
+        chunk.copy_from_slice(&random[..chunk.len()]);
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+use kiwi::startup::ProtocolVersion;
 use kiwi::var::Vars;
 
 use crate::conn::Conn;
@@ -30,6 +31,8 @@ pub struct Client {
     pub show_id: bool,
     /// When it connected.
     pub connected_at: Instant,
+    /// The protocol version we speak with it (3.0 or 3.2).
+    pub protocol: ProtocolVersion,
 }
 
 /// The slot a client updates on attach/detach and a cancel reads.
@@ -70,6 +73,33 @@ impl CancelSlot {
 pub struct ClientKey {
     /// The "pid" we told the client.
     pub pid: i32,
+    /// The secret we told the client: its first `len` bytes (the rest are zero).
+    secret: [u8; ClientKey::LONG],
+    len: u8,
+}
+
+impl ClientKey {
+    /// Secret length for protocol 3.0 clients.
+    pub const SHORT: usize = 4;
+    /// Secret length for protocol 3.2 clients (as PostgreSQL 18 gives).
+    pub const LONG: usize = 32;
+
+    /// The key with this secret, if it has one of the two lengths we give out.
+    pub fn new(pid: i32, secret: &[u8]) -> Option<ClientKey> {
+        if secret.len() != Self::SHORT && secret.len() != Self::LONG {
+            return None;
+        }
+        let mut key = ClientKey {
+            pid,
+            secret: [0; Self::LONG],
+            len: secret.len() as u8,
+        };
+        key.secret[..secret.len()].copy_from_slice(secret);
+        Some(key)
+    }
+
     /// The secret we told the client.
-    pub secret: [u8; 4],
+    pub fn secret(&self) -> &[u8] {
+        &self.secret[..usize::from(self.len)]
+    }
 }

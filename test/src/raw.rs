@@ -72,8 +72,17 @@ impl RawConn {
 
     /// Sends a StartupMessage (protocol 3.0) with these parameters.
     pub fn startup(&mut self, params: &[(&str, &str)]) -> Result<()> {
+        self.startup_version(kiwi::startup::ProtocolVersion::V3_0, params)
+    }
+
+    /// Sends a StartupMessage asking for `version` with these parameters.
+    pub fn startup_version(
+        &mut self,
+        version: kiwi::startup::ProtocolVersion,
+        params: &[(&str, &str)],
+    ) -> Result<()> {
         let startup = kiwi::startup::Startup {
-            version: kiwi::startup::ProtocolVersion::V3_0,
+            version,
             params: params
                 .iter()
                 .map(|(k, v)| (k.as_bytes(), v.as_bytes()))

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use kiwi::startup::ProtocolVersion;
+
 use crate::client::{CancelSlot, Client, ClientKey};
 use crate::clients::ClientEntry;
 use crate::conn::Transport;
@@ -72,8 +74,8 @@ impl Admission {
     }
 
     /// Gives the client a cancel key of its own, forgotten when the client goes.
-    pub fn register_cancel(&mut self) -> (ClientKey, Arc<CancelSlot>) {
-        let (key, slot) = self.inst.cancels.register();
+    pub fn register_cancel(&mut self, protocol: ProtocolVersion) -> (ClientKey, Arc<CancelSlot>) {
+        let (key, slot) = self.inst.cancels.register(protocol);
         if let Some(old) = self.key.replace(key) {
             self.inst.cancels.unregister(old);
         }

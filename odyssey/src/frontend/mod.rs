@@ -393,6 +393,7 @@ impl Login<'_> {
             info: self.info.clone(),
             show_id: self.show_id,
             connected_at: std::time::Instant::now(),
+            protocol: request.protocol,
         }
     }
 

@@ -68,7 +68,7 @@ pub fn serve(
         Ok(s) => s,
         Err(e) => return End::Connect(e),
     };
-    let (key, slot) = admission.register_cancel();
+    let (key, slot) = admission.register_cancel(client.protocol);
     slot.set(Some(server.info.cancel_target()));
     let greeting = setup::greeting(&server.info.status, &client.vars, key);
     if let Err(e) = client

@@ -60,7 +60,7 @@ impl Session {
         mut admission: Admission,
         auth: Authenticated,
     ) -> Session {
-        let (key, cancel) = admission.register_cancel();
+        let (key, cancel) = admission.register_cancel(client.protocol);
         let rule = route.rule();
         let relay = Relay::new(relay::Settings {
             mode: rule.pool.mode.unwrap_or(PoolMode::Session),

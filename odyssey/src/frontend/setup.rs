@@ -16,7 +16,7 @@ pub fn greeting(params: &[(Vec<u8>, Vec<u8>)], client: &Vars, key: ClientKey) ->
     }
     BackendKeyData {
         pid: key.pid,
-        key: &key.secret,
+        key: key.secret(),
     }
     .encode(&mut out);
     ReadyForQuery {

@@ -4,7 +4,7 @@
 
 use kiwi::backend::NegotiateProtocolVersion;
 use kiwi::error::DecodeError;
-use kiwi::startup::StartupPacket;
+use kiwi::startup::{ProtocolVersion, StartupPacket};
 use kiwi::var::Vars;
 use machinarium::Deadline;
 
@@ -37,6 +37,9 @@ pub struct SessionRequest {
     pub vars: Vars,
     /// `replication` as sent, if any.
     pub replication: Option<String>,
+    /// The protocol version we speak with the client (what it asked for, or the newest we
+    /// speak below that).
+    pub protocol: ProtocolVersion,
 }
 
 /// Which encryption requests a client made: each may come once.
@@ -111,8 +114,8 @@ pub fn read(
                     .map(|(n, _)| n.to_vec())
                     .collect();
                 let request = session_request(&s)?;
-                if s.version.minor > 0 || !unsupported.is_empty() {
-                    negotiate(conn, &unsupported, deadline)?;
+                if request.protocol != s.version || !unsupported.is_empty() {
+                    negotiate(conn, request.protocol, &unsupported, deadline)?;
                 }
                 return Ok(Hello::Session(request));
             }
@@ -125,11 +128,28 @@ fn answer(conn: &mut Conn, byte: u8, deadline: Deadline) -> Result<(), End> {
         .map_err(|e| End::Startup(StartupError::Conn(e)))
 }
 
-/// Tells a client that asked for a newer minor version (or `_pq_` options) that we speak 3.0.
-fn negotiate(conn: &mut Conn, unsupported: &[Vec<u8>], deadline: Deadline) -> Result<(), End> {
+/// The version we speak with a client that asked for `asked` (major 3): 3.2 (PostgreSQL 18's
+/// longer cancel keys) or 3.0. 3.1 was never defined (the protocol skipped it), so a client
+/// asking for it gets 3.0, and one asking for more than 3.2 gets 3.2.
+fn spoken(asked: ProtocolVersion) -> ProtocolVersion {
+    if asked >= ProtocolVersion::V3_2 {
+        ProtocolVersion::V3_2
+    } else {
+        ProtocolVersion::V3_0
+    }
+}
+
+/// Tells a client that asked for another minor version (or `_pq_` options, none of which we
+/// know) which version we speak.
+fn negotiate(
+    conn: &mut Conn,
+    spoken: ProtocolVersion,
+    unsupported: &[Vec<u8>],
+    deadline: Deadline,
+) -> Result<(), End> {
     let mut out = Vec::new();
     NegotiateProtocolVersion {
-        newest_minor: 0,
+        newest_minor: u32::from(spoken.minor),
         unrecognized: unsupported.iter().map(Vec::as_slice).collect(),
     }
     .encode(&mut out);
@@ -162,6 +182,7 @@ fn session_request(s: &kiwi::startup::Startup<'_>) -> Result<SessionRequest, End
         database,
         vars,
         replication: s.param("replication").map(text),
+        protocol: spoken(s.version),
     })
 }
 
