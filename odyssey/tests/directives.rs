@@ -11,6 +11,8 @@ use odyssey::config::support::{UNSUPPORTED, Unsupported};
 /// Read at runtime, and the file of a test that sets it (checked to name it).
 #[rustfmt::skip]
 const READ: &[(&str, &str)] = &[
+    ("query_parsing", "test/tests/query_parsing.rs"),
+    ("mode", "test/tests/query_parsing.rs"),
     ("resolvers", "test/tests/config_behaviour.rs"),
     ("pool_reset_timeout_ms", "test/tests/config_behaviour.rs"),
     ("include", "test/tests/config_behaviour.rs"),
@@ -161,10 +163,10 @@ const READ_UNTESTED: &[&str] = &[
 const WARNED_BY_READER: &[&str] = &[];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
-/// (`conn_drop_options`, `query_parsing`).
+/// (`conn_drop_options`).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
-    "drop_enabled", "rate", "interval_ms", "mode", "mem_limit",
+    "drop_enabled", "rate", "interval_ms",
 ];
 
 fn workspace() -> &'static Path {

@@ -40,7 +40,7 @@ pub use hba::HbaRule;
 pub use listen::Listen;
 pub use pool::PoolMode;
 pub use rule::Rule;
-pub use sections::{ConnDrop, LdapEndpoint, QueryParsing, SharedPool, SoftOom};
+pub use sections::{ConnDrop, LdapEndpoint, QueryParsing, QueryParsingMode, SharedPool, SoftOom};
 pub use storage::Storage;
 pub use storage::StorageType;
 pub use tls::TlsMode;

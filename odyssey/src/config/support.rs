@@ -18,7 +18,7 @@ pub enum Unsupported {
 use Unsupported::{NotApplicable as NA, NotYet as NY};
 
 /// `(section, directive, why)`. Sections: `global`, `listen`, `storage`, `ldap_endpoint`,
-/// `rule` (user and group blocks), `database` (its children). A whole section that is not
+/// `rule` (user and group blocks), `database` (its children), `query_parsing`. A whole section that is not
 /// implemented is named once, at its head; what it contains is not listed.
 #[rustfmt::skip]
 pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
@@ -36,7 +36,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "enable_host_watcher", NY("host watcher, issue 14")),
     ("global", "conn_drop_options", NY("drop policy of online restart, issue 14")),
     ("global", "online_restart_drop_options", NY("drop policy of online restart, issue 14")),
-    ("global", "query_parsing", NY("query parsing")),
     // Console and stats (issue 11).
     ("global", "log_general_stats_prom", NA("/metrics on promhttp_server_port always serves the general metrics")),
     ("global", "log_route_stats_prom", NA("/metrics on promhttp_server_port always serves the per-route metrics")),
@@ -44,6 +43,7 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "auth_module", NA("no C module interface; a rule that names a module is refused at load")),
     ("rule", "enable_mdb_iamproxy_auth", NA("Yandex Cloud's IAM proxy; turning it on is refused at load")),
     ("rule", "mdb_iamproxy_socket_path", NA("Yandex Cloud's IAM proxy")),
+    ("query_parsing", "mem_limit", NA("no parse arena: queries are looked at where they lie in the read buffer")),
     ("ldap_endpoint", "ldapscope", NA("the search is always of the subtree, as upstream")),
     // High availability (issue 13).
     ("storage", "target_session_attrs", NY("set it in the rule or the listen")),
@@ -73,6 +73,7 @@ pub fn check(r: &mut Reader, items: &[Item]) {
             "listen" => section(r, "listen", inner),
             "storage" => section(r, "storage", inner),
             "ldap_endpoint" => section(r, "ldap_endpoint", inner),
+            "query_parsing" => section(r, "query_parsing", inner),
             "database" => {
                 for child in inner {
                     warn(r, "database", child);

@@ -17,8 +17,8 @@ use super::querylog::QueryLog;
 use super::setup;
 use crate::auth::Authenticated;
 use crate::client::{CancelSlot, Client, ClientKey};
-use crate::clients::ClientEntry;
-use crate::config::PoolMode;
+use crate::clients::{ClientEntry, ClientState};
+use crate::config::{PoolMode, QueryParsingMode};
 use crate::instance::Instance;
 use crate::od_info;
 use crate::relay::{self, Attached, ClientStep, Relay, Reply as RelayReply};
@@ -70,6 +70,7 @@ impl Session {
             client: client.id,
             registry: inst.statements.clone(),
             show_id: client.show_id,
+            parse_queries: route.config().query_parsing.mode != QueryParsingMode::Disabled,
         });
         let stall = crate::conn::stall_timeout(&route.config().global);
         Session {
@@ -374,6 +375,11 @@ impl Session {
         // Counted before the client sees the reply, so that whoever it tells finds it counted.
         let counts = (step.used, step.queries, step.transactions);
         self.clock.count_out(&self.route, self.relay.busy(), counts);
+        // A client that sees the end of its transaction must find itself idle: whoever it
+        // tells (a dashboard, a test) reads the state after the reply, not before the release.
+        if self.client.conn.buffered().is_empty() && self.relay.may_release(*tx) {
+            self.entry.set_state(ClientState::Pending);
+        }
         let deadline = Deadline::after(self.stall);
         match &step.reply {
             RelayReply::Same => self

@@ -99,6 +99,7 @@ impl Relay {
         };
         let mut sets: Vec<(String, String)> = Vec::new();
         let mut parses = 0;
+        let parse_queries = self.settings.parse_queries;
         let scan = scan_client(
             &mut self.client_scan,
             &buf[..limit],
@@ -106,7 +107,7 @@ impl Relay {
             |tag, body| {
                 parses += u32::from(tag == fe::PARSE);
                 // Tracked even when PostgreSQL does not report it, so it follows the client.
-                if let (fe::QUERY, Some(body)) = (tag, body)
+                if let (fe::QUERY, Some(body), true) = (tag, body, parse_queries)
                     && let Statement::Set { name, value } = sql::classify(body)
                     && kiwi::var::is_tracked(name)
                 {
@@ -147,10 +148,12 @@ impl Relay {
             return Ok(None);
         }
         let statement = sql::classify(frame.body);
+        // Refused even with query_parsing disabled: statement pooling would lose the
+        // transaction's writes, which no setting should allow.
         if mode == PoolMode::Statement && statement == Statement::Begin {
             return Ok(Some(self.refuse_transaction_block(frame.bytes.len())));
         }
-        if !self.settings.virtual_transaction {
+        if !self.settings.virtual_transaction || !self.settings.parse_queries {
             return Ok(None);
         }
         let (tag, status) = match statement {
@@ -281,7 +284,8 @@ impl Relay {
             fe::DESCRIBE => statements.describe(body, |k| prepared.contains(&k), out),
             fe::CLOSE => statements.close(body, out).map(|()| None),
             fe::QUERY => {
-                if let Some(reply) = statements::deallocate(statements, body, tx) {
+                let parse = self.settings.parse_queries;
+                if parse && let Some(reply) = statements::deallocate(statements, body, tx) {
                     if statements.owed() || !out.is_empty() {
                         // Answer it in turn, once what came before it is answered.
                         return Ok(Handled::Later);
@@ -289,7 +293,8 @@ impl Relay {
                     direct.extend_from_slice(&reply);
                     return Ok(Handled::Yes);
                 }
-                if let Statement::Set { name, value } = sql::classify(body)
+                if parse
+                    && let Statement::Set { name, value } = sql::classify(body)
                     && kiwi::var::is_tracked(name)
                 {
                     self.sets.sent((name.to_string(), value));

@@ -59,6 +59,7 @@ struct Watch {
 /// Settings for a relay of `mode` (`prepared`: named statements are mapped).
 pub fn settings(mode: PoolMode, prepared: bool) -> Settings {
     Settings {
+        parse_queries: true,
         mode,
         virtual_transaction: true,
         prepared_statements: prepared,

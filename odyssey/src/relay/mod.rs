@@ -58,6 +58,9 @@ pub struct Settings {
     pub registry: Arc<StatementRegistry>,
     /// `client_show_id`.
     pub show_id: bool,
+    /// `query_parsing` is not `disabled`: simple queries are looked at (deferred BEGIN,
+    /// tracked SETs, DEALLOCATE of mapped statements); when off they all pass as they are.
+    pub parse_queries: bool,
 }
 
 /// The protocol state of a client and the server it holds.
