@@ -12,6 +12,7 @@ use machinarium::{BlockingPool, MachineHandle};
 use crate::cancel::CancelRegistry;
 use crate::clients::ClientList;
 use crate::config::Config;
+use crate::drain::DrainRate;
 use crate::gate::Gate;
 use crate::logger::Logger;
 use crate::option::RunOptions;
@@ -72,6 +73,9 @@ pub struct Instance {
     pub startup_errors: AtomicU64,
     /// Set by SIGTERM/SIGINT: stop accepting, drain clients.
     pub shutting_down: AtomicBool,
+    /// How fast the drain drops idle clients (`conn_drop_options`, fixed at start as
+    /// upstream's).
+    pub drain: DrainRate,
     /// Failed logins and sessions, by kind (routes count their own too).
     pub errors: ErrorCounts,
     /// The logged-in clients.
@@ -164,6 +168,8 @@ impl Instance {
             0 => 64 * workers,
             n => n,
         };
+        // Workers and the system machine may end sessions.
+        let drain = DrainRate::new(config.conn_drop, workers as usize + 1);
         Ok(Instance {
             config: Mutex::new(ConfigSnapshot::new(config, 1)),
             options,
@@ -179,6 +185,7 @@ impl Instance {
             clients_total: AtomicU64::new(0),
             startup_errors: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            drain,
             errors: ErrorCounts::default(),
             client_list: ClientList::default(),
             memory_over: AtomicBool::new(false),
