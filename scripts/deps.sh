@@ -4,7 +4,7 @@
 # As root it runs apt-get (once per missing set); otherwise it prints the apt-get line and
 # fails, so that `make test` never half-runs on a machine that lacks PostgreSQL or valgrind.
 # The dev container's image (.devcontainer/Dockerfile) runs this script too, so it holds
-# exactly these packages; `deps.sh --list` prints their names (test/tests/dev_container.rs).
+# exactly these packages; `deps.sh --list` prints their names (test/tests/containers.rs).
 set -euo pipefail
 
 # Debian packages, each with a file (absolute path) or a command (bare name, found on $PATH)
