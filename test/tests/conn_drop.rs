@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use odyssey_test::pooler::config;
 use odyssey_test::process::{self, Signal};
 use odyssey_test::raw::RawConn;
-use odyssey_test::{Cluster, ClusterOptions, Pooler, wait_for};
+use odyssey_test::{Cluster, ClusterOptions, Pooler};
 
 const RULES: &str = r#"
 workers 1
@@ -90,33 +90,15 @@ fn the_drain_drops_idle_clients_at_the_configured_rate() {
     assert!(status.success(), "{status:?}\n{}", pooler.log());
 }
 
-/// Sends SIGUSR2 and returns the new process's pid once it wrote the pid file.
-fn restart(pooler: &Pooler, old: u32) -> u32 {
-    let pid_in = || {
-        std::fs::read_to_string(pooler.dir().join("odyssey.pid"))
-            .ok()?
-            .trim()
-            .parse::<u32>()
-            .ok()
-    };
-    assert!(process::send_signal(old, Signal::Usr2), "SIGUSR2");
-    assert!(
-        wait_for(Duration::from_secs(15), || pid_in()
-            .is_some_and(|p| p != old)),
-        "no new process\n{}",
-        pooler.log()
-    );
-    pid_in().expect("new pid")
-}
-
 #[test]
 fn with_drop_disabled_the_old_process_waits_for_its_clients() {
     let (_cluster, pooler) = start("online_restart_drop_options {\n\tdrop_enabled no\n}");
     let old = pooler.pid();
     let mut idle = login(&pooler);
-    let new = restart(&pooler, old);
-    // Stops the new process whatever happens below.
-    let _stop_new = scopeguard(new);
+    let new = pooler
+        .restart_online(old)
+        .unwrap_or_else(|| panic!("no new process\n{}", pooler.log()));
+    let _stop_new = process::Stopper(Some(new));
     let mut served = login(&pooler);
     served.send(&[b'X', 0, 0, 0, 4]).unwrap();
     // The idle client is neither dropped nor told anything, and the old process stays.
@@ -131,18 +113,4 @@ fn with_drop_disabled_the_old_process_waits_for_its_clients() {
         pooler.log()
     );
     assert!(process::alive(new));
-}
-
-/// Ends the process `pid` (started by the test through SIGUSR2) when dropped.
-fn scopeguard(pid: u32) -> impl Drop {
-    struct Stop(u32);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            process::send_signal(self.0, Signal::Term);
-            if !process::wait_gone(&[self.0], Duration::from_secs(10)) {
-                process::kill_all(&[self.0], Duration::from_secs(5));
-            }
-        }
-    }
-    Stop(pid)
 }

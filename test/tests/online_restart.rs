@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use odyssey_test::pooler::config;
 use odyssey_test::process::{self, Signal};
-use odyssey_test::{Cluster, ClusterOptions, ConnParams, Pooler, connect, wait_for};
+use odyssey_test::{Cluster, ClusterOptions, ConnParams, Pooler, connect};
 
 const RULES: &str = r#"
 enable_online_restart yes
@@ -32,28 +32,6 @@ database default {
 	}
 }
 "#;
-
-fn pid_in(pooler: &Pooler) -> Option<u32> {
-    std::fs::read_to_string(pooler.dir().join("odyssey.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Stops whatever process serves at the end (the test started it indirectly).
-struct Last(Option<u32>);
-
-impl Drop for Last {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            process::send_signal(pid, Signal::Term);
-            if !process::wait_gone(&[pid], Duration::from_secs(10)) {
-                process::kill_all(&[pid], Duration::from_secs(5));
-            }
-        }
-    }
-}
 
 /// Connects, queries and disconnects in a loop until told to stop; returns the failures.
 fn connect_loop(port: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u32, u32, Vec<String>)> {
@@ -79,26 +57,22 @@ fn connect_loop(port: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u32, u3
 
 /// Sends SIGUSR2 to `old` and waits for a new pid in the pid file and `old` gone.
 fn restart(pooler: &Pooler, old: u32) -> u32 {
-    assert!(process::send_signal(old, Signal::Usr2), "SIGUSR2");
-    assert!(
-        wait_for(Duration::from_secs(15), || pid_in(pooler)
-            .is_some_and(|p| p != old)),
-        "no new process\n{}",
-        pooler.log()
-    );
+    let new = pooler
+        .restart_online(old)
+        .unwrap_or_else(|| panic!("no new process\n{}", pooler.log()));
     assert!(
         process::wait_gone(&[old], Duration::from_secs(15)),
         "the old process does not exit\n{}",
         pooler.log()
     );
-    pid_in(pooler).expect("new pid")
+    new
 }
 
 #[test]
 fn sigusr2_hands_over_without_a_refused_connection() {
     let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
     let pooler = Pooler::start(&config(cluster.port(), RULES)).expect("pooler");
-    let mut last = Last(None);
+    let mut last = process::Stopper(None);
     let first = pooler.pid();
     // A client in a transaction finishes it on the old process.
     cluster
@@ -166,7 +140,7 @@ fn a_new_process_that_fails_changes_nothing() {
         pooler.log()
     );
     assert!(process::alive(pid));
-    assert_eq!(pid_in(&pooler), Some(pid));
+    assert_eq!(pooler.pid_in_file(), Some(pid));
     let mut c = connect(&ConnParams::tcp(pooler.port(), "app")).expect("still serving");
     c.simple_query("select 1").expect("query");
 }
