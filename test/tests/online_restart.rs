@@ -2,15 +2,18 @@
 //! listening sockets over; a loop of connects through the hand-over sees no refusal and no
 //! error, a client inside a transaction finishes it on the old process, the old process exits,
 //! a new pid serves, and a second SIGUSR2 does it again. A new process that cannot start (a
-//! broken config) changes nothing. The unix socket is handed over as well.
+//! broken config) changes nothing. The unix socket is handed over as well. Idle clients of the
+//! old process hear it is an online restart, and to reconnect.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use kiwi::backend::ErrorFields;
 use odyssey_test::pooler::config;
 use odyssey_test::process::{self, Signal};
+use odyssey_test::raw::RawConn;
 use odyssey_test::{Cluster, ClusterOptions, ConnParams, Pooler, connect};
 
 const RULES: &str = r#"
@@ -143,4 +146,30 @@ fn a_new_process_that_fails_changes_nothing() {
     assert_eq!(pooler.pid_in_file(), Some(pid));
     let mut c = connect(&ConnParams::tcp(pooler.port(), "app")).expect("still serving");
     c.simple_query("select 1").expect("query");
+}
+
+#[test]
+fn idle_clients_hear_it_is_an_online_restart() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let pooler = Pooler::start(&config(cluster.port(), RULES)).expect("pooler");
+    let mut idle = RawConn::connect(pooler.port(), Duration::from_secs(15)).unwrap();
+    idle.startup(&[("user", "app"), ("database", "postgres")])
+        .unwrap();
+    let login = idle.until_ready().unwrap();
+    assert_eq!(login.last().map(|m| m.tag), Some(b'Z'), "{login:?}");
+    let new = pooler.restart_online(pooler.pid());
+    let _last = process::Stopper(new);
+    let fatal = idle.recv().unwrap().expect("a FATAL before the close");
+    let fields = ErrorFields::decode(&fatal.body).expect("an ErrorResponse");
+    let text = |f: Option<&[u8]>| String::from_utf8_lossy(f.unwrap_or_default()).into_owned();
+    assert_eq!(
+        fields.code().map(|c| c.as_str().to_string()).as_deref(),
+        Some("08006")
+    );
+    assert!(
+        text(fields.detail_text()).contains("performing online restart"),
+        "{}",
+        text(fields.detail_text())
+    );
+    assert_eq!(text(fields.hint_text()), "Try to reconnect");
 }

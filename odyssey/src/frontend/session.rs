@@ -187,7 +187,8 @@ impl Session {
                 .is_none_or(|t| t.elapsed() >= SHUTDOWN_GRACE)
         };
         if self.inst.is_shutting_down() && self.between_transactions() && quiet() && self.may_go() {
-            return self.end(End::Shutdown);
+            let drain = self.inst.drain();
+            return self.end(End::Shutdown(drain));
         }
         self.count_cancels();
         self.client.conn.shrink();
