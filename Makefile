@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz
+.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz deb docker_run
 
 deps:
 	./scripts/deps.sh
@@ -53,3 +53,11 @@ lint:
 # machinarium's test binary under memcheck (skipped, with a word, where valgrind is absent).
 valgrind:
 	./scripts/valgrind.sh
+
+# The Debian package, into build/deb/ (scripts/deb.sh; lintian checks it: `lintian build/deb/*.deb`).
+deb: deps
+	CARGO="$(CARGO)" ./scripts/deb.sh
+
+# PostgreSQL primary + streaming standby + the pooler on localhost:6432 (docker/compose.yaml).
+docker_run:
+	docker compose -f docker/compose.yaml up --build

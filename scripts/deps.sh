@@ -3,6 +3,8 @@
 #
 # As root it runs apt-get (once per missing set); otherwise it prints the apt-get line and
 # fails, so that `make test` never half-runs on a machine that lacks PostgreSQL or valgrind.
+# The dev container's image (.devcontainer/Dockerfile) runs this script too, so it holds
+# exactly these packages; `deps.sh --list` prints their names (test/tests/containers.rs).
 set -euo pipefail
 
 # Debian packages, each with a file (absolute path) or a command (bare name, found on $PATH)
@@ -11,6 +13,11 @@ set -euo pipefail
 # pgjdbc jar (Maven Central is not reachable from the build machines). `prometheus` brings
 # promtool, which checks the pooler's /metrics (test/tests/metrics.rs). slapd and ldap-utils
 # serve the LDAP tests (test/tests/ldap.rs starts its own slapd); libpam0g-dev links PAM.
+# dpkg-dev (dpkg-shlibdeps) and lintian build and check the package (scripts/deb.sh,
+# test/tests/package.rs). The Rust toolchain is Debian 12's rustc-web family (1.96 from
+# bookworm-security; plain `rustc` there is too old for edition 2024): where cargo and friends
+# are on $PATH already (rustup), nothing is installed for them. ca-certificates lets cargo
+# reach crates.io; make and git serve the dev container.
 declare -A need=(
   [pkg-config]=/usr/bin/pkg-config
   [libssl-dev]=/usr/include/openssl/ssl.h
@@ -27,7 +34,21 @@ declare -A need=(
   [slapd]=/usr/sbin/slapd
   [ldap-utils]=/usr/bin/ldapadd
   [libpam0g-dev]=/usr/include/security/pam_appl.h
+  [dpkg-dev]=dpkg-shlibdeps
+  [lintian]=lintian
+  [rustc-web]=rustc
+  [cargo-web]=cargo
+  [rust-web-clippy]=cargo-clippy
+  [rustfmt-web]=rustfmt
+  [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
+  [git]=git
+  [make]=make
 )
+
+if [ "${1:-}" = --list ]; then
+  printf '%s\n' "${!need[@]}" | sort
+  exit 0
+fi
 
 # A file that exists, or a command on $PATH.
 present() {

@@ -12,9 +12,11 @@ use machinarium::{BlockingPool, MachineHandle};
 use crate::cancel::CancelRegistry;
 use crate::clients::ClientList;
 use crate::config::Config;
+use crate::drain::DrainRate;
 use crate::gate::Gate;
 use crate::logger::Logger;
 use crate::option::RunOptions;
+use crate::reply::Drain;
 use crate::router::Router;
 use crate::rules::RuleOrder;
 use crate::rules::hostnames::HostnameCache;
@@ -72,6 +74,11 @@ pub struct Instance {
     pub startup_errors: AtomicU64,
     /// Set by SIGTERM/SIGINT: stop accepting, drain clients.
     pub shutting_down: AtomicBool,
+    /// Set before `shutting_down` when a new process took over (online restart).
+    pub handed_over: AtomicBool,
+    /// How fast the drain drops idle clients (`conn_drop_options`, fixed at start as
+    /// upstream's).
+    pub drain: DrainRate,
     /// Failed logins and sessions, by kind (routes count their own too).
     pub errors: ErrorCounts,
     /// The logged-in clients.
@@ -164,6 +171,8 @@ impl Instance {
             0 => 64 * workers,
             n => n,
         };
+        // Workers and the system machine may end sessions.
+        let drain = DrainRate::new(config.conn_drop, workers as usize + 1);
         Ok(Instance {
             config: Mutex::new(ConfigSnapshot::new(config, 1)),
             options,
@@ -179,6 +188,8 @@ impl Instance {
             clients_total: AtomicU64::new(0),
             startup_errors: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            handed_over: AtomicBool::new(false),
+            drain,
             errors: ErrorCounts::default(),
             client_list: ClientList::default(),
             memory_over: AtomicBool::new(false),
@@ -209,6 +220,15 @@ impl Instance {
     /// Whether a graceful shutdown is in progress.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Why this process drains, once it does.
+    pub fn drain(&self) -> Drain {
+        if self.handed_over.load(Ordering::Acquire) {
+            Drain::OnlineRestart
+        } else {
+            Drain::Shutdown
+        }
     }
 
     /// Remembers the machines, once started (for waking parked sessions and for running

@@ -12,7 +12,8 @@
 //!   file, stdout and syslog; macros `od_info!`, `od_error!`, `od_debug!`, `od_fatal!`), `id`
 //!   (client and server ids), `option` (the command line), `reply` (errors the pooler sends),
 //!   `sql` (the few statements the pooler recognises), `notify` (systemd's sd_notify), `procfs` (figures from /proc), `gate` (counted slots with a deadline:
-//!   concurrent cancels, logins being routed), `stats` (per-route counters sharded by
+//!   concurrent cancels, logins being routed), `drain` (`conn_drop_options`: how many idle
+//!   clients a draining process drops per interval on each machine), `stats` (per-route counters sharded by
 //!   machine, time histograms, error counts).
 //! - 1 Connections: `conn` (a socket with a read buffer, whole messages, deadlines), `client`
 //!   (a logged-in client, its cancel key and slot), `server` (attached and detached, the
@@ -57,6 +58,7 @@ pub mod console;
 pub mod control;
 pub mod cron;
 pub mod deploy;
+pub mod drain;
 pub mod endpoints;
 pub mod frontend;
 pub mod gate;

@@ -51,10 +51,14 @@ impl Reply {
             .hint("Try to reconnect")
     }
 
-    /// The FATAL of a client let go by a graceful shutdown.
-    pub fn shutting_down() -> Reply {
-        Reply::fatal(CONNECTION_FAILURE, "Odyssey is gracefully shutting down")
-            .detail(SHUTDOWN_DETAIL)
+    /// The FATAL of a client let go by a draining process; an online restart's says the
+    /// client may reconnect at once (a new process serves).
+    pub fn shutting_down(drain: Drain) -> Reply {
+        let reply = Reply::fatal(CONNECTION_FAILURE, "Odyssey is gracefully shutting down");
+        match drain {
+            Drain::Shutdown => reply.detail(SHUTDOWN_DETAIL),
+            Drain::OnlineRestart => reply.detail(RESTART_DETAIL).hint("Try to reconnect"),
+        }
     }
 
     /// Adds a DETAIL.
@@ -110,3 +114,15 @@ impl std::fmt::Display for Reply {
 /// Why a graceful shutdown drops a client, as upstream words it.
 const SHUTDOWN_DETAIL: &str =
     "The Odyssey instance is gracefully shutting down, and the connections are being drained";
+/// Why the old process of an online restart drops a client, as upstream words it.
+const RESTART_DETAIL: &str = "The Odyssey instance is performing online restart to update \
+     configuration or binary, and the connections are being drained";
+
+/// Why a process drains its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// SIGTERM or SIGINT: the pooler stops.
+    Shutdown,
+    /// A new process took over (online restart): it serves whoever reconnects.
+    OnlineRestart,
+}

@@ -158,11 +158,14 @@ impl Restarter {
         }
     }
 
-    /// SIGTERM arrived: if it came from a running new process, the sockets are its now.
-    pub fn stopping(&self) {
-        if self.child.load(Ordering::Acquire) {
+    /// SIGTERM arrived: if it came from a running new process, the sockets are its now;
+    /// returns whether they are.
+    pub fn stopping(&self) -> bool {
+        let handed_over = self.child.load(Ordering::Acquire);
+        if handed_over {
             self.handed_over.store(true, Ordering::Release);
         }
+        handed_over
     }
 }
 

@@ -276,7 +276,9 @@ fn signal_loop(inst: &Arc<Instance>, stop: &Stop<'_>) -> i32 {
                 if drain.is_none() {
                     notify::stopping();
                     // Stop accepting now: new clients go to a new process, or are refused.
-                    stop.restarter.stopping();
+                    if stop.restarter.stopping() {
+                        inst.handed_over.store(true, Ordering::Release);
+                    }
                     for a in stop.accepts {
                         a.cancel();
                     }

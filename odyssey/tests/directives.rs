@@ -30,6 +30,11 @@ const READ: &[(&str, &str)] = &[
     ("log_config", "test/tests/log_config.rs"),
     ("role", "test/tests/console.rs"),
     ("enable_online_restart", "test/tests/online_restart.rs"),
+    ("conn_drop_options", "test/tests/conn_drop.rs"),
+    ("online_restart_drop_options", "test/tests/conn_drop.rs"),
+    ("drop_enabled", "test/tests/conn_drop.rs"),
+    ("rate", "test/tests/conn_drop.rs"),
+    ("interval_ms", "test/tests/conn_drop.rs"),
     ("soft_oom", "test/tests/soft_oom.rs"),
     ("limit", "test/tests/soft_oom.rs"),
     ("process", "test/tests/soft_oom.rs"),
@@ -163,10 +168,9 @@ const READ_UNTESTED: &[&str] = &[
 const WARNED_BY_READER: &[&str] = &[];
 
 /// Directives that stand only inside a section `UNSUPPORTED` warns about at its head
-/// (`conn_drop_options`).
+/// (none now).
 #[rustfmt::skip]
 const INSIDE_WARNED_SECTION: &[&str] = &[
-    "drop_enabled", "rate", "interval_ms",
 ];
 
 fn workspace() -> &'static Path {

@@ -161,6 +161,26 @@ impl Pooler {
         self.dir.path().join("odyssey.conf")
     }
 
+    /// The pid the pid file names (the new process of an online restart rewrites it).
+    pub fn pid_in_file(&self) -> Option<u32> {
+        fs::read_to_string(self.dir.path().join("odyssey.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Sends SIGUSR2 to `old` and waits up to 15 s for the pid file to name another process:
+    /// the new one, which the caller must stop (see [`process::Stopper`]).
+    pub fn restart_online(&self, old: u32) -> Option<u32> {
+        if !process::send_signal(old, Signal::Usr2) {
+            return None;
+        }
+        let moved = || self.pid_in_file().filter(|&p| p != old);
+        crate::wait_for(Duration::from_secs(15), || moved().is_some());
+        moved()
+    }
+
     /// The pooler's temp dir (what [`DIR`] stands for).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -102,6 +102,21 @@ pub fn wait_gone(pids: &[u32], timeout: Duration) -> bool {
     }
 }
 
+/// Stops the process it names when dropped (SIGTERM, then SIGKILL after 10 s): for processes
+/// a test started indirectly, such as the new process of an online restart.
+pub struct Stopper(pub Option<u32>);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            send_signal(pid, Signal::Term);
+            if !wait_gone(&[pid], Duration::from_secs(10)) {
+                kill_all(&[pid], Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// SIGKILLs every live process in `pids` and waits (bounded) for them to go.
 pub fn kill_all(pids: &[u32], timeout: Duration) -> bool {
     for &pid in pids.iter().filter(|&&pid| alive(pid)) {

@@ -2,16 +2,19 @@
 //! listening sockets over; a loop of connects through the hand-over sees no refusal and no
 //! error, a client inside a transaction finishes it on the old process, the old process exits,
 //! a new pid serves, and a second SIGUSR2 does it again. A new process that cannot start (a
-//! broken config) changes nothing. The unix socket is handed over as well.
+//! broken config) changes nothing. The unix socket is handed over as well. Idle clients of the
+//! old process hear it is an online restart, and to reconnect.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use kiwi::backend::ErrorFields;
 use odyssey_test::pooler::config;
 use odyssey_test::process::{self, Signal};
-use odyssey_test::{Cluster, ClusterOptions, ConnParams, Pooler, connect, wait_for};
+use odyssey_test::raw::RawConn;
+use odyssey_test::{Cluster, ClusterOptions, ConnParams, Pooler, connect};
 
 const RULES: &str = r#"
 enable_online_restart yes
@@ -32,28 +35,6 @@ database default {
 	}
 }
 "#;
-
-fn pid_in(pooler: &Pooler) -> Option<u32> {
-    std::fs::read_to_string(pooler.dir().join("odyssey.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Stops whatever process serves at the end (the test started it indirectly).
-struct Last(Option<u32>);
-
-impl Drop for Last {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            process::send_signal(pid, Signal::Term);
-            if !process::wait_gone(&[pid], Duration::from_secs(10)) {
-                process::kill_all(&[pid], Duration::from_secs(5));
-            }
-        }
-    }
-}
 
 /// Connects, queries and disconnects in a loop until told to stop; returns the failures.
 fn connect_loop(port: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u32, u32, Vec<String>)> {
@@ -79,26 +60,22 @@ fn connect_loop(port: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u32, u3
 
 /// Sends SIGUSR2 to `old` and waits for a new pid in the pid file and `old` gone.
 fn restart(pooler: &Pooler, old: u32) -> u32 {
-    assert!(process::send_signal(old, Signal::Usr2), "SIGUSR2");
-    assert!(
-        wait_for(Duration::from_secs(15), || pid_in(pooler)
-            .is_some_and(|p| p != old)),
-        "no new process\n{}",
-        pooler.log()
-    );
+    let new = pooler
+        .restart_online(old)
+        .unwrap_or_else(|| panic!("no new process\n{}", pooler.log()));
     assert!(
         process::wait_gone(&[old], Duration::from_secs(15)),
         "the old process does not exit\n{}",
         pooler.log()
     );
-    pid_in(pooler).expect("new pid")
+    new
 }
 
 #[test]
 fn sigusr2_hands_over_without_a_refused_connection() {
     let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
     let pooler = Pooler::start(&config(cluster.port(), RULES)).expect("pooler");
-    let mut last = Last(None);
+    let mut last = process::Stopper(None);
     let first = pooler.pid();
     // A client in a transaction finishes it on the old process.
     cluster
@@ -166,7 +143,33 @@ fn a_new_process_that_fails_changes_nothing() {
         pooler.log()
     );
     assert!(process::alive(pid));
-    assert_eq!(pid_in(&pooler), Some(pid));
+    assert_eq!(pooler.pid_in_file(), Some(pid));
     let mut c = connect(&ConnParams::tcp(pooler.port(), "app")).expect("still serving");
     c.simple_query("select 1").expect("query");
+}
+
+#[test]
+fn idle_clients_hear_it_is_an_online_restart() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let pooler = Pooler::start(&config(cluster.port(), RULES)).expect("pooler");
+    let mut idle = RawConn::connect(pooler.port(), Duration::from_secs(15)).unwrap();
+    idle.startup(&[("user", "app"), ("database", "postgres")])
+        .unwrap();
+    let login = idle.until_ready().unwrap();
+    assert_eq!(login.last().map(|m| m.tag), Some(b'Z'), "{login:?}");
+    let new = pooler.restart_online(pooler.pid());
+    let _last = process::Stopper(new);
+    let fatal = idle.recv().unwrap().expect("a FATAL before the close");
+    let fields = ErrorFields::decode(&fatal.body).expect("an ErrorResponse");
+    let text = |f: Option<&[u8]>| String::from_utf8_lossy(f.unwrap_or_default()).into_owned();
+    assert_eq!(
+        fields.code().map(|c| c.as_str().to_string()).as_deref(),
+        Some("08006")
+    );
+    assert!(
+        text(fields.detail_text()).contains("performing online restart"),
+        "{}",
+        text(fields.detail_text())
+    );
+    assert_eq!(text(fields.hint_text()), "Try to reconnect");
 }

@@ -34,8 +34,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server")),
     // Operations (issue 14).
     ("global", "enable_host_watcher", NY("host watcher, issue 14")),
-    ("global", "conn_drop_options", NY("drop policy of online restart, issue 14")),
-    ("global", "online_restart_drop_options", NY("drop policy of online restart, issue 14")),
     // Console and stats (issue 11).
     ("global", "log_general_stats_prom", NA("/metrics on promhttp_server_port always serves the general metrics")),
     ("global", "log_route_stats_prom", NA("/metrics on promhttp_server_port always serves the per-route metrics")),

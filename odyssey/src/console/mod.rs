@@ -290,7 +290,7 @@ impl Console<'_> {
     fn farewell(&mut self, end: &ConsoleEnd) {
         let reply = match end {
             ConsoleEnd::Killed => Reply::killed(),
-            _ => Reply::shutting_down(),
+            _ => Reply::shutting_down(self.inst.drain()),
         };
         let mut out = Vec::new();
         self.encode_reply(&reply, &mut out);

@@ -74,7 +74,7 @@ impl Session {
                 return Err(End::Killed);
             }
             if self.inst.is_shutting_down() {
-                return Err(End::Shutdown);
+                return Err(End::Shutdown(self.inst.drain()));
             }
             if machinarium::sleep(PAUSE_POLL).is_err() {
                 return Err(End::Cancelled);

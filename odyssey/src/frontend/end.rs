@@ -14,7 +14,7 @@ use crate::conn::ConnError;
 use crate::id::ClientId;
 use crate::relay::Violation;
 use crate::relay::scan::BadFrame;
-use crate::reply::Reply;
+use crate::reply::{Drain, Reply};
 use crate::stats::ErrorKind;
 use crate::tls::TlsError;
 
@@ -103,8 +103,9 @@ pub enum End {
     Connect(BackendError),
     /// Deploying the client's parameters on a server failed.
     Deploy(BackendError),
-    /// The pooler is shutting down and the client is between transactions.
-    Shutdown,
+    /// The pooler is draining (shutting down, or handing over to a new process) and the
+    /// client is between transactions.
+    Shutdown(Drain),
     /// Idle (or idle in a transaction) past the rule's timeout.
     IdleTimeout(Idle),
     /// The machine is stopping (the coroutine was cancelled).
@@ -196,7 +197,7 @@ impl End {
             End::Protocol(_) | End::ClientGone(ConnError::Protocol(_)) => ErrorKind::ClientProtocol,
             End::ClientGone(ConnError::Io(_) | ConnError::TimedOut) => ErrorKind::ClientRead,
             End::Killed => ErrorKind::ClientKilled,
-            End::Shutdown => ErrorKind::GracefulShutdown,
+            End::Shutdown(_) => ErrorKind::GracefulShutdown,
             End::IdleTimeout(Idle::Client) => ErrorKind::IdleTimeout,
             End::IdleTimeout(Idle::InTransaction) => ErrorKind::IdleInTransactionTimeout,
             End::Lagging { .. } => ErrorKind::CatchupTimeout,
@@ -219,7 +220,7 @@ impl End {
     /// What the server the client holds becomes.
     fn fate(&self) -> ServerFate {
         match self {
-            End::ClientQuit | End::IdleTimeout(_) | End::Shutdown | End::Killed => {
+            End::ClientQuit | End::IdleTimeout(_) | End::Shutdown(_) | End::Killed => {
                 ServerFate::Reset
             }
             // Bytes that are not the protocol leave the server's state unknown.
@@ -324,7 +325,7 @@ impl End {
             End::IdleTimeout(idle) => {
                 Reply::fatal(FAILURE, "Odyssey has dropped the connection").detail(idle.detail())
             }
-            End::Shutdown => Reply::shutting_down(),
+            End::Shutdown(drain) => Reply::shutting_down(*drain),
         };
         Some(reply)
     }
@@ -412,7 +413,8 @@ impl fmt::Display for End {
             End::PoolTimeout { route, .. } => write!(f, "server pool wait timed out for {route}"),
             End::Connect(e) => write!(f, "server connect failed: {e}"),
             End::Deploy(e) => write!(f, "deploy failed: {e}"),
-            End::Shutdown => f.write_str("graceful shutdown"),
+            End::Shutdown(Drain::Shutdown) => f.write_str("graceful shutdown"),
+            End::Shutdown(Drain::OnlineRestart) => f.write_str("online restart"),
             End::IdleTimeout(idle) => f.write_str(idle.detail()),
             End::Cancelled => f.write_str("cancelled"),
         }

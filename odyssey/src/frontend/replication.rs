@@ -95,7 +95,7 @@ pub fn serve(
 fn pipe(inst: &Instance, client: &mut Conn, server: &mut Conn) -> End {
     loop {
         if inst.is_shutting_down() {
-            return End::Shutdown;
+            return End::Shutdown(inst.drain());
         }
         let moved = match (forward(client, server), forward(server, client)) {
             (Err(e), _) => return End::ClientGone(e),

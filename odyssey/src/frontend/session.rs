@@ -187,8 +187,9 @@ impl Session {
                 .answered
                 .is_none_or(|t| t.elapsed() >= SHUTDOWN_GRACE)
         };
-        if self.inst.is_shutting_down() && self.between_transactions() && quiet() {
-            return self.end(End::Shutdown);
+        if self.inst.is_shutting_down() && self.between_transactions() && quiet() && self.may_go() {
+            let drain = self.inst.drain();
+            return self.end(End::Shutdown(drain));
         }
         self.count_cancels();
         self.client.conn.shrink();
@@ -206,6 +207,14 @@ impl Session {
                 _ => self.serve(),
             },
         );
+    }
+
+    /// A draining process may drop this idle client now: at once when it never had a
+    /// session server, else within `conn_drop_options`' rate (a refused one parks again and
+    /// the drain wakes it to ask later).
+    fn may_go(&self) -> bool {
+        let never_attached = self.relay.mode() == PoolMode::Session && self.server.is_none();
+        never_attached || self.inst.drain.permit(Instant::now())
     }
 
     /// `pool_idle_in_transaction_timeout` for a client idle inside a transaction;
