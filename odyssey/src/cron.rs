@@ -147,7 +147,7 @@ fn min_pool(inst: &Instance) {
                 rule: index,
                 database: db.to_string(),
                 user: user.to_string(),
-                tsa: rule.target_session_attrs.unwrap_or_default(),
+                tsa: config.rule_tsa(rule),
                 catchup: rule.catchup_timeout.as_secs(),
                 balancing: None,
             };

@@ -156,8 +156,7 @@ impl Instance {
     /// An instance for a loaded config.
     pub fn new(config: Config, options: RunOptions, logger: Logger) -> std::io::Result<Instance> {
         let resolvers = config.global.resolvers.max(1) as usize;
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let workers = config.global.workers.resolve(cpus).max(1);
+        let workers = config.global.worker_threads();
         // Upstream's defaults: 2 × workers cancels, 64 × workers logins being routed.
         let cancel_max = config.global.cancel_max_inflight.unwrap_or(2 * workers);
         let routing_max = match config.global.client_max_routing {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use machinarium::net::{ListenOptions, Listener};
 use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 
-use crate::config::{Global, Workers};
+use crate::config::Global;
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
 use crate::restart::{self, Inherited, Restarter};
@@ -54,12 +54,7 @@ fn machine_config(g: &Global) -> MachineConfig {
 pub fn run(inst: Arc<Instance>, inherited: Inherited) -> i32 {
     let snapshot = inst.config();
     let g = &snapshot.config.global;
-    let count = match g.workers {
-        Workers::Count(n) => n.max(1) as usize,
-        Workers::Auto => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .div_ceil(2),
-    };
+    let count = g.worker_threads() as usize;
     let mut workers = Vec::with_capacity(count);
     for i in 0..count {
         match machinarium::machine_create(&format!("worker: {i}"), machine_config(g), || {

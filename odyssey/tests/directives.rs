@@ -55,6 +55,11 @@ const READ: &[(&str, &str)] = &[
     ("cancel_queue_timeout_ms", "test/tests/cancel_limits.rs"),
     ("cancel_timeout_ms", "test/tests/cancel_limits.rs"),
     ("shared_pool", "test/tests/shared_pool.rs"),
+    ("server_max_routing", "test/tests/server_max_routing.rs"),
+    ("show_notice_messages", "test/tests/host_notice.rs"),
+    ("server_drop_on_cached_plan_error", "test/tests/server_fate.rs"),
+    ("pool_attach_check", "test/tests/server_fate.rs"),
+    ("pool_pin_on_listen", "test/tests/server_fate.rs"),
     ("hba_file", "test/tests/hba.rs"),
     ("tls", "test/tests/tls.rs"),
     ("tls_ca_file", "test/tests/tls.rs"),
@@ -254,7 +259,7 @@ fn unsupported_directives_warn_at_their_line() {
         listen {\n\thost \"*\"\n\tport 6432\n}\n\
         storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n\tserver_max_routing 4\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
-        \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
+        \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\treserve_session_server_connection yes\n\
         \t\toptions {\n\t\t\t\"search_path\" \"x\"\n\t\t\t\"temp_buffers\" \"1MB\"\n\t\t}\n\t}\n}\n";
     let (_, warnings) = odyssey::config::load_str("w.conf", text).expect("loads");
     let lines: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
@@ -272,18 +277,18 @@ fn unsupported_directives_warn_at_their_line() {
         "{lines:#?}"
     );
     assert!(
-        has("w.conf:11:", "'server_max_routing' is not implemented yet"),
-        "{lines:#?}"
-    );
-    assert!(
-        has("w.conf:18:", "'pool_attach_check' is not implemented yet"),
+        has(
+            "w.conf:18:",
+            "'reserve_session_server_connection' does not apply"
+        ),
         "{lines:#?}"
     );
     assert!(
         has("w.conf:21:", "'temp_buffers' is not a tracked parameter"),
         "{lines:#?}"
     );
-    assert_eq!(lines.len(), 5, "{lines:#?}");
+    // server_max_routing (line 11) acts: no warning.
+    assert_eq!(lines.len(), 4, "{lines:#?}");
     assert!(matches!(
         odyssey::config::support::lookup("global", "cache_msg_gc_size"),
         Some(Unsupported::NotApplicable(_))

@@ -1,5 +1,5 @@
 //! Multi-host storages (issue 13) on a real primary and a real streaming standby: routing by
-//! `target_session_attrs` (rule and listen) with either host listed first, `prefer-standby`
+//! `target_session_attrs` (rule, listen and storage) with either host listed first, `prefer-standby`
 //! and its fallback, round-robin balancing over both hosts, `availability_zone` with
 //! `az_aware`, a dead first host skipped, every host down, and a promotion: read-write
 //! clients reach the new primary without a pooler restart, after `endpoints_status_poll_interval`;
@@ -105,6 +105,27 @@ fn listen_target_session_attrs_wins_over_the_rule() {
         .unwrap()
         .get(0);
     assert!(standby, "the read-only listen must lead to the standby");
+}
+
+/// A storage's `target_session_attrs` (odyssey 1.4's place for it) is the default of the
+/// rules and listens on it that set none; a rule's own wins over it.
+#[test]
+fn storage_target_session_attrs_is_the_default_of_its_rules() {
+    let p = pair();
+    let (pp, sp) = (p.primary.port(), p.standby.port());
+    let hosts = format!("127.0.0.1:{pp},127.0.0.1:{sp}");
+    let mut rest = storage("ro", &hosts, "\ttarget_session_attrs \"read-only\"\n");
+    rest += &rule("plain", "app", "ro", None);
+    rest += &rule("own", "app", "ro", Some("read-write"));
+    let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
+    for _ in 0..3 {
+        assert_eq!(
+            where_am_i(&pooler, "plain", "app"),
+            (true, sp),
+            "storage's tsa"
+        );
+        assert_eq!(where_am_i(&pooler, "own", "app"), (false, pp), "rule's tsa");
+    }
 }
 
 #[test]

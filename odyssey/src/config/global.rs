@@ -159,6 +159,14 @@ impl Workers {
     }
 }
 
+impl Global {
+    /// The worker threads this config asks for on this machine.
+    pub fn worker_threads(&self) -> u32 {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        self.workers.resolve(cpus).max(1)
+    }
+}
+
 impl Default for Global {
     fn default() -> Self {
         let ms = Duration::from_millis;

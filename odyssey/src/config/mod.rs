@@ -76,6 +76,19 @@ pub struct Config {
     pub hba: Option<Vec<HbaRule>>,
 }
 
+impl Config {
+    /// The servers a rule's clients want unless their listen says: the rule's
+    /// `target_session_attrs`, else its storage's, else any.
+    pub fn rule_tsa(&self, rule: &Rule) -> storage::TargetSessionAttrs {
+        rule.target_session_attrs
+            .or_else(|| {
+                let storage = self.storages.iter().find(|s| s.name == rule.storage);
+                storage.and_then(|s| s.target_session_attrs)
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A successful load: the config and the warnings met on the way.
 pub type Loaded = (Config, Vec<Diagnostic>);
 

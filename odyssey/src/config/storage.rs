@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::convert::{Reader, Seen, put};
+use super::convert::{Reader, Seen, put, put_some};
 use super::diag::Pos;
 use super::model::{Item, Value};
 use super::rule::{self, Body, Rule, RuleKey};
@@ -115,6 +115,9 @@ pub struct Storage {
     pub balancing: Balancing,
     /// Lag watchdog, if configured.
     pub watchdog: Option<Watchdog>,
+    /// The servers clients of this storage want when neither their listen nor their rule
+    /// says (odyssey 1.4's storage-level `target_session_attrs`; HEAD moved it to those two).
+    pub target_session_attrs: Option<TargetSessionAttrs>,
 }
 
 /// Reads a `storage "name" { ... }` section.
@@ -137,6 +140,7 @@ pub fn read(r: &mut Reader, item: &Item) -> Option<Storage> {
             show_notice_messages: false,
         },
         watchdog: None,
+        target_session_attrs: None,
     };
     let mut seen = Seen::default();
     let mut has_type = false;
@@ -165,6 +169,9 @@ pub fn read(r: &mut Reader, item: &Item) -> Option<Storage> {
             ),
             "balancing" => balancing(r, it, &mut s.balancing),
             "watchdog" => watchdog(r, it, &mut s),
+            "target_session_attrs" => {
+                put_some(&mut s.target_session_attrs, target_session_attrs(r, it))
+            }
             _ => r.unexpected(it, "storage"),
         }
     }

@@ -46,14 +46,7 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "mdb_iamproxy_socket_path", NA("Yandex Cloud's IAM proxy")),
     ("ldap_endpoint", "ldapscope", NA("the search is always of the subtree, as upstream")),
     // High availability (issue 13).
-    ("storage", "target_session_attrs", NY("set it in the rule or the listen")),
-    ("storage", "server_max_routing", NY("connect ramp-up limit")),
     ("rule", "watchdog_lag_interval", NA("upstream only prints it too; polls follow endpoints_status_poll_interval")),
-    ("storage", "show_notice_messages", NY("server notices at login")),
-    // Pool details.
-    ("rule", "pool_attach_check", NY("idle servers are not polled before attach")),
-    ("rule", "pool_pin_on_listen", NY("servers are not pinned to listeners")),
-    ("rule", "server_drop_on_cached_plan_error", NY("servers are kept after a cached plan error")),
 ];
 
 /// Why `name` in `section` has no effect, if it has none.

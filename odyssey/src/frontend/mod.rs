@@ -305,11 +305,11 @@ impl Login<'_> {
             rule: index,
             database: request.database.clone(),
             user: request.user.clone(),
-            // The listen's target_session_attrs wins over the rule's (spec §7.5).
+            // The listen's target_session_attrs wins over the rule's, which wins over the
+            // storage's (spec §7.5).
             tsa: listen
                 .and_then(|l| l.target_session_attrs)
-                .or(rule.target_session_attrs)
-                .unwrap_or_default(),
+                .unwrap_or_else(|| config.rule_tsa(rule)),
             // The rule's catchup_timeout when set, else the listen's (spec §7.6).
             catchup: Some(rule.catchup_timeout)
                 .filter(|t| !t.is_zero())

@@ -70,6 +70,8 @@ impl Session {
             client: client.id,
             registry: inst.statements.clone(),
             show_id: client.show_id,
+            pin_on_listen: rule.pool.pin_on_listen,
+            drop_on_cached_plan_error: rule.server_drop_on_cached_plan_error,
         });
         let stall = crate::conn::stall_timeout(&route.config().global);
         Session {

@@ -66,6 +66,8 @@ pub fn settings(mode: PoolMode, prepared: bool) -> Settings {
         client: ClientId::new(),
         registry: Default::default(),
         show_id: true,
+        pin_on_listen: false,
+        drop_on_cached_plan_error: true,
     }
 }
 

@@ -58,6 +58,11 @@ pub struct Settings {
     pub registry: Arc<StatementRegistry>,
     /// `client_show_id`.
     pub show_id: bool,
+    /// `pool_pin_on_listen`: after a LISTEN the server stays with the client until it leaves.
+    pub pin_on_listen: bool,
+    /// `server_drop_on_cached_plan_error`: with statements mapped, a server that answered
+    /// "cached plan must not change result type" is closed rather than given back.
+    pub drop_on_cached_plan_error: bool,
 }
 
 /// The protocol state of a client and the server it holds.
@@ -77,6 +82,10 @@ pub struct Relay {
     sets: SetTracker,
     /// Parse messages forwarded as they are (the statements relay counts its own).
     parses: u32,
+    /// The client ran LISTEN under `pool_pin_on_listen`: the server is not given back.
+    pinned: bool,
+    /// The server answered a cached plan error under `server_drop_on_cached_plan_error`.
+    plan_broken: bool,
 }
 
 /// What the session does with the client's buffered bytes.
@@ -170,6 +179,8 @@ impl Relay {
             statements,
             sets: SetTracker::default(),
             parses: 0,
+            pinned: false,
+            plan_broken: false,
         }
     }
 
@@ -230,9 +241,17 @@ impl Relay {
     }
 
     /// Whether the pool mode gives the server back now (transaction and statement pooling,
-    /// between transactions).
+    /// between transactions, unless a LISTEN pinned it).
     pub fn may_release(&self, server_tx: TransactionStatus) -> bool {
-        self.settings.mode != PoolMode::Session && self.between_transactions(Some(server_tx))
+        self.settings.mode != PoolMode::Session
+            && !self.pinned
+            && self.between_transactions(Some(server_tx))
+    }
+
+    /// The server answered "cached plan must not change result type" and the rule wants such
+    /// a server closed (`server_drop_on_cached_plan_error`).
+    pub fn plan_broken(&self) -> bool {
+        self.plan_broken
     }
 
     /// Requests sent to the server and not answered yet.
@@ -284,6 +303,8 @@ impl Relay {
         self.pending = 0;
         self.unsynced = false;
         self.dirty = false;
+        self.pinned = false;
+        self.plan_broken = false;
         self.sets = SetTracker::default();
         self.server_scan = Scanner::default();
         if let Some(statements) = self.statements.as_mut() {
