@@ -60,6 +60,8 @@ const READ: &[(&str, &str)] = &[
     ("server_drop_on_cached_plan_error", "test/tests/server_fate.rs"),
     ("pool_attach_check", "test/tests/server_fate.rs"),
     ("pool_pin_on_listen", "test/tests/server_fate.rs"),
+    ("priority", "test/tests/process_settings.rs"),
+    ("cpu_affinity", "test/tests/process_settings.rs"),
     ("hba_file", "test/tests/hba.rs"),
     ("tls", "test/tests/tls.rs"),
     ("tls_ca_file", "test/tests/tls.rs"),
@@ -255,7 +257,7 @@ fn the_lists_name_real_keywords_once() {
 fn unsupported_directives_warn_at_their_line() {
     let text = "log_format \"%m\\n\"\n\
         cache_msg_gc_size 1\n\
-        cpu_affinity \"auto\"\n\
+        query_parsing { mode minimal }\n\
         listen {\n\thost \"*\"\n\tport 6432\n}\n\
         storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n\tserver_max_routing 4\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
@@ -273,7 +275,7 @@ fn unsupported_directives_warn_at_their_line() {
         "{lines:#?}"
     );
     assert!(
-        has("w.conf:3:", "'cpu_affinity' is not implemented yet"),
+        has("w.conf:3:", "'query_parsing' is not implemented yet"),
         "{lines:#?}"
     );
     assert!(

@@ -7,6 +7,7 @@
 //! the whole; `hba` reads the hba_file. Everything but the file reading in `load` is pure.
 
 pub mod address;
+pub mod affinity;
 pub mod auth;
 pub mod autogen;
 pub mod convert;

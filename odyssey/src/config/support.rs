@@ -28,8 +28,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "locks_dir", NA("unused by upstream HEAD too")),
     ("rule", "reserve_session_server_connection", NA("no effect in upstream either")),
     // Process and runtime.
-    ("global", "priority", NY("setpriority is not called")),
-    ("global", "cpu_affinity", NY("workers are not pinned")),
     ("global", "readahead", NY("read buffers grow as needed")),
     ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server")),
     // Operations (issue 14).
