@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::gate::Gate;
 use crate::logger::Logger;
 use crate::option::RunOptions;
+use crate::procfs::HostUtilization;
 use crate::router::Router;
 use crate::rules::RuleOrder;
 use crate::rules::hostnames::HostnameCache;
@@ -86,6 +87,8 @@ pub struct Instance {
     pub groups: GroupMembers,
     /// Clients' confirmed host names, for host-name rule selectors.
     pub hostnames: HostnameCache,
+    /// The host watcher's last sample (`enable_host_watcher`).
+    pub host: HostUtilization,
     /// The worker machines, once started.
     workers: OnceLock<Vec<MachineHandle>>,
     /// The system machine, once started.
@@ -185,6 +188,7 @@ impl Instance {
             pause: Pause::default(),
             groups: GroupMembers::default(),
             hostnames: HostnameCache::default(),
+            host: HostUtilization::default(),
             workers: OnceLock::new(),
             system: OnceLock::new(),
         })

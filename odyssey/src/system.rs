@@ -15,7 +15,7 @@ use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
 use crate::logger::Logger;
 use crate::restart::{self, Inherited, Restarter};
-use crate::{control, cron, listeners, metrics, notify, oom, watchdog};
+use crate::{control, cron, host_watcher, listeners, metrics, notify, oom, watchdog};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -173,6 +173,8 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     let watchdog = machinarium::spawn(move || watchdog::run(watchdog_inst));
     let oom_inst = inst.clone();
     let oom = machinarium::spawn(move || oom::run(oom_inst));
+    let host_inst = inst.clone();
+    let host = machinarium::spawn(move || host_watcher::run(host_inst));
     let metrics = match bind_metrics(&inst) {
         Ok(listener) => listener.map(|l| {
             let inst = inst.clone();
@@ -210,6 +212,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     groups.cancel();
     watchdog.cancel();
     oom.cancel();
+    host.cancel();
     if let Some(m) = metrics {
         m.cancel();
     }

@@ -62,6 +62,7 @@ const READ: &[(&str, &str)] = &[
     ("pool_pin_on_listen", "test/tests/server_fate.rs"),
     ("priority", "test/tests/process_settings.rs"),
     ("cpu_affinity", "test/tests/process_settings.rs"),
+    ("enable_host_watcher", "test/tests/host_watcher.rs"),
     ("hba_file", "test/tests/hba.rs"),
     ("tls", "test/tests/tls.rs"),
     ("tls_ca_file", "test/tests/tls.rs"),

@@ -31,7 +31,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "readahead", NY("read buffers grow as needed")),
     ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server")),
     // Operations (issue 14).
-    ("global", "enable_host_watcher", NY("host watcher, issue 14")),
     ("global", "conn_drop_options", NY("drop policy of online restart, issue 14")),
     ("global", "online_restart_drop_options", NY("drop policy of online restart, issue 14")),
     ("global", "query_parsing", NY("query parsing")),
