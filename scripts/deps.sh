@@ -11,6 +11,7 @@ set -euo pipefail
 # pgjdbc jar (Maven Central is not reachable from the build machines). `prometheus` brings
 # promtool, which checks the pooler's /metrics (test/tests/metrics.rs). slapd and ldap-utils
 # serve the LDAP tests (test/tests/ldap.rs starts its own slapd); libpam0g-dev links PAM.
+# iproute2's `ss` shows a listener's backlog (test/tests/listen_binding.rs).
 declare -A need=(
   [pkg-config]=/usr/bin/pkg-config
   [libssl-dev]=/usr/include/openssl/ssl.h
@@ -27,6 +28,7 @@ declare -A need=(
   [slapd]=/usr/sbin/slapd
   [ldap-utils]=/usr/bin/ldapadd
   [libpam0g-dev]=/usr/include/security/pam_appl.h
+  [iproute2]=ss
 )
 
 # A file that exists, or a command on $PATH.

@@ -63,6 +63,8 @@ const READ: &[(&str, &str)] = &[
     ("priority", "test/tests/process_settings.rs"),
     ("cpu_affinity", "test/tests/process_settings.rs"),
     ("enable_host_watcher", "test/tests/host_watcher.rs"),
+    ("backlog", "test/tests/listen_binding.rs"),
+    ("unix_socket_mode", "test/tests/listen_binding.rs"),
     ("hba_file", "test/tests/hba.rs"),
     ("tls", "test/tests/tls.rs"),
     ("tls_ca_file", "test/tests/tls.rs"),
@@ -154,7 +156,6 @@ const READ: &[(&str, &str)] = &[
 #[rustfmt::skip]
 const READ_UNTESTED: &[&str] = &[
     "backend_connect_timeout_ms",
-    "backlog",
     "bindwith_reuseport",
     "cache_coroutine",
     "coroutine_stack_size",
@@ -162,7 +163,6 @@ const READ_UNTESTED: &[&str] = &[
     "log_async",
     "log_queue_depth",
     "nodelay",
-    "unix_socket_mode",
 ];
 
 /// Warned about by their own readers in `config`.
