@@ -63,6 +63,7 @@ const READ: &[(&str, &str)] = &[
     ("priority", "test/tests/process_settings.rs"),
     ("cpu_affinity", "test/tests/process_settings.rs"),
     ("enable_host_watcher", "test/tests/host_watcher.rs"),
+    ("virtual_processing", "test/tests/ha.rs"),
     ("backlog", "test/tests/listen_binding.rs"),
     ("unix_socket_mode", "test/tests/listen_binding.rs"),
     ("hba_file", "test/tests/hba.rs"),

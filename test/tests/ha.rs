@@ -128,6 +128,71 @@ fn storage_target_session_attrs_is_the_default_of_its_rules() {
     }
 }
 
+/// `virtual_processing`: `SET odyssey.target_session_attrs` is answered by the pooler and
+/// moves the client to servers of that kind; `SHOW` tells the value; a client may also ask for
+/// a kind at login (`options -c odyssey.target_session_attrs=...`), over the listen's and the
+/// rule's.
+#[test]
+fn clients_choose_their_target_session_attrs() {
+    let p = pair();
+    let (pp, sp) = (p.primary.port(), p.standby.port());
+    let mut rest = "virtual_processing yes\n".to_string();
+    rest += &storage("both", &format!("127.0.0.1:{pp},127.0.0.1:{sp}"), "");
+    rest += &rule("db", "app", "both", Some("read-write"));
+    let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
+    let params = ConnParams::tcp(pooler.port(), "app").dbname("db");
+    let mut c = connect(&params).expect("client");
+    let value = |c: &mut odyssey_test::pg::Client, sql: &str| -> String {
+        let messages = c
+            .simple_query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        messages
+            .into_iter()
+            .find_map(|m| match m {
+                odyssey_test::pg::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        value(&mut c, "SHOW odyssey.target_session_attrs"),
+        "read-write"
+    );
+    assert_eq!(value(&mut c, "select pg_is_in_recovery()"), "f");
+    c.batch_execute("SET odyssey.target_session_attrs = 'read-only'")
+        .expect("virtual SET");
+    assert_eq!(
+        value(&mut c, "SHOW odyssey.target_session_attrs"),
+        "read-only"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            value(&mut c, "select pg_is_in_recovery()"),
+            "t",
+            "{}",
+            pooler.log()
+        );
+    }
+    let bad = c
+        .batch_execute("SET odyssey.target_session_attrs TO 'sideways'")
+        .expect_err("a bad value");
+    let code = bad.as_db_error().map(|e| e.code().code().to_string());
+    assert_eq!(code.as_deref(), Some("22023"), "{bad:?}");
+    assert_eq!(
+        value(&mut c, "SHOW odyssey.target_session_attrs"),
+        "read-only"
+    );
+
+    let asked = params.libpq("PGOPTIONS", "-c odyssey.target_session_attrs=read-only");
+    let out = odyssey_test::psql(
+        &asked,
+        "select pg_is_in_recovery()",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(out.stdout.trim(), "t", "{}", out.combined());
+}
+
 #[test]
 fn round_robin_spreads_and_zones_come_first() {
     let p = pair();

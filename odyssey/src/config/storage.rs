@@ -33,6 +33,17 @@ pub enum TargetSessionAttrs {
 }
 
 impl TargetSessionAttrs {
+    /// The value named `s`, as upstream spells it (or `prefer-replica`).
+    pub fn from_name(s: &str) -> Option<TargetSessionAttrs> {
+        Some(match s {
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "read-only" => TargetSessionAttrs::ReadOnly,
+            "prefer-standby" | "prefer-replica" => TargetSessionAttrs::PreferStandby,
+            "any" => TargetSessionAttrs::Any,
+            _ => return None,
+        })
+    }
+
     /// Upstream's spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -268,18 +279,12 @@ fn watchdog(r: &mut Reader, item: &Item, s: &mut Storage) {
 /// `target_session_attrs "read-write"` and friends.
 pub fn target_session_attrs(r: &mut Reader, item: &Item) -> Option<TargetSessionAttrs> {
     let s = r.string(item)?;
-    let tsa = match s.as_str() {
-        "read-write" => TargetSessionAttrs::ReadWrite,
-        "read-only" => TargetSessionAttrs::ReadOnly,
-        "prefer-standby" | "prefer-replica" => TargetSessionAttrs::PreferStandby,
-        "any" => TargetSessionAttrs::Any,
-        _ => {
-            let what = "read-write, read-only, prefer-standby or any for target_session_attrs";
-            r.expected(&item.args[0].pos, what, format!("\"{s}\""));
-            return None;
-        }
-    };
-    Some(tsa)
+    let tsa = TargetSessionAttrs::from_name(&s);
+    if tsa.is_none() {
+        let what = "read-write, read-only, prefer-standby or any for target_session_attrs";
+        r.expected(&item.args[0].pos, what, format!("\"{s}\""));
+    }
+    tsa
 }
 
 /// `balancing_method "leastconn"` (listen) or `method "x"` (storage).

@@ -29,7 +29,6 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("rule", "reserve_session_server_connection", NA("no effect in upstream either")),
     // Process and runtime.
     ("global", "readahead", NA("read buffers start at 4 KiB and grow to 64 KiB as reads fill them, and are freed while idle; there is no fixed-size buffer to set")),
-    ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server: a client's target_session_attrs is fixed when it is routed")),
     // Operations (issue 14).
     ("global", "conn_drop_options", NY("drop policy of online restart, issue 14")),
     ("global", "online_restart_drop_options", NY("drop policy of online restart, issue 14")),

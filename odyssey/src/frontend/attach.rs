@@ -15,6 +15,7 @@ use crate::config::PoolMode;
 use crate::conn::Conn;
 use crate::od_debug;
 use crate::reset::{self, Refusal};
+use crate::route::RouteKey;
 use crate::router::{self, AttachError, Connector, Waiting};
 use crate::server::Server;
 
@@ -35,6 +36,7 @@ impl Session {
     /// Gets a server for the client's next request (see `checkout`); with the storage's
     /// `balancing { show_notice_messages yes }` and several hosts, tells the client which one.
     pub(super) fn attach(&mut self) -> Result<(), End> {
+        self.follow_target_session_attrs()?;
         self.checkout()?;
         let Some(storage) = self.route.storage() else {
             return Ok(());
@@ -82,6 +84,33 @@ impl Session {
         self.relay.server_attached();
         self.server = Some(checkout);
         self.entry.set_state(ClientState::Active);
+        Ok(())
+    }
+
+    /// `virtual_processing`: a client that set another target_session_attrs moves, before it
+    /// gets a server, to the route of its rule, database and user holding servers of that kind.
+    fn follow_target_session_attrs(&mut self) -> Result<(), End> {
+        let Some(tsa) = self.relay.target_session_attrs() else {
+            return Ok(());
+        };
+        if tsa == self.route.key.tsa || self.server.is_some() {
+            return Ok(());
+        }
+        let key = RouteKey {
+            tsa,
+            ..self.route.key.clone()
+        };
+        let config = self.route.config().clone();
+        let ticket = self
+            .inst
+            .router
+            .route(key, &config)
+            .map_err(|full| End::RouteFull {
+                route: self.route.name(),
+                max: full.client_max,
+            })?;
+        self.route = ticket.route().clone();
+        self.admission.routed(ticket);
         Ok(())
     }
 
@@ -242,12 +271,14 @@ fn tell_waiting(conn: &mut Conn, w: Waiting) {
     tell(conn, &text);
 }
 
-/// Sends the client a NoticeResponse with severity NOTICE and no SQLSTATE, as upstream's own
-/// notices are. A client that cannot hear it will fail later.
+/// Sends the client a NoticeResponse with severity NOTICE, in upstream's words, with SQLSTATE
+/// 00000 (upstream sends none, which drivers such as tokio-postgres refuse as a broken
+/// message). A client that cannot hear it will fail later.
 fn tell(conn: &mut Conn, text: &str) {
     let fields = kiwi::backend::ErrorFields {
         fields: vec![
             (kiwi::backend::field::SEVERITY, b"NOTICE".as_slice()),
+            (kiwi::backend::field::CODE, b"00000".as_slice()),
             (kiwi::backend::field::MESSAGE, text.as_bytes()),
         ],
     };

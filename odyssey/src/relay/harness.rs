@@ -68,6 +68,7 @@ pub fn settings(mode: PoolMode, prepared: bool) -> Settings {
         show_id: true,
         pin_on_listen: false,
         drop_on_cached_plan_error: true,
+        target_session_attrs: None,
     }
 }
 

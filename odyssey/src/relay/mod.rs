@@ -11,7 +11,8 @@
 //! ones (`statements`).
 //!
 //! Files: `scan` (message boundaries in both streams), `client` and `server` (one direction
-//! each), `statements` (prepared statements), `sets` (tracked SETs).
+//! each), `statements` (prepared statements), `sets` (tracked SETs), `virtual_tsa` (SET and
+//! SHOW of `odyssey.target_session_attrs` under `virtual_processing`).
 
 mod client;
 #[cfg(any(test, feature = "harness"))]
@@ -22,6 +23,7 @@ pub mod sets;
 pub mod statements;
 #[cfg(test)]
 mod tests;
+mod virtual_tsa;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use kiwi::backend::TransactionStatus;
 use kiwi::error::DecodeError;
 
 use crate::config::PoolMode;
+use crate::config::storage::TargetSessionAttrs;
 use crate::id::ClientId;
 use crate::server::registry::StatementRegistry;
 use scan::{BadFrame, Scanner};
@@ -63,6 +66,9 @@ pub struct Settings {
     /// `server_drop_on_cached_plan_error`: with statements mapped, a server that answered
     /// "cached plan must not change result type" is closed rather than given back.
     pub drop_on_cached_plan_error: bool,
+    /// `virtual_processing`: the client's target_session_attrs at login, which SET and SHOW
+    /// of `odyssey.target_session_attrs` then change and tell (`None`: they go to the server).
+    pub target_session_attrs: Option<TargetSessionAttrs>,
 }
 
 /// The protocol state of a client and the server it holds.
@@ -86,6 +92,8 @@ pub struct Relay {
     pinned: bool,
     /// The server answered a cached plan error under `server_drop_on_cached_plan_error`.
     plan_broken: bool,
+    /// The client's target_session_attrs under `virtual_processing`.
+    tsa: Option<TargetSessionAttrs>,
 }
 
 /// What the session does with the client's buffered bytes.
@@ -166,6 +174,7 @@ impl From<BadFrame> for Violation {
 impl Relay {
     /// The state of a client that has just logged in.
     pub fn new(settings: Settings) -> Relay {
+        let tsa = settings.target_session_attrs;
         let statements = (settings.mode != PoolMode::Session && settings.prepared_statements)
             .then(|| Statements::new(settings.registry.clone()));
         Relay {
@@ -181,6 +190,7 @@ impl Relay {
             parses: 0,
             pinned: false,
             plan_broken: false,
+            tsa,
         }
     }
 
