@@ -66,6 +66,7 @@ const READ: &[(&str, &str)] = &[
     ("virtual_processing", "test/tests/ha.rs"),
     ("backlog", "test/tests/listen_binding.rs"),
     ("unix_socket_mode", "test/tests/listen_binding.rs"),
+    ("backend_connect_timeout_ms", "test/tests/backend_connect_timeout.rs"),
     ("hba_file", "test/tests/hba.rs"),
     ("tls", "test/tests/tls.rs"),
     ("tls_ca_file", "test/tests/tls.rs"),
@@ -156,7 +157,6 @@ const READ: &[(&str, &str)] = &[
 /// the debt the next tests pay.
 #[rustfmt::skip]
 const READ_UNTESTED: &[&str] = &[
-    "backend_connect_timeout_ms",
     "bindwith_reuseport",
     "cache_coroutine",
     "coroutine_stack_size",
