@@ -48,10 +48,7 @@ impl Endpoints {
     /// The gate of servers being opened on `storage`: its `server_max_routing`, or `workers`
     /// when that is 0 (spec §2.4), at once.
     pub fn openings(&self, storage: &Storage, workers: u32) -> Arc<Gate> {
-        let limit = match storage.server_max_routing {
-            0 => workers.max(1),
-            n => n,
-        };
+        let limit = storage.max_routing(workers);
         let mut openings = self.openings.lock().unwrap_or_else(|p| p.into_inner());
         let entry = openings
             .entry(storage.name.clone())

@@ -131,6 +131,17 @@ pub struct Storage {
     pub target_session_attrs: Option<TargetSessionAttrs>,
 }
 
+impl Storage {
+    /// `server_max_routing`, or `workers` when it is 0 (spec §2.4): how many servers may be
+    /// opened on it at once.
+    pub fn max_routing(&self, workers: u32) -> u32 {
+        match self.server_max_routing {
+            0 => workers.max(1),
+            n => n,
+        }
+    }
+}
+
 /// Reads a `storage "name" { ... }` section.
 pub fn read(r: &mut Reader, item: &Item) -> Option<Storage> {
     let name = section_name(r, item, "storage")?;
