@@ -18,6 +18,7 @@ set -euo pipefail
 # bookworm-security; plain `rustc` there is too old for edition 2024): where cargo and friends
 # are on $PATH already (rustup), nothing is installed for them. ca-certificates lets cargo
 # reach crates.io; make and git serve the dev container.
+# iproute2's `ss` shows a listener's backlog (test/tests/listen_binding.rs).
 declare -A need=(
   [pkg-config]=/usr/bin/pkg-config
   [libssl-dev]=/usr/include/openssl/ssl.h
@@ -43,6 +44,7 @@ declare -A need=(
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
   [git]=git
   [make]=make
+  [iproute2]=ss
 )
 
 if [ "${1:-}" = --list ]; then

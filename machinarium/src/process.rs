@@ -64,3 +64,34 @@ pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Sets the nice value of the calling thread (`setpriority(PRIO_PROCESS, 0, nice)`). Linux
+/// keeps a nice value per thread and new threads inherit their creator's, so called before
+/// any thread starts this sets the whole process.
+pub fn set_priority(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority(2) takes plain integers and has no memory effects in this process;
+    // `0` names the calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Pins the calling thread to the CPUs numbered in `cpus` (`sched_setaffinity`).
+pub fn pin_to_cpus(cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit array for which all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: CPU_SET writes one bit of `set`; `cpu` is below CPU_SETSIZE, checked above.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -16,13 +16,10 @@ use crate::auth::backend::backend_credentials;
 use crate::config::rule::RuleKind;
 use crate::instance::Instance;
 use crate::internal::{self, InternalQuery};
-use crate::route::RouteKey;
+use crate::route::{Route, RouteKey};
 use crate::router::Connector;
 use crate::stats::average;
 use crate::{od_debug, od_error, od_info, router};
-
-/// Most idle servers closed per tick, so a mass expiry does not stall the machine.
-const EXPIRE_PER_TICK: usize = 64;
 
 /// The cron loop; ends when the coroutine is cancelled.
 pub fn run(inst: Arc<Instance>) {
@@ -116,7 +113,7 @@ fn expire(inst: &Instance) {
         router::close_idle(&route);
     }
     for route in inst.router.routes() {
-        let closed = router::expire(&route, EXPIRE_PER_TICK);
+        let closed = router::expire(&route, expire_per_tick(&route));
         if closed > 0 {
             od_info!(
                 inst.logger,
@@ -128,6 +125,15 @@ fn expire(inst: &Instance) {
             );
         }
     }
+}
+
+/// Most idle servers of a route closed per tick, so that a mass expiry does not stall the
+/// machine nor empty a pool at once: its storage's `server_max_routing` (0: `workers`) plus
+/// one, as upstream (which counts them across all routes).
+fn expire_per_tick(route: &Route) -> usize {
+    let workers = route.config().global.worker_threads();
+    let limit = route.storage().map_or(workers, |s| s.max_routing(workers));
+    limit as usize + 1
 }
 
 /// `min_pool_size` (spec §7.4): the routes of rules naming their database and user are made
@@ -147,7 +153,7 @@ fn min_pool(inst: &Instance) {
                 rule: index,
                 database: db.to_string(),
                 user: user.to_string(),
-                tsa: rule.target_session_attrs.unwrap_or_default(),
+                tsa: config.rule_tsa(rule),
                 catchup: rule.catchup_timeout.as_secs(),
                 balancing: None,
             };

@@ -1,14 +1,16 @@
 //! What the pooler knows of each host of each storage: alive or not, primary or standby, and
 //! since when. Connects read it to choose and order hosts (target_session_attrs, balancing)
 //! and write what they learn; a fact older than the storage's `endpoints_status_poll_interval`
-//! is stale and checked again.
+//! is stale and checked again. Each storage also has a gate bounding the servers being opened
+//! on it at once (`server_max_routing`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::Storage;
 use crate::config::storage::{BalancingMethod, TargetSessionAttrs as Tsa};
+use crate::gate::Gate;
 
 /// One host's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,9 @@ pub struct Endpoints {
     turns: Mutex<HashMap<String, usize>>,
     /// Replication lag in seconds as the storage's watchdog measured it, and when.
     lags: Mutex<HashMap<(String, usize), (u64, Instant)>>,
+    /// Per storage name: the gate new servers pass while they connect and log in, and its size
+    /// (a reload that changes `server_max_routing` gets a new gate).
+    openings: Mutex<HashMap<String, (u32, Arc<Gate>)>>,
 }
 
 /// Whether a server of this role suits the client's target_session_attrs.
@@ -40,6 +45,20 @@ pub fn fits(tsa: Tsa, read_write: bool) -> bool {
 }
 
 impl Endpoints {
+    /// The gate of servers being opened on `storage`: its `server_max_routing`, or `workers`
+    /// when that is 0 (spec §2.4), at once.
+    pub fn openings(&self, storage: &Storage, workers: u32) -> Arc<Gate> {
+        let limit = storage.max_routing(workers);
+        let mut openings = self.openings.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = openings
+            .entry(storage.name.clone())
+            .or_insert_with(|| (limit, Gate::new(limit)));
+        if entry.0 != limit {
+            *entry = (limit, Gate::new(limit));
+        }
+        entry.1.clone()
+    }
+
     /// The fresh state of host `index` of `storage`, if there is one.
     pub fn fresh(&self, storage: &Storage, index: usize) -> Option<State> {
         let states = self.states.lock().unwrap_or_else(|p| p.into_inner());

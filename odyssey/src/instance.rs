@@ -16,6 +16,7 @@ use crate::drain::DrainRate;
 use crate::gate::Gate;
 use crate::logger::Logger;
 use crate::option::RunOptions;
+use crate::procfs::HostUtilization;
 use crate::reply::Drain;
 use crate::router::Router;
 use crate::rules::RuleOrder;
@@ -93,6 +94,8 @@ pub struct Instance {
     pub groups: GroupMembers,
     /// Clients' confirmed host names, for host-name rule selectors.
     pub hostnames: HostnameCache,
+    /// The host watcher's last sample (`enable_host_watcher`).
+    pub host: HostUtilization,
     /// The worker machines, once started.
     workers: OnceLock<Vec<MachineHandle>>,
     /// The system machine, once started.
@@ -163,8 +166,7 @@ impl Instance {
     /// An instance for a loaded config.
     pub fn new(config: Config, options: RunOptions, logger: Logger) -> std::io::Result<Instance> {
         let resolvers = config.global.resolvers.max(1) as usize;
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let workers = config.global.workers.resolve(cpus).max(1);
+        let workers = config.global.worker_threads();
         // Upstream's defaults: 2 × workers cancels, 64 × workers logins being routed.
         let cancel_max = config.global.cancel_max_inflight.unwrap_or(2 * workers);
         let routing_max = match config.global.client_max_routing {
@@ -197,6 +199,7 @@ impl Instance {
             pause: Pause::default(),
             groups: GroupMembers::default(),
             hostnames: HostnameCache::default(),
+            host: HostUtilization::default(),
             workers: OnceLock::new(),
             system: OnceLock::new(),
         })

@@ -63,7 +63,7 @@ pub fn rows(
         rule,
         database: db.to_string(),
         user: user.to_string(),
-        tsa: internal.target_session_attrs.unwrap_or_default(),
+        tsa: config.rule_tsa(internal),
         catchup: internal.catchup_timeout.as_secs(),
         balancing: None,
     };

@@ -39,9 +39,10 @@
 //!   `console` (the admin console: SHOW commands and operator commands, over the simple and
 //!   extended protocol), `metrics` (the Prometheus text of the counters, served on
 //!   `promhttp_server_port` with `/healthz`).
-//! - 5 Orchestration: `system` (listeners, accept, workers, signals, reload, graceful
-//!   shutdown), `restart` (online restart: the listening sockets handed to a new process),
-//!   `cron` (expiry, stats), `oom` (soft OOM: memory over `soft_oom`'s limit refuses logins), `watchdog` (replication lag and role of every host of
+//! - 5 Orchestration: `system` (accept, workers, signals, reload, graceful shutdown),
+//!   `listeners` (every listen section bound, or taken over at an online restart), `restart` (online restart: the listening sockets handed to a new process),
+//!   `cron` (expiry, stats), `oom` (soft OOM: memory over `soft_oom`'s limit refuses logins), `host_watcher` (CPU and
+//!   memory of the host sampled for `SHOW HOST_UTILIZATION`), `watchdog` (replication lag and role of every host of
 //!   storages with a `watchdog` block).
 #![deny(unsafe_code)]
 #![warn(clippy::too_many_lines)]
@@ -62,10 +63,12 @@ pub mod drain;
 pub mod endpoints;
 pub mod frontend;
 pub mod gate;
+pub mod host_watcher;
 pub mod hosts;
 pub mod id;
 pub mod instance;
 pub mod internal;
+pub mod listeners;
 pub mod logger;
 pub mod metrics;
 pub mod notify;

@@ -64,6 +64,18 @@ fn start(run: &RunOptions, config: config::Config) -> i32 {
         eprintln!("odyssey: cannot daemonize: {e}");
         return 1;
     }
+    // `priority`: before any thread starts, so that every thread inherits it (spec §9.3: a
+    // failure is fatal).
+    if config.global.priority != 0
+        && let Err(e) =
+            machinarium::process::set_priority(config.global.priority.clamp(-20, 19) as i32)
+    {
+        eprintln!(
+            "odyssey: cannot set priority {}: {e}",
+            config.global.priority
+        );
+        return 1;
+    }
     // Before any thread starts, so that every thread inherits the mask and signals reach the
     // system machine's signalfd only.
     if let Err(e) = machinarium::block_signals(system::SIGNALS) {

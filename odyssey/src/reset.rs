@@ -41,6 +41,9 @@ pub enum Refusal {
     StillInTransaction,
     /// The session's end reason leaves the server's state unknown.
     StateUnknown,
+    /// The server answered "cached plan must not change result type" and the rule says
+    /// `server_drop_on_cached_plan_error`.
+    CachedPlanBroken,
 }
 
 impl std::fmt::Display for Refusal {
@@ -56,6 +59,7 @@ impl std::fmt::Display for Refusal {
             Refusal::DiscardFailed => "discard failed",
             Refusal::StillInTransaction => "still in a transaction after reset",
             Refusal::StateUnknown => "its state is unknown",
+            Refusal::CachedPlanBroken => "it has a broken cached plan",
         })
     }
 }
@@ -75,6 +79,9 @@ pub fn reset(
             .filter(|t| !t.is_zero())
             .unwrap_or(Duration::from_secs(5)),
     );
+    if relay.plan_broken() {
+        return Err(Refusal::CachedPlanBroken);
+    }
     if relay.client_unfinished(session_end) {
         return Err(Refusal::ClientUnfinished);
     }

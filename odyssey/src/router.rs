@@ -13,6 +13,7 @@ use machinarium::Deadline;
 use crate::backend::{self, BackendError};
 use crate::config::Config;
 use crate::endpoints::Endpoints;
+use crate::gate::Slot;
 use crate::id::ServerId;
 use crate::logger::{ClientInfo, Logger};
 use crate::pool::{AcquireError, Grant, Wait};
@@ -202,10 +203,17 @@ pub fn attach(
     loop {
         let grant = acquire(route, deadline, idle_only, tell)?;
         let server = match grant {
-            Grant::Connect => match connect(route, via) {
-                Ok(s) => s,
+            Grant::Connect => match opening(route, deadline).map(|_slot| connect(route, via)) {
+                None => {
+                    route.pool.connect_failed();
+                    return Err(AttachError::PoolTimeout {
+                        route: route.name(),
+                        pool_size: pool_size(route),
+                    });
+                }
+                Some(Ok(s)) => s,
                 // Upstream: the server is full; with a pool_timeout, wait for an idle server.
-                Err(e) if timeout.is_some() && e.is_too_many_connections() => {
+                Some(Err(e)) if timeout.is_some() && e.is_too_many_connections() => {
                     let retry = route.config().global.server_login_retry;
                     if !retry.is_zero() && machinarium::sleep(retry).is_err() {
                         return Err(AttachError::Cancelled);
@@ -213,7 +221,7 @@ pub fn attach(
                     idle_only = true;
                     continue;
                 }
-                Err(e) => return Err(AttachError::Connect(e)),
+                Some(Err(e)) => return Err(AttachError::Connect(e)),
             },
             Grant::Server(idle) => match (*idle).attach() {
                 Ok(s) => s,
@@ -234,9 +242,10 @@ pub fn attach(
             route: route.clone(),
             server: Some(server),
         };
-        // An idle server that has something to say (PostgreSQL restarted, the backend was
-        // terminated) is dead: dropping the checkout closes it; take another.
-        if !matches!(checkout.server_mut().conn.try_fill(), Ok(false)) {
+        // `pool_attach_check`: an idle server that has something to say (PostgreSQL
+        // restarted, the backend was terminated) is dead: dropping the checkout closes it;
+        // take another. Without the check the client meets the dead server's last words.
+        if rule.pool.attach_check && !matches!(checkout.server_mut().conn.try_fill(), Ok(false)) {
             od_info!(
                 via.logger,
                 "router",
@@ -393,10 +402,27 @@ pub fn prefill(route: &Arc<Route>, via: &Connector<'_>) -> Option<Result<(), Bac
     if min == 0 || !route.pool.reserve_for_min(min, pool_size(route)) {
         return None;
     }
+    // The cron does not wait for clients' logins to the storage: the next tick tries again.
+    let Some(_slot) = opening(route, Deadline::after(Duration::ZERO)) else {
+        route.pool.connect_failed();
+        return None;
+    };
     Some(connect(route, via).map(|server| match server.detach() {
         Ok(idle) => route.pool.release(idle),
         Err(_) => route.pool.closed(),
     }))
+}
+
+/// A place among the servers being opened on the route's storage at once
+/// (`server_max_routing`), waited for until `deadline`; `None` when it passed. A route whose
+/// storage is gone takes none (its connect fails on its own).
+fn opening(route: &Route, deadline: Deadline) -> Option<Option<Slot>> {
+    let Some(storage) = route.storage() else {
+        return Some(None);
+    };
+    let workers = route.config().global.worker_threads();
+    let gate = route.endpoints.openings(storage, workers);
+    gate.enter(deadline).map(Some)
 }
 
 /// Closes every idle server of a route (its rule is gone, or the pooler stops).

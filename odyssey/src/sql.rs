@@ -1,7 +1,8 @@
 //! The few SQL statements the pooler recognises in a client's simple Query: a bare `BEGIN`
 //! (deferred until the transaction does something), a bare `COMMIT`/`ROLLBACK` of such an empty
-//! transaction, and `SET` of a tracked session parameter (so that it follows the client to its
-//! next server in transaction pooling, even when PostgreSQL does not report it).
+//! transaction, `SET` of a tracked session parameter (so that it follows the client to its
+//! next server in transaction pooling, even when PostgreSQL does not report it), and `SHOW` of
+//! one name (`virtual_processing`).
 
 /// What a Query's text is, as far as the pooler cares.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum Statement<'a> {
     },
     /// `DEALLOCATE [PREPARE] name` (`Some`) or `DEALLOCATE [PREPARE] ALL` (`None`).
     Deallocate(Option<String>),
+    /// `SHOW name`, one name.
+    Show(&'a str),
     /// Anything else.
     Other,
 }
@@ -35,7 +38,7 @@ pub fn may_matter(sql: &[u8]) -> bool {
         .unwrap_or(sql.len());
     let word = &sql[start..sql.len().min(start + 5)];
     const FIRST: &[&[u8]] = &[
-        b"BEGIN", b"START", b"COMMI", b"END", b"ROLLB", b"ABORT", b"SET", b"DEALL",
+        b"BEGIN", b"START", b"COMMI", b"END", b"ROLLB", b"ABORT", b"SET", b"DEALL", b"SHOW",
     ];
     FIRST
         .iter()
@@ -72,6 +75,7 @@ pub fn classify(sql: &[u8]) -> Statement<'_> {
             Statement::End { tag: "ROLLBACK" }
         }
         ["SET", ..] => parse_set(text),
+        ["SHOW", _] => Statement::Show(words[1]),
         ["DEALLOCATE", "ALL"] | ["DEALLOCATE", "PREPARE", "ALL"] => Statement::Deallocate(None),
         ["DEALLOCATE", _] | ["DEALLOCATE", "PREPARE", _] => {
             // An unquoted name folds to lower case, as in PostgreSQL.

@@ -19,13 +19,7 @@ pub fn addresses(
     global: &Global,
     index: usize,
 ) -> Result<Vec<Address>, BackendError> {
-    let port = |p: Option<u16>| {
-        p.unwrap_or(if storage.port == 0 {
-            5432
-        } else {
-            storage.port
-        })
-    };
+    let port = |p: Option<u16>| port_of(storage, p);
     let Some(ep) = storage.endpoints.get(index) else {
         let dir = global.unix_socket_dir.as_deref().unwrap_or("/tmp");
         return Ok(vec![Address::Unix(
@@ -58,6 +52,28 @@ pub fn addresses(
         });
     }
     Ok(addrs.into_iter().map(Address::Tcp).collect())
+}
+
+/// Host `index` as upstream names it to clients: `tcp://host:port` or `unix://path`, as the
+/// storage's `host` writes it (the port is the storage's when the host has none).
+pub fn endpoint_name(storage: &Storage, index: usize) -> String {
+    let Some(ep) = storage.endpoints.get(index) else {
+        return String::new();
+    };
+    if ep.unix {
+        return format!("unix://{}", ep.host);
+    }
+    format!("tcp://{}:{}", ep.host, port_of(storage, ep.port))
+}
+
+/// A host's own port, else the storage's, else PostgreSQL's default (README: deliberate
+/// differences).
+fn port_of(storage: &Storage, own: Option<u16>) -> u16 {
+    own.unwrap_or(if storage.port == 0 {
+        5432
+    } else {
+        storage.port
+    })
 }
 
 /// How the storage's servers on host `index` get TLS: `None` for `tls disable`. The name

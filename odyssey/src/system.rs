@@ -1,9 +1,8 @@
 //! The system machine: listeners and accept loops handing clients round-robin to the worker
 //! machines, the cron coroutine, signals (reload, log reopen, graceful shutdown).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,11 +10,12 @@ use std::time::{Duration, Instant};
 use machinarium::net::{ListenOptions, Listener};
 use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 
-use crate::config::{Global, Workers};
+use crate::config::Global;
 use crate::frontend::{self, Accepted};
 use crate::instance::Instance;
+use crate::logger::Logger;
 use crate::restart::{self, Inherited, Restarter};
-use crate::{control, cron, metrics, notify, oom, watchdog};
+use crate::{control, cron, host_watcher, listeners, metrics, notify, oom, watchdog};
 use crate::{od_error, od_info};
 
 /// The signals the pooler handles; blocked in every thread, read through a signalfd.
@@ -49,20 +49,44 @@ fn machine_config(g: &Global) -> MachineConfig {
     }
 }
 
+/// `cpu_affinity`: pins the calling worker's thread; a failure is logged, as upstream.
+fn pin_worker(logger: &Logger, worker: usize, cpus: &[usize]) {
+    match machinarium::process::pin_to_cpus(cpus) {
+        Ok(()) => od_info!(
+            logger,
+            "worker_init",
+            None,
+            None,
+            "pin worker {worker} to cpu {cpus:?}"
+        ),
+        Err(e) => od_error!(
+            logger,
+            "worker_init",
+            None,
+            None,
+            "can't set worker cpu affinity: {e}"
+        ),
+    }
+}
+
 /// Starts the worker machines and the system machine; returns the exit code when the system
 /// machine is done (graceful shutdown: 0; startup failure: 1; shutdown timeout: 124).
 pub fn run(inst: Arc<Instance>, inherited: Inherited) -> i32 {
     let snapshot = inst.config();
     let g = &snapshot.config.global;
-    let count = match g.workers {
-        Workers::Count(n) => n.max(1) as usize,
-        Workers::Auto => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .div_ceil(2),
-    };
+    let count = g.worker_threads() as usize;
     let mut workers = Vec::with_capacity(count);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for i in 0..count {
-        match machinarium::machine_create(&format!("worker: {i}"), machine_config(g), || {
+        let pin = g
+            .cpu_affinity
+            .as_ref()
+            .and_then(|a| a.worker(i as u32, cpus));
+        let logger = inst.logger.clone();
+        match machinarium::machine_create(&format!("worker: {i}"), machine_config(g), move || {
+            if let Some(set) = pin {
+                pin_worker(&logger, i, &set);
+            }
             // Workers wait for clients; their work arrives as spawns.
             let _ = machinarium::sleep(Duration::MAX);
         }) {
@@ -121,7 +145,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
             return 1;
         }
     };
-    let listeners = match bind_all(&inst, &inherited) {
+    let listeners = match listeners::bind_all(&inst, &inherited) {
         Ok(l) => l,
         Err(e) => {
             od_error!(inst.logger, "system", None, None, "{e}");
@@ -149,6 +173,8 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     let watchdog = machinarium::spawn(move || watchdog::run(watchdog_inst));
     let oom_inst = inst.clone();
     let oom = machinarium::spawn(move || oom::run(oom_inst));
+    let host_inst = inst.clone();
+    let host = machinarium::spawn(move || host_watcher::run(host_inst));
     let metrics = match bind_metrics(&inst) {
         Ok(listener) => listener.map(|l| {
             let inst = inst.clone();
@@ -186,6 +212,7 @@ fn system_main(inst: Arc<Instance>, workers: Vec<MachineHandle>, inherited: Inhe
     groups.cancel();
     watchdog.cancel();
     oom.cancel();
+    host.cancel();
     if let Some(m) = metrics {
         m.cancel();
     }
@@ -388,112 +415,6 @@ fn accept_loop(
         next = next.wrapping_add(1);
         let inst = inst.clone();
         worker.spawn_detached(move || frontend::run(inst, socket, Accepted { listen, peer }));
-    }
-}
-
-/// Binds every listen section, as upstream: TCP on its host (`*` = all IPv4 and IPv6
-/// addresses), or — a listen without `host` — the unix socket
-/// `<unix_socket_dir>/.s.PGSQL.<port>`. An address that fails is logged (`bind to '<addr>'
-/// failed: ...`) and the others go on; only when none is bound does startup fail.
-/// Each listener is returned with its listen section's index and its hand-over key
-/// (`unix:<path>` or `tcp:<addr>`); a socket handed over by the previous process under that key
-/// is taken instead of binding.
-fn bind_all(
-    inst: &Instance,
-    inherited: &Inherited,
-) -> Result<Vec<(usize, String, Listener)>, String> {
-    let snapshot = inst.config();
-    let config = &snapshot.config;
-    let mut out = Vec::new();
-    let failed = |what: &dyn std::fmt::Display, e: &dyn std::fmt::Display| {
-        od_error!(
-            inst.logger,
-            "server",
-            None,
-            None,
-            "bind to '{what}' failed: {e}"
-        );
-    };
-    for (i, l) in config.listen.iter().enumerate() {
-        let opts = ListenOptions {
-            backlog: l.backlog.min(i32::MAX as u32) as i32,
-            reuseport: config.global.bindwith_reuseport,
-            v6only: true,
-            unix_mode: config.global.unix_socket_mode,
-        };
-        let bound = match (l.host.as_deref(), &config.global.unix_socket_dir) {
-            (None, Some(dir)) => {
-                let path = PathBuf::from(dir).join(format!(".s.PGSQL.{}", l.port));
-                let key = format!("unix:{}", path.display());
-                let listener = match inherited.take(&key) {
-                    Some(fd) => Listener::adopt(fd, true),
-                    None => Listener::bind_unix(&path, &opts),
-                };
-                listener
-                    .map(|listener| vec![(key, listener)])
-                    .unwrap_or_else(|e| {
-                        failed(&path.display(), &e);
-                        Vec::new()
-                    })
-            }
-            (None, None) => Vec::new(),
-            (Some(host), _) => match tcp_addresses(host, l.port) {
-                Ok(addrs) => addrs
-                    .into_iter()
-                    .map(|addr| {
-                        let key = format!("tcp:{addr}");
-                        let listener = match inherited.take(&key) {
-                            Some(fd) => Listener::adopt(fd, false),
-                            None => Listener::bind(addr, &opts),
-                        };
-                        listener.map(|l| (key, l)).map_err(|e| (addr, e))
-                    })
-                    .filter_map(|r| match r {
-                        Ok(pair) => Some(pair),
-                        Err((addr, e)) => {
-                            failed(&addr, &e);
-                            None
-                        }
-                    })
-                    .collect(),
-                Err(e) => {
-                    od_error!(inst.logger, "system", None, None, "{e}");
-                    Vec::new()
-                }
-            },
-        };
-        for (key, listener) in bound {
-            let what = key.split_once(':').map_or(key.as_str(), |(_, w)| w);
-            od_info!(inst.logger, "system", None, None, "listening on {what}");
-            out.push((i, key, listener));
-        }
-    }
-    if out.is_empty() {
-        return Err("failed to bind any listen address".into());
-    }
-    Ok(out)
-}
-
-fn tcp_addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-    match host {
-        "*" => {
-            let mut v = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)];
-            // IPv6 may be disabled on the machine; listen on it only when it works.
-            if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
-                v.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
-            }
-            Ok(v)
-        }
-        h => {
-            let first = (h, port)
-                .to_socket_addrs()
-                .map_err(|e| format!("listen host {h}: {e}"))?
-                .next();
-            // Upstream binds only the first address a name resolves to.
-            first
-                .map(|a| vec![a])
-                .ok_or_else(|| format!("listen host {h}: no addresses"))
-        }
     }
 }
 

@@ -62,6 +62,18 @@ const READ: &[(&str, &str)] = &[
     ("cancel_queue_timeout_ms", "test/tests/cancel_limits.rs"),
     ("cancel_timeout_ms", "test/tests/cancel_limits.rs"),
     ("shared_pool", "test/tests/shared_pool.rs"),
+    ("server_max_routing", "test/tests/server_max_routing.rs"),
+    ("show_notice_messages", "test/tests/host_notice.rs"),
+    ("server_drop_on_cached_plan_error", "test/tests/server_fate.rs"),
+    ("pool_attach_check", "test/tests/server_fate.rs"),
+    ("pool_pin_on_listen", "test/tests/server_fate.rs"),
+    ("priority", "test/tests/process_settings.rs"),
+    ("cpu_affinity", "test/tests/process_settings.rs"),
+    ("enable_host_watcher", "test/tests/host_watcher.rs"),
+    ("virtual_processing", "test/tests/ha.rs"),
+    ("backlog", "test/tests/listen_binding.rs"),
+    ("unix_socket_mode", "test/tests/listen_binding.rs"),
+    ("backend_connect_timeout_ms", "test/tests/backend_connect_timeout.rs"),
     ("hba_file", "test/tests/hba.rs"),
     ("tls", "test/tests/tls.rs"),
     ("tls_ca_file", "test/tests/tls.rs"),
@@ -152,8 +164,6 @@ const READ: &[(&str, &str)] = &[
 /// the debt the next tests pay.
 #[rustfmt::skip]
 const READ_UNTESTED: &[&str] = &[
-    "backend_connect_timeout_ms",
-    "backlog",
     "bindwith_reuseport",
     "cache_coroutine",
     "coroutine_stack_size",
@@ -161,7 +171,6 @@ const READ_UNTESTED: &[&str] = &[
     "log_async",
     "log_queue_depth",
     "nodelay",
-    "unix_socket_mode",
 ];
 
 /// Warned about by their own readers in `config`.
@@ -256,11 +265,11 @@ fn the_lists_name_real_keywords_once() {
 fn unsupported_directives_warn_at_their_line() {
     let text = "log_format \"%m\\n\"\n\
         cache_msg_gc_size 1\n\
-        cpu_affinity \"auto\"\n\
+        query_parsing { mode minimal mem_limit 1 }\n\
         listen {\n\thost \"*\"\n\tport 6432\n}\n\
         storage \"pg\" {\n\ttype \"remote\"\n\thost \"localhost\"\n\tserver_max_routing 4\n}\n\
         database default {\n\tuser default {\n\t\tauthentication \"none\"\n\
-        \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\tpool_attach_check yes\n\
+        \t\tstorage \"pg\"\n\t\tpool \"session\"\n\t\treserve_session_server_connection yes\n\
         \t\toptions {\n\t\t\t\"search_path\" \"x\"\n\t\t\t\"temp_buffers\" \"1MB\"\n\t\t}\n\t}\n}\n";
     let (_, warnings) = odyssey::config::load_str("w.conf", text).expect("loads");
     let lines: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
@@ -274,22 +283,22 @@ fn unsupported_directives_warn_at_their_line() {
         "{lines:#?}"
     );
     assert!(
-        has("w.conf:3:", "'cpu_affinity' is not implemented yet"),
+        has("w.conf:3:", "'mem_limit' does not apply"),
         "{lines:#?}"
     );
     assert!(
-        has("w.conf:11:", "'server_max_routing' is not implemented yet"),
-        "{lines:#?}"
-    );
-    assert!(
-        has("w.conf:18:", "'pool_attach_check' is not implemented yet"),
+        has(
+            "w.conf:18:",
+            "'reserve_session_server_connection' does not apply"
+        ),
         "{lines:#?}"
     );
     assert!(
         has("w.conf:21:", "'temp_buffers' is not a tracked parameter"),
         "{lines:#?}"
     );
-    assert_eq!(lines.len(), 5, "{lines:#?}");
+    // server_max_routing (line 11) acts: no warning.
+    assert_eq!(lines.len(), 4, "{lines:#?}");
     assert!(matches!(
         odyssey::config::support::lookup("global", "cache_msg_gc_size"),
         Some(Unsupported::NotApplicable(_))

@@ -1,5 +1,5 @@
 //! Multi-host storages (issue 13) on a real primary and a real streaming standby: routing by
-//! `target_session_attrs` (rule and listen) with either host listed first, `prefer-standby`
+//! `target_session_attrs` (rule, listen and storage) with either host listed first, `prefer-standby`
 //! and its fallback, round-robin balancing over both hosts, `availability_zone` with
 //! `az_aware`, a dead first host skipped, every host down, and a promotion: read-write
 //! clients reach the new primary without a pooler restart, after `endpoints_status_poll_interval`;
@@ -105,6 +105,92 @@ fn listen_target_session_attrs_wins_over_the_rule() {
         .unwrap()
         .get(0);
     assert!(standby, "the read-only listen must lead to the standby");
+}
+
+/// A storage's `target_session_attrs` (odyssey 1.4's place for it) is the default of the
+/// rules and listens on it that set none; a rule's own wins over it.
+#[test]
+fn storage_target_session_attrs_is_the_default_of_its_rules() {
+    let p = pair();
+    let (pp, sp) = (p.primary.port(), p.standby.port());
+    let hosts = format!("127.0.0.1:{pp},127.0.0.1:{sp}");
+    let mut rest = storage("ro", &hosts, "\ttarget_session_attrs \"read-only\"\n");
+    rest += &rule("plain", "app", "ro", None);
+    rest += &rule("own", "app", "ro", Some("read-write"));
+    let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
+    for _ in 0..3 {
+        assert_eq!(
+            where_am_i(&pooler, "plain", "app"),
+            (true, sp),
+            "storage's tsa"
+        );
+        assert_eq!(where_am_i(&pooler, "own", "app"), (false, pp), "rule's tsa");
+    }
+}
+
+/// `virtual_processing`: `SET odyssey.target_session_attrs` is answered by the pooler and
+/// moves the client to servers of that kind; `SHOW` tells the value; a client may also ask for
+/// a kind at login (`options -c odyssey.target_session_attrs=...`), over the listen's and the
+/// rule's.
+#[test]
+fn clients_choose_their_target_session_attrs() {
+    let p = pair();
+    let (pp, sp) = (p.primary.port(), p.standby.port());
+    let mut rest = "virtual_processing yes\n".to_string();
+    rest += &storage("both", &format!("127.0.0.1:{pp},127.0.0.1:{sp}"), "");
+    rest += &rule("db", "app", "both", Some("read-write"));
+    let pooler = Pooler::start(&config(pp, &rest)).expect("pooler");
+    let params = ConnParams::tcp(pooler.port(), "app").dbname("db");
+    let mut c = connect(&params).expect("client");
+    let value = |c: &mut odyssey_test::pg::Client, sql: &str| -> String {
+        let messages = c
+            .simple_query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        messages
+            .into_iter()
+            .find_map(|m| match m {
+                odyssey_test::pg::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        value(&mut c, "SHOW odyssey.target_session_attrs"),
+        "read-write"
+    );
+    assert_eq!(value(&mut c, "select pg_is_in_recovery()"), "f");
+    c.batch_execute("SET odyssey.target_session_attrs = 'read-only'")
+        .expect("virtual SET");
+    assert_eq!(
+        value(&mut c, "SHOW odyssey.target_session_attrs"),
+        "read-only"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            value(&mut c, "select pg_is_in_recovery()"),
+            "t",
+            "{}",
+            pooler.log()
+        );
+    }
+    let bad = c
+        .batch_execute("SET odyssey.target_session_attrs TO 'sideways'")
+        .expect_err("a bad value");
+    let code = bad.as_db_error().map(|e| e.code().code().to_string());
+    assert_eq!(code.as_deref(), Some("22023"), "{bad:?}");
+    assert_eq!(
+        value(&mut c, "SHOW odyssey.target_session_attrs"),
+        "read-only"
+    );
+
+    let asked = params.libpq("PGOPTIONS", "-c odyssey.target_session_attrs=read-only");
+    let out = odyssey_test::psql(
+        &asked,
+        "select pg_is_in_recovery()",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(out.stdout.trim(), "t", "{}", out.combined());
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Listen sockets as upstream binds them: a unix socket only for a listen without `host`, and
 //! one address that cannot be bound is logged (`bind to '<addr>' failed`) while the others
 //! serve; only when nothing is bound does startup fail. Regression: a unix socket was bound for
-//! every listen, and one failing bind aborted startup (issue 15).
+//! every listen, and one failing bind aborted startup (issue 15). The unix socket gets
+//! `unix_socket_mode`, and a listen's `backlog` sizes its queue (what `ss` shows).
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -67,7 +69,7 @@ fn unix_socket_only_for_listens_without_host() {
     let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
     let unix_port = free_port().expect("port");
     let rest = format!(
-        "unix_socket_dir \"@DIR@\"\nunix_socket_mode \"0644\"\n\
+        "unix_socket_dir \"@DIR@\"\nunix_socket_mode \"0600\"\n\
          listen {{\n\tport {unix_port}\n}}\n{RULES}"
     );
     let pooler = Pooler::start(&config(cluster.port(), &rest)).expect("pooler");
@@ -76,8 +78,39 @@ fn unix_socket_only_for_listens_without_host() {
     let bound = odyssey_test::wait_for(Duration::from_secs(5), || unix_socket.exists());
     assert!(bound, "{}", pooler.log());
     UnixStream::connect(&unix_socket).expect("the unix listen accepts");
+    // unix_socket_mode, not the umask's 0755.
+    let mode = std::fs::metadata(&unix_socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "unix_socket_mode: {mode:o}");
     assert!(
         !tcp_socket.exists(),
         "a listen with host got a unix socket too"
     );
+}
+
+#[test]
+fn backlog_sizes_the_listen_queue() {
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let port = free_port().expect("port");
+    let rest = format!("listen {{\n\thost \"127.0.0.1\"\n\tport {port}\n\tbacklog 37\n}}\n{RULES}");
+    let pooler = Pooler::start(&config(cluster.port(), &rest)).expect("pooler");
+    let queue = |port: u16| {
+        let filter = format!("sport = :{port}");
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &filter])
+            .output()
+            .expect("ss");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // State, Recv-Q, Send-Q (for a listener: its backlog), ...
+        let line = text.lines().next().unwrap_or_default().to_string();
+        line.split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(queue(port), "37", "{}", pooler.log());
+    assert_eq!(queue(pooler.port()), "128", "the default backlog");
 }

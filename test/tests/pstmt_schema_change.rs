@@ -103,11 +103,14 @@ const HAMMER_RULES: &str = "database default {\n\tuser default {\n\
      \t\tpool_size 2\n\
      \t\tpool_reserve_prepared_statement yes\n\
      \t\tpool_timeout 10000\n\
+     \t\tserver_drop_on_cached_plan_error no\n\
      \t}\n}\n";
 
 /// Every round the table gets a column; then each client uses its statements, preparing again
 /// after a stale-plan error (from a Bind or from a prepare's Describe). Any other error, a
-/// wrong width or a use that never recovers fails the test.
+/// wrong width or a use that never recovers fails the test. The servers are kept after the
+/// error (`server_drop_on_cached_plan_error no`; the default closes them): their stale copies
+/// are what is tested.
 #[test]
 fn many_clients_recover_from_repeated_alters() {
     let deadline = Instant::now() + Duration::from_secs(50);

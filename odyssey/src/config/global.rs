@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::affinity::CpuAffinity;
 use super::convert::{Reader, put, put_some};
 use super::model::{Item, Value};
 
@@ -78,8 +79,8 @@ pub struct Global {
     pub enable_host_watcher: bool,
     /// Leave simple search_path values unquoted when deploying them.
     pub smart_search_path_enquoting: bool,
-    /// CPU pinning rules as written (`"off"`, `"auto"`, `"worker:0-3 ..."`).
-    pub cpu_affinity: Option<String>,
+    /// CPU pinning of worker threads (`"off"`, `"auto"`, `"worker:0-3 ..."`).
+    pub cpu_affinity: Option<CpuAffinity>,
     /// pg_hba-like file, path as written.
     pub hba_file: Option<String>,
     /// Virtual `SET/SHOW odyssey.*`.
@@ -156,6 +157,14 @@ impl Workers {
             Workers::Auto => cpus.div_ceil(2),
             Workers::Count(n) => n,
         }
+    }
+}
+
+impl Global {
+    /// The worker threads this config asks for on this machine.
+    pub fn worker_threads(&self) -> u32 {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        self.workers.resolve(cpus).max(1)
     }
 }
 
@@ -306,7 +315,7 @@ fn read_process(r: &mut Reader, g: &mut Global, item: &Item) -> bool {
         "enable_online_restart" => put(&mut g.enable_online_restart, r.bool(item)),
         "bindwith_reuseport" => put(&mut g.bindwith_reuseport, r.bool(item)),
         "enable_host_watcher" => put(&mut g.enable_host_watcher, r.bool(item)),
-        "cpu_affinity" => put_some(&mut g.cpu_affinity, r.string(item)),
+        "cpu_affinity" => put_some(&mut g.cpu_affinity, cpu_affinity(r, item)),
         "hba_file" => put_some(&mut g.hba_file, r.string(item)),
         "virtual_processing" => put(&mut g.virtual_processing, r.bool(item)),
         "virtual_transaction" => put(&mut g.virtual_transaction, r.bool(item)),
@@ -361,6 +370,14 @@ fn read_limits(r: &mut Reader, g: &mut Global, item: &Item) -> bool {
         _ => return false,
     }
     true
+}
+
+/// `cpu_affinity "..."`, refused with upstream's words when it does not parse.
+fn cpu_affinity(r: &mut Reader, item: &Item) -> Option<CpuAffinity> {
+    let text = r.string(item)?;
+    CpuAffinity::parse(&text)
+        .map_err(|why| r.error(item.pos(), format!("can't parse cpu_affinity: {why}")))
+        .ok()
 }
 
 /// `workers N` (N ≥ 1) or `workers "auto"`.

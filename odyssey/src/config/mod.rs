@@ -7,6 +7,7 @@
 //! the whole; `hba` reads the hba_file. Everything but the file reading in `load` is pure.
 
 pub mod address;
+pub mod affinity;
 pub mod auth;
 pub mod autogen;
 pub mod convert;
@@ -74,6 +75,19 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// The hba_file's lines, when `hba_file` is set.
     pub hba: Option<Vec<HbaRule>>,
+}
+
+impl Config {
+    /// The servers a rule's clients want unless their listen says: the rule's
+    /// `target_session_attrs`, else its storage's, else any.
+    pub fn rule_tsa(&self, rule: &Rule) -> storage::TargetSessionAttrs {
+        rule.target_session_attrs
+            .or_else(|| {
+                let storage = self.storages.iter().find(|s| s.name == rule.storage);
+                storage.and_then(|s| s.target_session_attrs)
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// A successful load: the config and the warnings met on the way.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::convert::{Reader, Seen, put};
+use super::convert::{Reader, Seen, put, put_some};
 use super::diag::Pos;
 use super::model::{Item, Value};
 use super::rule::{self, Body, Rule, RuleKey};
@@ -33,6 +33,17 @@ pub enum TargetSessionAttrs {
 }
 
 impl TargetSessionAttrs {
+    /// The value named `s`, as upstream spells it (or `prefer-replica`).
+    pub fn from_name(s: &str) -> Option<TargetSessionAttrs> {
+        Some(match s {
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "read-only" => TargetSessionAttrs::ReadOnly,
+            "prefer-standby" | "prefer-replica" => TargetSessionAttrs::PreferStandby,
+            "any" => TargetSessionAttrs::Any,
+            _ => return None,
+        })
+    }
+
     /// Upstream's spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -115,6 +126,20 @@ pub struct Storage {
     pub balancing: Balancing,
     /// Lag watchdog, if configured.
     pub watchdog: Option<Watchdog>,
+    /// The servers clients of this storage want when neither their listen nor their rule
+    /// says (odyssey 1.4's storage-level `target_session_attrs`; HEAD moved it to those two).
+    pub target_session_attrs: Option<TargetSessionAttrs>,
+}
+
+impl Storage {
+    /// `server_max_routing`, or `workers` when it is 0 (spec §2.4): how many servers may be
+    /// opened on it at once.
+    pub fn max_routing(&self, workers: u32) -> u32 {
+        match self.server_max_routing {
+            0 => workers.max(1),
+            n => n,
+        }
+    }
 }
 
 /// Reads a `storage "name" { ... }` section.
@@ -137,6 +162,7 @@ pub fn read(r: &mut Reader, item: &Item) -> Option<Storage> {
             show_notice_messages: false,
         },
         watchdog: None,
+        target_session_attrs: None,
     };
     let mut seen = Seen::default();
     let mut has_type = false;
@@ -165,6 +191,9 @@ pub fn read(r: &mut Reader, item: &Item) -> Option<Storage> {
             ),
             "balancing" => balancing(r, it, &mut s.balancing),
             "watchdog" => watchdog(r, it, &mut s),
+            "target_session_attrs" => {
+                put_some(&mut s.target_session_attrs, target_session_attrs(r, it))
+            }
             _ => r.unexpected(it, "storage"),
         }
     }
@@ -261,18 +290,12 @@ fn watchdog(r: &mut Reader, item: &Item, s: &mut Storage) {
 /// `target_session_attrs "read-write"` and friends.
 pub fn target_session_attrs(r: &mut Reader, item: &Item) -> Option<TargetSessionAttrs> {
     let s = r.string(item)?;
-    let tsa = match s.as_str() {
-        "read-write" => TargetSessionAttrs::ReadWrite,
-        "read-only" => TargetSessionAttrs::ReadOnly,
-        "prefer-standby" | "prefer-replica" => TargetSessionAttrs::PreferStandby,
-        "any" => TargetSessionAttrs::Any,
-        _ => {
-            let what = "read-write, read-only, prefer-standby or any for target_session_attrs";
-            r.expected(&item.args[0].pos, what, format!("\"{s}\""));
-            return None;
-        }
-    };
-    Some(tsa)
+    let tsa = TargetSessionAttrs::from_name(&s);
+    if tsa.is_none() {
+        let what = "read-write, read-only, prefer-standby or any for target_session_attrs";
+        r.expected(&item.args[0].pos, what, format!("\"{s}\""));
+    }
+    tsa
 }
 
 /// `balancing_method "leastconn"` (listen) or `method "x"` (storage).

@@ -28,12 +28,8 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("global", "locks_dir", NA("unused by upstream HEAD too")),
     ("rule", "reserve_session_server_connection", NA("no effect in upstream either")),
     // Process and runtime.
-    ("global", "priority", NY("setpriority is not called")),
-    ("global", "cpu_affinity", NY("workers are not pinned")),
-    ("global", "readahead", NY("read buffers grow as needed")),
-    ("global", "virtual_processing", NY("SET/SHOW odyssey.target_session_attrs go to the server")),
+    ("global", "readahead", NA("read buffers start at 4 KiB and grow to 64 KiB as reads fill them, and are freed while idle; there is no fixed-size buffer to set")),
     // Operations (issue 14).
-    ("global", "enable_host_watcher", NY("host watcher, issue 14")),
     // Console and stats (issue 11).
     ("global", "log_general_stats_prom", NA("/metrics on promhttp_server_port always serves the general metrics")),
     ("global", "log_route_stats_prom", NA("/metrics on promhttp_server_port always serves the per-route metrics")),
@@ -44,14 +40,7 @@ pub const UNSUPPORTED: &[(&str, &str, Unsupported)] = &[
     ("query_parsing", "mem_limit", NA("no parse arena: queries are looked at where they lie in the read buffer")),
     ("ldap_endpoint", "ldapscope", NA("the search is always of the subtree, as upstream")),
     // High availability (issue 13).
-    ("storage", "target_session_attrs", NY("set it in the rule or the listen")),
-    ("storage", "server_max_routing", NY("connect ramp-up limit")),
     ("rule", "watchdog_lag_interval", NA("upstream only prints it too; polls follow endpoints_status_poll_interval")),
-    ("storage", "show_notice_messages", NY("server notices at login")),
-    // Pool details.
-    ("rule", "pool_attach_check", NY("idle servers are not polled before attach")),
-    ("rule", "pool_pin_on_listen", NY("servers are not pinned to listeners")),
-    ("rule", "server_drop_on_cached_plan_error", NY("servers are kept after a cached plan error")),
 ];
 
 /// Why `name` in `section` has no effect, if it has none.

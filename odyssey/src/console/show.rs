@@ -43,7 +43,7 @@ pub fn show(inst: &Arc<Instance>, what: Show, quantiles: &[f64]) -> Result<Table
             t.row(vec![v(if inst.pause.global() { "t" } else { "f" })]);
             t
         }
-        Show::HostUtilization => host_utilization(),
+        Show::HostUtilization => host_utilization(inst),
         Show::Rules => rules(inst),
         Show::Hosts => show_activity::hosts(inst),
     })
@@ -340,23 +340,13 @@ fn prepared(inst: &Instance) -> Table {
     t
 }
 
-/// Load (1-minute average per CPU) and memory in use, in percent, from /proc.
-fn host_utilization() -> Table {
+/// CPU and memory in use, in percent, as the host watcher last sampled them (zeros without
+/// `enable_host_watcher`, as upstream).
+fn host_utilization(inst: &Instance) -> Table {
     let mut t = Table::show(&[("cpu", Float4), ("mem", Float4)]);
     t.tag = Some("HOST_UTILIZATION".into());
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    let mem = match crate::procfs::memory() {
-        Some((total, avail)) if total > 0 => (1.0 - avail as f64 / total as f64) * 100.0,
-        _ => 0.0,
-    };
-    t.row(vec![
-        v(format!("{:.2}", (load / cpus * 100.0).min(100.0))),
-        v(format!("{mem:.2}")),
-    ]);
+    let (cpu, mem) = inst.host.get();
+    t.row(vec![v(format!("{cpu:.2}")), v(format!("{mem:.2}"))]);
     t
 }
 

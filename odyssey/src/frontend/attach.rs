@@ -15,6 +15,7 @@ use crate::config::PoolMode;
 use crate::conn::Conn;
 use crate::od_debug;
 use crate::reset::{self, Refusal};
+use crate::route::RouteKey;
 use crate::router::{self, AttachError, Connector, Waiting};
 use crate::server::Server;
 
@@ -25,16 +26,36 @@ impl Session {
     /// At the first login of a route: a server, to learn the parameters clients are told.
     /// Session pooling keeps it; the other modes give it back at once.
     pub(super) fn attach_for_setup(&mut self) -> Result<(), End> {
-        self.attach()?;
+        self.checkout()?;
         if self.relay.mode() != PoolMode::Session {
             self.release_server(ServerFate::Reset, false);
         }
         Ok(())
     }
 
+    /// Gets a server for the client's next request (see `checkout`); with the storage's
+    /// `balancing { show_notice_messages yes }` and several hosts, tells the client which one.
+    pub(super) fn attach(&mut self) -> Result<(), End> {
+        self.follow_target_session_attrs()?;
+        self.checkout()?;
+        let Some(storage) = self.route.storage() else {
+            return Ok(());
+        };
+        if !storage.balancing.show_notice_messages || storage.endpoints.len() < 2 {
+            return Ok(());
+        }
+        let index = self.server.as_ref().map_or(0, |s| s.server().info.endpoint);
+        let text = format!(
+            "select host {}",
+            crate::storage::endpoint_name(storage, index)
+        );
+        tell(&mut self.client.conn, &text);
+        Ok(())
+    }
+
     /// Gets a server from the route's pool (or a new connection), deploys the client's
     /// parameters and its deferred BEGIN, and points the client's cancel key at it.
-    pub(super) fn attach(&mut self) -> Result<(), End> {
+    fn checkout(&mut self) -> Result<(), End> {
         self.wait_while_paused()?;
         self.entry.set_state(ClientState::Queue);
         let credentials = || backend_credentials(self.route.rule(), &self.client.user, &self.auth);
@@ -63,6 +84,33 @@ impl Session {
         self.relay.server_attached();
         self.server = Some(checkout);
         self.entry.set_state(ClientState::Active);
+        Ok(())
+    }
+
+    /// `virtual_processing`: a client that set another target_session_attrs moves, before it
+    /// gets a server, to the route of its rule, database and user holding servers of that kind.
+    fn follow_target_session_attrs(&mut self) -> Result<(), End> {
+        let Some(tsa) = self.relay.target_session_attrs() else {
+            return Ok(());
+        };
+        if tsa == self.route.key.tsa || self.server.is_some() {
+            return Ok(());
+        }
+        let key = RouteKey {
+            tsa,
+            ..self.route.key.clone()
+        };
+        let config = self.route.config().clone();
+        let ticket = self
+            .inst
+            .router
+            .route(key, &config)
+            .map_err(|full| End::RouteFull {
+                route: self.route.name(),
+                max: full.client_max,
+            })?;
+        self.route = ticket.route().clone();
+        self.admission.routed(ticket);
         Ok(())
     }
 
@@ -210,8 +258,7 @@ impl Session {
     }
 }
 
-/// Tells a waiting client how its wait goes, in upstream's words (a NoticeResponse with
-/// severity NOTICE and no SQLSTATE). A client that cannot hear it will fail later.
+/// Tells a waiting client how its wait goes, in upstream's words.
 fn tell_waiting(conn: &mut Conn, w: Waiting) {
     let text = match w {
         Waiting::Long => "waiting for free backend connection".to_string(),
@@ -221,9 +268,17 @@ fn tell_waiting(conn: &mut Conn, w: Waiting) {
             if timed_out { ", timeout" } else { "" }
         ),
     };
+    tell(conn, &text);
+}
+
+/// Sends the client a NoticeResponse with severity NOTICE, in upstream's words, with SQLSTATE
+/// 00000 (upstream sends none, which drivers such as tokio-postgres refuse as a broken
+/// message). A client that cannot hear it will fail later.
+fn tell(conn: &mut Conn, text: &str) {
     let fields = kiwi::backend::ErrorFields {
         fields: vec![
             (kiwi::backend::field::SEVERITY, b"NOTICE".as_slice()),
+            (kiwi::backend::field::CODE, b"00000".as_slice()),
             (kiwi::backend::field::MESSAGE, text.as_bytes()),
         ],
     };

@@ -37,7 +37,7 @@ use crate::{od_error, od_info, tls};
 use admission::Admission;
 use end::End;
 use replication::Replication;
-use routed::{catchup, routed};
+use routed::{catchup, client_tsa, routed};
 
 pub use routed::application_name_with_host;
 use session::Session;
@@ -305,11 +305,11 @@ impl Login<'_> {
             rule: index,
             database: request.database.clone(),
             user: request.user.clone(),
-            // The listen's target_session_attrs wins over the rule's (spec §7.5).
-            tsa: listen
-                .and_then(|l| l.target_session_attrs)
-                .or(rule.target_session_attrs)
-                .unwrap_or_default(),
+            // The client's `odyssey.target_session_attrs` wins over the listen's, which wins
+            // over the rule's, which wins over the storage's (spec §7.5).
+            tsa: client_tsa(&request.vars)
+                .or(listen.and_then(|l| l.target_session_attrs))
+                .unwrap_or_else(|| config.rule_tsa(rule)),
             // The rule's catchup_timeout when set, else the listen's (spec §7.6).
             catchup: Some(rule.catchup_timeout)
                 .filter(|t| !t.is_zero())

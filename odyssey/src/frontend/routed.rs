@@ -1,11 +1,12 @@
 //! What routing a client to a rule changes before it authenticates: the rule's parameters
-//! and keepalive, and the `catchup_timeout` check.
+//! and keepalive, the `catchup_timeout` check, and the target_session_attrs the client asks for.
 
 use std::net::SocketAddr;
 
 use super::end::End;
 use super::startup::SessionRequest;
 use crate::config::rule::Rule;
+use crate::config::storage::TargetSessionAttrs;
 use crate::conn::{Conn, Transport};
 use crate::route::Route;
 
@@ -43,6 +44,14 @@ pub fn catchup(route: &Route) -> Result<(), End> {
             route: format!("{} {}", route.key.database, route.key.user),
         }),
     }
+}
+
+/// The target_session_attrs a client asked for in its startup parameters (or `options`), if
+/// it names one: `odyssey.target_session_attrs`, which upstream reads whatever
+/// `virtual_processing` says.
+pub fn client_tsa(vars: &kiwi::var::Vars) -> Option<TargetSessionAttrs> {
+    let value = std::str::from_utf8(vars.get("odyssey.target_session_attrs")?).ok()?;
+    TargetSessionAttrs::from_name(&value.to_ascii_lowercase())
 }
 
 /// `<application_name or "unknown"> - <ip:port>` (`<unix socket>` for a unix client), cut to the

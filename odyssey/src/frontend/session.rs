@@ -48,7 +48,7 @@ pub struct Session {
     /// What the console sees of the client (its state; whether it was killed).
     pub(super) entry: Arc<ClientEntry>,
     /// Counts the client in the instance and the route; last to go.
-    _admission: Admission,
+    pub(super) admission: Admission,
 }
 
 impl Session {
@@ -71,6 +71,13 @@ impl Session {
             registry: inst.statements.clone(),
             show_id: client.show_id,
             parse_queries: route.config().query_parsing.mode != QueryParsingMode::Disabled,
+            pin_on_listen: rule.pool.pin_on_listen,
+            drop_on_cached_plan_error: rule.server_drop_on_cached_plan_error,
+            target_session_attrs: route
+                .config()
+                .global
+                .virtual_processing
+                .then_some(route.key.tsa),
         });
         let stall = crate::conn::stall_timeout(&route.config().global);
         Session {
@@ -86,7 +93,7 @@ impl Session {
             query_log: QueryLog::default(),
             clock: Clock::default(),
             entry,
-            _admission: admission,
+            admission,
         }
     }
 

@@ -34,6 +34,9 @@ impl Relay {
         let Some(server) = server else {
             return self.client_without_server(buf);
         };
+        if let Some(step) = self.virtual_tsa(buf, server.tx) {
+            return Ok(step);
+        }
         if self.uses_statements_relay(buf) {
             if self.statements.as_ref().is_some_and(|s| !s.owed()) && self.pending > 0 {
                 // Replies to bulk-relayed requests first: the queue of owed replies starts
@@ -47,15 +50,18 @@ impl Relay {
 
     /// No server attached: answer what the pooler can, else ask for a server.
     fn client_without_server(&mut self, buf: &[u8]) -> Result<ClientStep, Violation> {
+        let tx = if self.deferred_begin {
+            TransactionStatus::InTransaction
+        } else {
+            TransactionStatus::Idle
+        };
+        if let Some(step) = self.virtual_tsa(buf, tx) {
+            return Ok(step);
+        }
         if let Some(step) = self.virtual_transaction(buf)? {
             return Ok(step);
         }
         if let Some(statements) = self.statements.as_mut() {
-            let tx = if self.deferred_begin {
-                TransactionStatus::InTransaction
-            } else {
-                TransactionStatus::Idle
-            };
             // Preparing needs no server: a client waiting for one to prepare would hold up
             // nothing, but a client that prepares synchronously while others of its thread
             // hold every server would wait for ever (pgbench -M prepared does).

@@ -67,6 +67,9 @@ pub fn settings(mode: PoolMode, prepared: bool) -> Settings {
         client: ClientId::new(),
         registry: Default::default(),
         show_id: true,
+        pin_on_listen: false,
+        drop_on_cached_plan_error: true,
+        target_session_attrs: None,
     }
 }
 

@@ -11,7 +11,8 @@
 //! ones (`statements`).
 //!
 //! Files: `scan` (message boundaries in both streams), `client` and `server` (one direction
-//! each), `statements` (prepared statements), `sets` (tracked SETs).
+//! each), `statements` (prepared statements), `sets` (tracked SETs), `virtual_tsa` (SET and
+//! SHOW of `odyssey.target_session_attrs` under `virtual_processing`).
 
 mod client;
 #[cfg(any(test, feature = "harness"))]
@@ -22,6 +23,7 @@ pub mod sets;
 pub mod statements;
 #[cfg(test)]
 mod tests;
+mod virtual_tsa;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use kiwi::backend::TransactionStatus;
 use kiwi::error::DecodeError;
 
 use crate::config::PoolMode;
+use crate::config::storage::TargetSessionAttrs;
 use crate::id::ClientId;
 use crate::server::registry::StatementRegistry;
 use scan::{BadFrame, Scanner};
@@ -61,6 +64,14 @@ pub struct Settings {
     /// `query_parsing` is not `disabled`: simple queries are looked at (deferred BEGIN,
     /// tracked SETs, DEALLOCATE of mapped statements); when off they all pass as they are.
     pub parse_queries: bool,
+    /// `pool_pin_on_listen`: after a LISTEN the server stays with the client until it leaves.
+    pub pin_on_listen: bool,
+    /// `server_drop_on_cached_plan_error`: with statements mapped, a server that answered
+    /// "cached plan must not change result type" is closed rather than given back.
+    pub drop_on_cached_plan_error: bool,
+    /// `virtual_processing`: the client's target_session_attrs at login, which SET and SHOW
+    /// of `odyssey.target_session_attrs` then change and tell (`None`: they go to the server).
+    pub target_session_attrs: Option<TargetSessionAttrs>,
 }
 
 /// The protocol state of a client and the server it holds.
@@ -80,6 +91,12 @@ pub struct Relay {
     sets: SetTracker,
     /// Parse messages forwarded as they are (the statements relay counts its own).
     parses: u32,
+    /// The client ran LISTEN under `pool_pin_on_listen`: the server is not given back.
+    pinned: bool,
+    /// The server answered a cached plan error under `server_drop_on_cached_plan_error`.
+    plan_broken: bool,
+    /// The client's target_session_attrs under `virtual_processing`.
+    tsa: Option<TargetSessionAttrs>,
 }
 
 /// What the session does with the client's buffered bytes.
@@ -160,6 +177,7 @@ impl From<BadFrame> for Violation {
 impl Relay {
     /// The state of a client that has just logged in.
     pub fn new(settings: Settings) -> Relay {
+        let tsa = settings.target_session_attrs;
         let statements = (settings.mode != PoolMode::Session && settings.prepared_statements)
             .then(|| Statements::new(settings.registry.clone()));
         Relay {
@@ -173,6 +191,9 @@ impl Relay {
             statements,
             sets: SetTracker::default(),
             parses: 0,
+            pinned: false,
+            plan_broken: false,
+            tsa,
         }
     }
 
@@ -233,9 +254,17 @@ impl Relay {
     }
 
     /// Whether the pool mode gives the server back now (transaction and statement pooling,
-    /// between transactions).
+    /// between transactions, unless a LISTEN pinned it).
     pub fn may_release(&self, server_tx: TransactionStatus) -> bool {
-        self.settings.mode != PoolMode::Session && self.between_transactions(Some(server_tx))
+        self.settings.mode != PoolMode::Session
+            && !self.pinned
+            && self.between_transactions(Some(server_tx))
+    }
+
+    /// The server answered "cached plan must not change result type" and the rule wants such
+    /// a server closed (`server_drop_on_cached_plan_error`).
+    pub fn plan_broken(&self) -> bool {
+        self.plan_broken
     }
 
     /// Requests sent to the server and not answered yet.
@@ -287,6 +316,8 @@ impl Relay {
         self.pending = 0;
         self.unsynced = false;
         self.dirty = false;
+        self.pinned = false;
+        self.plan_broken = false;
         self.sets = SetTracker::default();
         self.server_scan = Scanner::default();
         if let Some(statements) = self.statements.as_mut() {

@@ -76,11 +76,15 @@ impl Relay {
         client_vars: &mut Vars,
         seen: &mut Seen,
     ) -> Result<usize, BadFrame> {
+        let pin = self.settings.pin_on_listen;
+        let watch_plans = self.settings.drop_on_cached_plan_error && self.statements.is_some();
         let Relay {
             pending,
             dirty,
             sets,
             server_scan,
+            pinned,
+            plan_broken,
             ..
         } = self;
         scan_server(server_scan, buf, |ev| match ev {
@@ -119,7 +123,14 @@ impl Relay {
                 info.vars = info.defaults.clone();
                 seen.discarded = true;
             }
+            ServerEvent::Complete(b"LISTEN\0") => {
+                *dirty = true;
+                *pinned |= pin;
+            }
             ServerEvent::Complete(tag) => *dirty |= leaves_state(tag),
+            ServerEvent::Error(body) if watch_plans => {
+                *plan_broken |= statements::is_cached_plan_error(body);
+            }
             ServerEvent::Start { tag, at } if track => seen.starts.push((tag, at)),
             ServerEvent::CopyIn | ServerEvent::Start { .. } | ServerEvent::Error(_) => {}
         })
