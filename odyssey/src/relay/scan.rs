@@ -201,6 +201,17 @@ pub enum ServerEvent<'a> {
     },
 }
 
+/// Whether the server waits for the client's COPY data after `ev`, given whether it did before:
+/// from CopyInResponse (or CopyBothResponse) until the copy's CommandComplete or ErrorResponse
+/// (or a ReadyForQuery, which no copy outlives).
+pub fn copy_in_after(waiting: bool, ev: &ServerEvent<'_>) -> bool {
+    match ev {
+        ServerEvent::CopyIn => true,
+        ServerEvent::Ready(_) | ServerEvent::Error(_) | ServerEvent::Complete(_) => false,
+        ServerEvent::Parameter(_) | ServerEvent::Start { .. } => waiting,
+    }
+}
+
 /// Walks server bytes up to the last point where every message that matters has been seen
 /// whole (a ReadyForQuery needs its status byte, a ParameterStatus its body); returns how many
 /// bytes may be forwarded, calling `on` for each event. A length field below 4 or past kiwi's
