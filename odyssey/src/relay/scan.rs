@@ -127,6 +127,28 @@ pub fn opens_sequence(tag: u8) -> bool {
     )
 }
 
+/// Messages a logged-in client may send. Any other type is refused here, as PostgreSQL
+/// refuses it (08P01, connection closed): forwarded, it would draw a FATAL from a server the
+/// pooler had already released as idle, and the client would wait for an answer forever.
+fn after_login(tag: u8) -> bool {
+    matches!(
+        tag,
+        fe::QUERY
+            | fe::PARSE
+            | fe::BIND
+            | fe::DESCRIBE
+            | fe::EXECUTE
+            | fe::CLOSE
+            | fe::FLUSH
+            | fe::SYNC
+            | fe::FUNCTION_CALL
+            | fe::COPY_DATA
+            | fe::COPY_DONE
+            | fe::COPY_FAIL
+            | fe::TERMINATE
+    )
+}
+
 /// Messages a client may send that are answered with ReadyForQuery.
 pub fn answered_by_ready(tag: u8) -> bool {
     matches!(tag, fe::QUERY | fe::SYNC | fe::FUNCTION_CALL)
@@ -148,6 +170,12 @@ pub fn scan_client(
         if tag == fe::TERMINATE {
             out.terminate = true;
             break;
+        }
+        if !after_login(tag) {
+            return Err(BadFrame {
+                tag,
+                length: header.length,
+            });
         }
         if answered_by_ready(tag) {
             out.requests += 1;

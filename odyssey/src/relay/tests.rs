@@ -152,6 +152,20 @@ fn copy_in_by_simple_query_releases_at_its_ready_for_query() {
     assert!(!p.relay.server_awaits_copy_data());
 }
 
+/// A message type no logged-in client sends is refused before it reaches a server (forwarded,
+/// its FATAL would come from a server already back in the pool, and the client would hang).
+#[test]
+fn an_unknown_message_type_is_a_violation() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    assert!(p.client(&[b'z', 0, 0, 0, 4]).is_err());
+    assert!(p.to_server.is_empty());
+    let mut p = Pair::new(PoolMode::Session, false);
+    assert!(
+        p.client(&cat(&[&query("SELECT 1"), &[b'p', 0, 0, 0, 4]]))
+            .is_err()
+    );
+}
+
 /// A client that dies in COPY FROM STDIN leaves a server only CopyFail can free (reset.rs):
 /// the relay knows when the server waits for copy data, and that an error ends the wait.
 #[test]
