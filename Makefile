@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz fuzz_smoke
+.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz fuzz_smoke sanitize
 
 deps:
 	./scripts/deps.sh
@@ -50,6 +50,11 @@ fuzz:
 # The same for 30 s each: CI's check that no target crashes on its seeds or soon after.
 fuzz_smoke:
 	FUZZ_SECONDS=30 ./scripts/fuzz.sh
+
+# The pooler built with AddressSanitizer (nightly) under integration smoke tests
+# (scripts/sanitize.sh; SANITIZE_TESTS picks them): any ASan report fails it.
+sanitize: deps
+	./scripts/sanitize.sh
 
 fmt:
 	$(CARGO) fmt --all
