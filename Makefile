@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz deb docker_run
+.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz fuzz_smoke sanitize deb docker_run
 
 deps:
 	./scripts/deps.sh
@@ -17,7 +17,8 @@ local_build: deps
 local_run: local_build
 	./scripts/local_run.sh
 
-# Everything CI checks: formatting, lints, every test, and valgrind over machinarium.
+# Everything CI checks: formatting, lints, every test, valgrind over machinarium, and every
+# fuzz target for 30 s.
 # The unit tests of kiwi and odyssey run once more as a debug build, where integer overflow
 # panics (release wraps silently).
 test: deps drivers
@@ -27,6 +28,7 @@ test: deps drivers
 	$(CARGO) test --workspace --release
 	$(CARGO) test -p kiwi -p odyssey --lib
 	$(MAKE) valgrind
+	$(MAKE) fuzz_smoke
 
 bench: bench_micro bench_pg
 
@@ -39,10 +41,20 @@ bench_micro: deps
 bench_pg: deps
 	CARGO="$(CARGO)" ./scripts/bench.sh
 
-# The relay fuzz target for FUZZ_SECONDS (default 600; scripts/fuzz.sh): no panic, a
-# well-framed stream to the server, no server released inside a transaction or sequence.
+# Every fuzz target (kiwi: decode, startup, scram; odyssey: relay, config, hba) for
+# FUZZ_SECONDS each (default 600; FUZZ_TARGETS picks some); scripts/fuzz.sh installs nightly
+# and cargo-fuzz when missing and prints each target's executions.
 fuzz:
 	./scripts/fuzz.sh
+
+# The same for 30 s each: CI's check that no target crashes on its seeds or soon after.
+fuzz_smoke:
+	FUZZ_SECONDS=30 ./scripts/fuzz.sh
+
+# The pooler built with AddressSanitizer (nightly) under integration smoke tests
+# (scripts/sanitize.sh; SANITIZE_TESTS picks them): any ASan report fails it.
+sanitize: deps
+	./scripts/sanitize.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -29,6 +29,8 @@ pub enum Refusal {
     InTransaction,
     /// The CancelRequest could not be delivered.
     CancelFailed,
+    /// The CopyFail that ends a dead client's COPY could not be sent.
+    CopyFailFailed,
     /// The server did not finish its answers after the cancel.
     NoAnswerAfterCancel,
     /// The server broke the protocol while being drained.
@@ -53,6 +55,7 @@ impl std::fmt::Display for Refusal {
             Refusal::QueryRunning => "a query is still running and pool_cancel is off",
             Refusal::InTransaction => "left in a transaction and pool_rollback is off",
             Refusal::CancelFailed => "cancel request failed",
+            Refusal::CopyFailFailed => "CopyFail for the client's COPY could not be sent",
             Refusal::NoAnswerAfterCancel => "no answer after cancel",
             Refusal::ServerProtocol => "protocol violation while draining",
             Refusal::RollbackFailed => "ROLLBACK failed",
@@ -85,7 +88,9 @@ pub fn reset(
     if relay.client_unfinished(session_end) {
         return Err(Refusal::ClientUnfinished);
     }
-    if relay.pending() > 0 || !relay.server_at_boundary() {
+    if relay.server_awaits_copy_data() {
+        end_copy_and_drain(server, relay, deadline)?;
+    } else if relay.pending() > 0 || !relay.server_at_boundary() {
         if !pool.cancel {
             return Err(Refusal::QueryRunning);
         }
@@ -152,6 +157,35 @@ fn cancel_and_drain(
 ) -> Result<(), Refusal> {
     cancel::forward(&server.info.cancel_target(), Some(timeout))
         .map_err(|_| Refusal::CancelFailed)?;
+    drain(server, relay, deadline)
+}
+
+/// Ends a COPY FROM STDIN the client left in the middle with CopyFail, which PostgreSQL
+/// answers at once with an error (a cancel would wait for data that never comes), and drains
+/// the answers. In an extended-protocol sequence without its Sync the server would then wait
+/// for one: the server is closed instead.
+fn end_copy_and_drain(
+    server: &mut Server,
+    relay: &mut Relay,
+    deadline: Deadline,
+) -> Result<(), Refusal> {
+    if relay.client_unfinished(false) {
+        return Err(Refusal::ClientUnfinished);
+    }
+    let mut fail = Vec::new();
+    kiwi::frontend::CopyFail {
+        message: b"client disconnected",
+    }
+    .encode(&mut fail);
+    server
+        .conn
+        .write_all(&fail, deadline)
+        .map_err(|_| Refusal::CopyFailFailed)?;
+    drain(server, relay, deadline)
+}
+
+/// Reads (and drops) everything up to the last ReadyForQuery owed.
+fn drain(server: &mut Server, relay: &mut Relay, deadline: Deadline) -> Result<(), Refusal> {
     while relay.pending() > 0 || !relay.server_at_boundary() {
         let n = relay
             .drain(server.conn.buffered(), &mut server.tx)

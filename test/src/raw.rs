@@ -63,6 +63,16 @@ impl RawConn {
         })
     }
 
+    /// A second handle on the same socket (nothing buffered), to write from another thread
+    /// while this one reads.
+    pub fn try_clone(&self) -> Result<RawConn> {
+        let sock = self.sock.try_clone().map_err(|e| Error::io("clone", e))?;
+        Ok(RawConn {
+            sock,
+            buf: Vec::new(),
+        })
+    }
+
     /// Sends bytes as they are.
     pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
         self.sock

@@ -85,6 +85,8 @@ pub struct Relay {
     server_scan: Scanner,
     pending: u32,
     unsynced: bool,
+    /// The server waits for the client's COPY data (see `scan::copy_in_after`).
+    copy_in: bool,
     deferred_begin: bool,
     dirty: bool,
     statements: Option<Statements>,
@@ -186,6 +188,7 @@ impl Relay {
             server_scan: Scanner::default(),
             pending: 0,
             unsynced: false,
+            copy_in: false,
             deferred_begin: false,
             dirty: false,
             statements,
@@ -272,6 +275,12 @@ impl Relay {
         self.pending
     }
 
+    /// The server is in COPY FROM STDIN (or COPY BOTH) and waits for the client's data: a
+    /// cancel does not reach it there, only the client's CopyDone or CopyFail ends it.
+    pub fn server_awaits_copy_data(&self) -> bool {
+        self.copy_in
+    }
+
     /// Whether the client's stream is between messages.
     pub fn client_at_boundary(&self) -> bool {
         self.client_scan.at_boundary()
@@ -297,8 +306,9 @@ impl Relay {
     /// Reads server bytes while the pooler drains a server (after a cancel): moves past whole
     /// messages, counting ReadyForQuery into `tx`. Returns the bytes handled.
     pub fn drain(&mut self, buf: &[u8], tx: &mut TransactionStatus) -> Result<usize, BadFrame> {
-        let pending = &mut self.pending;
+        let (pending, copy_in) = (&mut self.pending, &mut self.copy_in);
         scan::scan_server(&mut self.server_scan, buf, |ev| {
+            *copy_in = scan::copy_in_after(*copy_in, &ev);
             if let scan::ServerEvent::Ready(status) = ev {
                 *pending = pending.saturating_sub(1);
                 *tx = status;

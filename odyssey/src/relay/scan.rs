@@ -127,6 +127,28 @@ pub fn opens_sequence(tag: u8) -> bool {
     )
 }
 
+/// Messages a logged-in client may send. Any other type is refused here, as PostgreSQL
+/// refuses it (08P01, connection closed): forwarded, it would draw a FATAL from a server the
+/// pooler had already released as idle, and the client would wait for an answer forever.
+fn after_login(tag: u8) -> bool {
+    matches!(
+        tag,
+        fe::QUERY
+            | fe::PARSE
+            | fe::BIND
+            | fe::DESCRIBE
+            | fe::EXECUTE
+            | fe::CLOSE
+            | fe::FLUSH
+            | fe::SYNC
+            | fe::FUNCTION_CALL
+            | fe::COPY_DATA
+            | fe::COPY_DONE
+            | fe::COPY_FAIL
+            | fe::TERMINATE
+    )
+}
+
 /// Messages a client may send that are answered with ReadyForQuery.
 pub fn answered_by_ready(tag: u8) -> bool {
     matches!(tag, fe::QUERY | fe::SYNC | fe::FUNCTION_CALL)
@@ -148,6 +170,12 @@ pub fn scan_client(
         if tag == fe::TERMINATE {
             out.terminate = true;
             break;
+        }
+        if !after_login(tag) {
+            return Err(BadFrame {
+                tag,
+                length: header.length,
+            });
         }
         if answered_by_ready(tag) {
             out.requests += 1;
@@ -199,6 +227,17 @@ pub enum ServerEvent<'a> {
         /// Where its header begins in the scanned buffer.
         at: usize,
     },
+}
+
+/// Whether the server waits for the client's COPY data after `ev`, given whether it did before:
+/// from CopyInResponse (or CopyBothResponse) until the copy's CommandComplete or ErrorResponse
+/// (or a ReadyForQuery, which no copy outlives).
+pub fn copy_in_after(waiting: bool, ev: &ServerEvent<'_>) -> bool {
+    match ev {
+        ServerEvent::CopyIn => true,
+        ServerEvent::Ready(_) | ServerEvent::Error(_) | ServerEvent::Complete(_) => false,
+        ServerEvent::Parameter(_) | ServerEvent::Start { .. } => waiting,
+    }
 }
 
 /// Walks server bytes up to the last point where every message that matters has been seen

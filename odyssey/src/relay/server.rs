@@ -5,7 +5,7 @@
 use kiwi::backend::{ParameterStatus, TransactionStatus};
 use kiwi::var::Vars;
 
-use super::scan::{BadFrame, ServerEvent, scan_server};
+use super::scan::{BadFrame, ServerEvent, copy_in_after, scan_server};
 use super::sets::Setting;
 use super::statements::{self, Statements};
 use super::{Relay, Reply, ServerStep};
@@ -80,6 +80,7 @@ impl Relay {
         let watch_plans = self.settings.drop_on_cached_plan_error && self.statements.is_some();
         let Relay {
             pending,
+            copy_in,
             dirty,
             sets,
             server_scan,
@@ -87,52 +88,55 @@ impl Relay {
             plan_broken,
             ..
         } = self;
-        scan_server(server_scan, buf, |ev| match ev {
-            ServerEvent::Ready(status) => {
-                *pending = pending.saturating_sub(1);
-                // Back outside a transaction: one ended (an autocommit statement is one too).
-                if status == TransactionStatus::Idle {
-                    seen.transactions += 1;
+        scan_server(server_scan, buf, |ev| {
+            *copy_in = copy_in_after(*copy_in, &ev);
+            match ev {
+                ServerEvent::Ready(status) => {
+                    *pending = pending.saturating_sub(1);
+                    // Back outside a transaction: one ended (an autocommit statement is one too).
+                    if status == TransactionStatus::Idle {
+                        seen.transactions += 1;
+                    }
+                    *tx = status;
+                    sets.ready(status);
+                    seen.queries += 1;
                 }
-                *tx = status;
-                sets.ready(status);
-                seen.queries += 1;
-            }
-            ServerEvent::Parameter(body) => {
-                let recorded = ParameterStatus::decode(body).is_ok_and(|ps| {
-                    // An untracked name is fine; a value that cannot be kept is state lost.
-                    let server = info.vars.set_status(&ps);
-                    let client = client_vars.set_status(&ps);
-                    !matches!(server, Err(kiwi::var::VarError::TooLong { .. }))
-                        && !matches!(client, Err(kiwi::var::VarError::TooLong { .. }))
-                });
-                *dirty |= !recorded;
-            }
-            ServerEvent::Complete(b"SET\0") => match sets.completed(*tx) {
-                (Some(setting), _) => *dirty |= !apply(client_vars, &mut info.vars, setting),
-                (None, true) => {}
-                (None, false) => *dirty = true,
-            },
-            ServerEvent::Complete(b"COMMIT\0") => {
-                for setting in sets.committed() {
-                    *dirty |= !apply(client_vars, &mut info.vars, setting);
+                ServerEvent::Parameter(body) => {
+                    let recorded = ParameterStatus::decode(body).is_ok_and(|ps| {
+                        // An untracked name is fine; a value that cannot be kept is state lost.
+                        let server = info.vars.set_status(&ps);
+                        let client = client_vars.set_status(&ps);
+                        !matches!(server, Err(kiwi::var::VarError::TooLong { .. }))
+                            && !matches!(client, Err(kiwi::var::VarError::TooLong { .. }))
+                    });
+                    *dirty |= !recorded;
                 }
+                ServerEvent::Complete(b"SET\0") => match sets.completed(*tx) {
+                    (Some(setting), _) => *dirty |= !apply(client_vars, &mut info.vars, setting),
+                    (None, true) => {}
+                    (None, false) => *dirty = true,
+                },
+                ServerEvent::Complete(b"COMMIT\0") => {
+                    for setting in sets.committed() {
+                        *dirty |= !apply(client_vars, &mut info.vars, setting);
+                    }
+                }
+                ServerEvent::Complete(b"DISCARD ALL\0") => {
+                    info.prepared.clear();
+                    info.vars = info.defaults.clone();
+                    seen.discarded = true;
+                }
+                ServerEvent::Complete(b"LISTEN\0") => {
+                    *dirty = true;
+                    *pinned |= pin;
+                }
+                ServerEvent::Complete(tag) => *dirty |= leaves_state(tag),
+                ServerEvent::Error(body) if watch_plans => {
+                    *plan_broken |= statements::is_cached_plan_error(body);
+                }
+                ServerEvent::Start { tag, at } if track => seen.starts.push((tag, at)),
+                ServerEvent::CopyIn | ServerEvent::Start { .. } | ServerEvent::Error(_) => {}
             }
-            ServerEvent::Complete(b"DISCARD ALL\0") => {
-                info.prepared.clear();
-                info.vars = info.defaults.clone();
-                seen.discarded = true;
-            }
-            ServerEvent::Complete(b"LISTEN\0") => {
-                *dirty = true;
-                *pinned |= pin;
-            }
-            ServerEvent::Complete(tag) => *dirty |= leaves_state(tag),
-            ServerEvent::Error(body) if watch_plans => {
-                *plan_broken |= statements::is_cached_plan_error(body);
-            }
-            ServerEvent::Start { tag, at } if track => seen.starts.push((tag, at)),
-            ServerEvent::CopyIn | ServerEvent::Start { .. } | ServerEvent::Error(_) => {}
         })
     }
 }

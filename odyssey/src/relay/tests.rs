@@ -135,7 +135,9 @@ fn a_flush_does_not_end_an_extended_sequence() {
 fn copy_in_by_simple_query_releases_at_its_ready_for_query() {
     let mut p = Pair::new(PoolMode::Transaction, false);
     p.client(&query("COPY t FROM STDIN")).unwrap();
+    assert!(!p.relay.server_awaits_copy_data());
     p.serve(&[b'G', 0, 0, 0, 7, 0, 0, 0]);
+    assert!(p.relay.server_awaits_copy_data());
     let data = message(FrontendMessage::CopyData(kiwi::frontend::CopyData {
         data: b"1\n",
     }));
@@ -147,6 +149,40 @@ fn copy_in_by_simple_query_releases_at_its_ready_for_query() {
         !p.attached,
         "COPY data is part of its Query, not an open sequence"
     );
+    assert!(!p.relay.server_awaits_copy_data());
+}
+
+/// A message type no logged-in client sends is refused before it reaches a server (forwarded,
+/// its FATAL would come from a server already back in the pool, and the client would hang).
+#[test]
+fn an_unknown_message_type_is_a_violation() {
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    assert!(p.client(&[b'z', 0, 0, 0, 4]).is_err());
+    assert!(p.to_server.is_empty());
+    let mut p = Pair::new(PoolMode::Session, false);
+    assert!(
+        p.client(&cat(&[&query("SELECT 1"), &[b'p', 0, 0, 0, 4]]))
+            .is_err()
+    );
+}
+
+/// A client that dies in COPY FROM STDIN leaves a server only CopyFail can free (reset.rs):
+/// the relay knows when the server waits for copy data, and that an error ends the wait.
+#[test]
+fn copy_in_wait_ends_with_the_server_error() {
+    let mut p = Pair::new(PoolMode::Session, false);
+    p.client(&query("COPY t FROM STDIN")).unwrap();
+    p.serve(&[b'G', 0, 0, 0, 7, 0, 0, 0]);
+    assert!(p.relay.server_awaits_copy_data());
+    let mut error = Vec::new();
+    kiwi::backend::ErrorFields {
+        fields: vec![(kiwi::backend::field::CODE, b"57014".as_slice())],
+    }
+    .encode_error(&mut error);
+    p.serve(&error);
+    assert!(!p.relay.server_awaits_copy_data());
+    p.serve(&ready(Idle));
+    assert!(!p.relay.server_awaits_copy_data());
 }
 
 #[test]
