@@ -282,10 +282,7 @@ fn unsupported_directives_warn_at_their_line() {
         has("w.conf:2:", "'cache_msg_gc_size' does not apply"),
         "{lines:#?}"
     );
-    assert!(
-        has("w.conf:3:", "'mem_limit' does not apply"),
-        "{lines:#?}"
-    );
+    assert!(has("w.conf:3:", "'mem_limit' does not apply"), "{lines:#?}");
     assert!(
         has(
             "w.conf:18:",
