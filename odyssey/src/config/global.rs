@@ -302,10 +302,18 @@ fn read_process(r: &mut Reader, g: &mut Global, item: &Item) -> bool {
         "readahead" => put(&mut g.readahead, r.count(item)),
         "cache_coroutine" => put(&mut g.cache_coroutine, r.count(item)),
         "cache_msg_gc_size" => put(&mut g.cache_msg_gc_size, r.count(item)),
-        "coroutine_stack_size" => put(
-            &mut g.coroutine_stack_size,
-            at_least(r, item, 4, "coroutine_stack_size"),
-        ),
+        "coroutine_stack_size" => {
+            let pages = at_least(r, item, 4, "coroutine_stack_size");
+            if let Some(n) = pages.filter(|&n| n < 16) {
+                r.warn(
+                    &item.head.pos,
+                    format!(
+                        "coroutine_stack_size {n} is below the recommended minimum of 16 pages"
+                    ),
+                );
+            }
+            put(&mut g.coroutine_stack_size, pages)
+        }
         "system_coroutine_stack_size" => put(
             &mut g.system_coroutine_stack_size,
             at_least(r, item, 4, "system_coroutine_stack_size"),

@@ -100,3 +100,29 @@ fn acquire_fail_fast_is_warned_about_only_with_several_hosts() {
         "{two:?}"
     );
 }
+
+#[test]
+fn a_small_coroutine_stack_is_warned_about_at_its_line() {
+    let (_, ok) = load_str(
+        "s.conf",
+        &format!("{MINIMAL}coroutine_stack_size 16\n{RULE}"),
+    )
+    .unwrap();
+    assert!(
+        ok.iter().all(|w| !w.to_string().contains("stack")),
+        "{ok:?}"
+    );
+    let (c, small) = load_str(
+        "s.conf",
+        &format!("{MINIMAL}coroutine_stack_size 8\n{RULE}"),
+    )
+    .unwrap();
+    assert_eq!(c.global.coroutine_stack_size, 8);
+    let lines: Vec<String> = small.iter().map(|w| w.to_string()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("s.conf:10:1:") && l.contains("below the recommended minimum")),
+        "{lines:?}"
+    );
+}

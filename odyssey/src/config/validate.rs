@@ -78,13 +78,6 @@ fn check_global(r: &mut Reader, p: &Parts, top: &Pos) {
     if g.enable_online_restart && !g.bindwith_reuseport {
         r.warn(top, "online restart works only with SO_REUSEPORT: set bindwith_reuseport yes or enable_online_restart no");
     }
-    if g.coroutine_stack_size < 16 {
-        let n = g.coroutine_stack_size;
-        r.warn(
-            top,
-            format!("coroutine_stack_size {n} is below the recommended minimum of 16 pages"),
-        );
-    }
 }
 
 fn check_storages(r: &mut Reader, p: &Parts, top: &Pos) {
