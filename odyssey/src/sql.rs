@@ -25,6 +25,21 @@ pub enum Statement<'a> {
     Deallocate(Option<String>),
     /// `SHOW name`, one name.
     Show(&'a str),
+    /// `PREPARE name [(types)] AS statement`: the name (folded as PostgreSQL folds it) and
+    /// everything after it, from the parameter types or `AS` on.
+    Prepare {
+        /// The statement's name.
+        name: String,
+        /// `(types) AS ...` or `AS ...`.
+        rest: &'a str,
+    },
+    /// `EXECUTE name [(arguments)]`: the name and the arguments as written (maybe empty).
+    Execute {
+        /// The statement's name.
+        name: String,
+        /// `(arguments)` or nothing.
+        args: &'a str,
+    },
     /// Anything else.
     Other,
 }
@@ -39,6 +54,7 @@ pub fn may_matter(sql: &[u8]) -> bool {
     let word = &sql[start..sql.len().min(start + 5)];
     const FIRST: &[&[u8]] = &[
         b"BEGIN", b"START", b"COMMI", b"END", b"ROLLB", b"ABORT", b"SET", b"DEALL", b"SHOW",
+        b"PREPA", b"EXECU",
     ];
     FIRST
         .iter()
@@ -75,6 +91,8 @@ pub fn classify(sql: &[u8]) -> Statement<'_> {
             Statement::End { tag: "ROLLBACK" }
         }
         ["SET", ..] => parse_set(text),
+        ["PREPARE", ..] => parse_prepare(text),
+        ["EXECUTE", ..] => parse_execute(text),
         ["SHOW", _] => Statement::Show(words[1]),
         ["DEALLOCATE", "ALL"] | ["DEALLOCATE", "PREPARE", "ALL"] => Statement::Deallocate(None),
         ["DEALLOCATE", _] | ["DEALLOCATE", "PREPARE", _] => {
@@ -88,6 +106,77 @@ pub fn classify(sql: &[u8]) -> Statement<'_> {
         }
         _ => Statement::Other,
     }
+}
+
+/// Whether a Query's text (maybe only its start) begins with `PREPARE`: such a query must be
+/// seen whole by the prepared-statements relay.
+pub fn starts_prepare(sql: &[u8]) -> bool {
+    let start = sql
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(sql.len());
+    sql[start..]
+        .get(..7)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"PREPARE"))
+}
+
+/// `PREPARE name [(types)] AS statement`.
+fn parse_prepare(text: &str) -> Statement<'_> {
+    let Some((name, rest)) = keyword_and_name(text, "prepare") else {
+        return Statement::Other;
+    };
+    let rest = rest.trim_start();
+    let as_next = strip_prefix_ci(rest, "as").is_some_and(|r| r.starts_with(char::is_whitespace));
+    if !(rest.starts_with('(') || as_next) {
+        return Statement::Other;
+    }
+    Statement::Prepare { name, rest }
+}
+
+/// `EXECUTE name [(arguments)]`.
+fn parse_execute(text: &str) -> Statement<'_> {
+    let Some((name, args)) = keyword_and_name(text, "execute") else {
+        return Statement::Other;
+    };
+    let args = args.trim();
+    if !(args.is_empty() || args.starts_with('(') && args.ends_with(')')) {
+        return Statement::Other;
+    }
+    Statement::Execute { name, args }
+}
+
+/// `keyword name ...`: the name and what follows it.
+fn keyword_and_name<'t>(text: &'t str, keyword: &str) -> Option<(String, &'t str)> {
+    identifier(strip_prefix_ci(text, keyword)?.trim_start())
+}
+
+/// A name at the start of `s` (unquoted: folded to lower case; quoted: `""` unescaped) and
+/// what follows it. An unquoted name must end at a space or `(`.
+fn identifier(s: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = s.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '"' {
+                name.push(c);
+                continue;
+            }
+            if quoted[i + 1..].starts_with('"') {
+                name.push('"');
+                chars.next();
+                continue;
+            }
+            return (!name.is_empty()).then(|| (name, &quoted[i + 1..]));
+        }
+        return None;
+    }
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .unwrap_or(s.len());
+    let (name, rest) = s.split_at(end);
+    let first_ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    let ends_ok = rest.is_empty() || rest.starts_with(char::is_whitespace) || rest.starts_with('(');
+    (first_ok && ends_ok).then(|| (name.to_ascii_lowercase(), rest))
 }
 
 /// `SET [SESSION] name {=|TO} value`; `SET LOCAL` and anything fancier are `Other`.
@@ -168,6 +257,48 @@ mod tests {
             Statement::End { tag: "COMMIT" }
         );
         assert_eq!(classify(b"abort"), Statement::End { tag: "ROLLBACK" });
+    }
+
+    #[test]
+    fn prepare_and_execute_forms() {
+        assert_eq!(
+            classify(b"PREPARE Q1 (int, text) AS select $1, $2"),
+            Statement::Prepare {
+                name: "q1".into(),
+                rest: "(int, text) AS select $1, $2"
+            }
+        );
+        assert_eq!(
+            classify(b"  prepare \"My \"\"s\"\"\" as select 1;"),
+            Statement::Prepare {
+                name: "My \"s\"".into(),
+                rest: "as select 1"
+            }
+        );
+        assert_eq!(classify(b"PREPARE q1"), Statement::Other);
+        assert_eq!(classify(b"PREPARE q1 ASselect 1"), Statement::Other);
+        assert_eq!(classify(b"PREPARE TRANSACTION 'x'"), Statement::Other);
+        assert_eq!(
+            classify(b"execute q1(1, 'a')"),
+            Statement::Execute {
+                name: "q1".into(),
+                args: "(1, 'a')"
+            }
+        );
+        assert_eq!(
+            classify(b"EXECUTE q1"),
+            Statement::Execute {
+                name: "q1".into(),
+                args: ""
+            }
+        );
+        assert_eq!(classify(b"EXECUTE q1 junk"), Statement::Other);
+        assert_eq!(
+            classify(b"PREPARE a AS select 1; EXECUTE a"),
+            Statement::Other
+        );
+        assert!(starts_prepare(b" \nprepare x"));
+        assert!(!starts_prepare(b"prep"));
     }
 
     #[test]

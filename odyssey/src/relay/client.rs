@@ -9,7 +9,7 @@ use kiwi::header::{Frame, Header};
 use kiwi::sqlstate;
 
 use super::scan::{self, first_message, scan_client};
-use super::statements::{self, Expect, Statements};
+use super::statements::{self, Expect, SqlStep, Statements};
 use super::{ClientStep, MAX_MESSAGE, Relay, Violation};
 use crate::config::PoolMode;
 use crate::reply::Reply;
@@ -90,7 +90,8 @@ impl Relay {
         self.client_scan.at_boundary()
             && (statements.has_names()
                 || statements.owed()
-                || buf.first().is_some_and(|t| Statements::needed_for(*t)))
+                || buf.first().is_some_and(|t| Statements::needed_for(*t))
+                || (self.settings.parse_queries && sql_prepare_first(buf)))
     }
 
     /// Forwards whole headers (bodies may stream) up to the first message the statements
@@ -99,7 +100,11 @@ impl Relay {
         let limit = match &self.statements {
             Some(_) => {
                 let rest = self.client_scan.remaining().min(buf.len());
-                rest + first_message(&buf[rest..], Statements::needed_for)
+                let parse_queries = self.settings.parse_queries;
+                rest + first_message(&buf[rest..], |tag, body| {
+                    Statements::needed_for(tag)
+                        || (parse_queries && tag == fe::QUERY && sql::starts_prepare(body))
+                })
             }
             None => buf.len(),
         };
@@ -299,15 +304,50 @@ impl Relay {
                     direct.extend_from_slice(&reply);
                     return Ok(Handled::Yes);
                 }
-                if parse
-                    && let Statement::Set { name, value } = sql::classify(body)
-                    && kiwi::var::is_tracked(name)
-                {
-                    self.sets.sent((name.to_string(), value));
+                let statement = if parse {
+                    sql::classify(body)
+                } else {
+                    Statement::Other
+                };
+                let prepares = matches!(statement, Statement::Prepare { .. });
+                if prepares && (statements.owed() || !out.is_empty()) {
+                    // It may be answered here: in turn, once what came before is answered.
+                    return Ok(Handled::Later);
                 }
-                statements.expect.push_back(Expect::Query);
-                out.extend_from_slice(frame.bytes);
-                Ok(None)
+                let has = |k| prepared.contains(&k);
+                let (step, injected) = match statement {
+                    Statement::Set { name, value } if kiwi::var::is_tracked(name) => {
+                        self.sets.sent((name.to_string(), value));
+                        (SqlStep::Pass, None)
+                    }
+                    Statement::Prepare { name, rest } if tx != TransactionStatus::Failed => {
+                        let (client, show_id) = (self.settings.client, self.settings.show_id);
+                        let reply = |r: Reply| {
+                            let mut out = Vec::new();
+                            r.encode(client, show_id, &mut out);
+                            out
+                        };
+                        statements.sql_prepare(&name, rest, has, reply, tx)
+                    }
+                    Statement::Execute { name, args } => statements.sql_execute(&name, args, has),
+                    _ => (SqlStep::Pass, None),
+                };
+                match step {
+                    SqlStep::Answer(reply) => {
+                        direct.extend_from_slice(&reply);
+                        return Ok(Handled::Yes);
+                    }
+                    SqlStep::Send(query) => {
+                        // Our PREPARE's CommandComplete leaves no state of the client's.
+                        self.sql_prepares += u32::from(injected.is_some());
+                        out.extend_from_slice(&query);
+                    }
+                    SqlStep::Pass => {
+                        statements.expect.push_back(Expect::Query);
+                        out.extend_from_slice(frame.bytes);
+                    }
+                }
+                Ok(injected)
             }
             _ => {
                 statements.expect.extend(expect_for(tag));
@@ -343,6 +383,12 @@ fn expect_for(tag: u8) -> Option<Expect> {
         fe::FUNCTION_CALL => Some(Expect::Query),
         _ => None,
     }
+}
+
+/// Whether the first message in `buf` is a Query that starts with `PREPARE` (maybe not all
+/// in yet): the statements relay maps its name.
+fn sql_prepare_first(buf: &[u8]) -> bool {
+    buf.first() == Some(&fe::QUERY) && buf.get(5..).is_some_and(sql::starts_prepare)
 }
 
 /// Messages the statements relay rewrites (or reads), so they must be whole.

@@ -99,6 +99,10 @@ pub struct Relay {
     plan_broken: bool,
     /// The client's target_session_attrs under `virtual_processing`.
     tsa: Option<TargetSessionAttrs>,
+    /// SQL `PREPARE`s of ours (a client's, mapped) in flight on the server: their
+    /// CommandCompletes leave no client state behind. Cleared at each ReadyForQuery, so a
+    /// miscount can only take a PREPARE for a client's (and reset the server).
+    sql_prepares: u32,
 }
 
 /// What the session does with the client's buffered bytes.
@@ -197,6 +201,7 @@ impl Relay {
             pinned: false,
             plan_broken: false,
             tsa,
+            sql_prepares: 0,
         }
     }
 
@@ -328,6 +333,7 @@ impl Relay {
         self.dirty = false;
         self.pinned = false;
         self.plan_broken = false;
+        self.sql_prepares = 0;
         self.sets = SetTracker::default();
         self.server_scan = Scanner::default();
         if let Some(statements) = self.statements.as_mut() {

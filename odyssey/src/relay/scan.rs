@@ -191,12 +191,15 @@ pub fn scan_client(
     Ok(out)
 }
 
-/// Offset of the first whole-header message in `buf` whose tag `pred` picks, walking from a
+/// Offset of the first whole-header message in `buf` that `pred` picks by its tag and as much
+/// of its body as is in `buf`, walking from a
 /// message boundary (`buf.len()` when there is none).
-pub fn first_message(buf: &[u8], pred: impl Fn(u8) -> bool) -> usize {
+pub fn first_message(buf: &[u8], pred: impl Fn(u8, &[u8]) -> bool) -> usize {
     let mut pos = 0;
     while let Ok(Some(header)) = Header::parse(&buf[pos..], u32::MAX) {
-        if pred(header.tag) {
+        let body_end = buf.len().min(pos + header.frame_len());
+        let body = buf.get(pos + HEADER_LEN..body_end).unwrap_or_default();
+        if pred(header.tag, body) {
             return pos;
         }
         pos += header.frame_len();

@@ -86,6 +86,7 @@ impl Relay {
             server_scan,
             pinned,
             plan_broken,
+            sql_prepares,
             ..
         } = self;
         scan_server(server_scan, buf, |ev| {
@@ -98,6 +99,7 @@ impl Relay {
                         seen.transactions += 1;
                     }
                     *tx = status;
+                    *sql_prepares = 0;
                     sets.ready(status);
                     seen.queries += 1;
                 }
@@ -126,6 +128,7 @@ impl Relay {
                     info.vars = info.defaults.clone();
                     seen.discarded = true;
                 }
+                ServerEvent::Complete(b"PREPARE\0") if *sql_prepares > 0 => *sql_prepares -= 1,
                 ServerEvent::Complete(b"LISTEN\0") => {
                     *dirty = true;
                     *pinned |= pin;

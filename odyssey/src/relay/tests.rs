@@ -408,3 +408,108 @@ fn a_function_call_that_streams_is_still_a_request() {
     ]));
     assert!(!p.attached);
 }
+
+fn sent_text(p: &Pair) -> String {
+    String::from_utf8_lossy(&p.to_server).into_owned()
+}
+
+fn error_of(code: &str) -> Vec<u8> {
+    let mut error = Vec::new();
+    kiwi::backend::ErrorFields {
+        fields: vec![(kiwi::backend::field::CODE, code.as_bytes())],
+    }
+    .encode_error(&mut error);
+    error
+}
+
+/// SQL PREPARE in transaction pooling: the client's name never reaches a server, the
+/// statement follows the client to a server that lacks it (prepared in the same Query as the
+/// EXECUTE), and neither leaves the server dirty.
+#[test]
+fn sql_prepare_and_execute_map_the_clients_name() {
+    let mut p = Pair::new(PoolMode::Transaction, true);
+    p.client(&query("PREPARE q1 (int) AS select $1")).unwrap();
+    let sent = sent_text(&p);
+    assert!(sent.contains("PREPARE odyssey_"), "{sent}");
+    assert!(sent.contains(" (int) AS select $1"), "{sent}");
+    assert!(!sent.contains("q1"), "{sent}");
+    p.serve(&cat(&[&complete("PREPARE"), &ready(Idle)]));
+    assert_eq!(p.to_client, cat(&[&complete("PREPARE"), &ready(Idle)]));
+    assert!(
+        !p.attached,
+        "our PREPARE leaves no state: the server goes back"
+    );
+    assert_eq!(p.releases, 1);
+    assert!(!p.relay.dirty());
+    assert_eq!(p.info.prepared.len(), 1);
+
+    // The same server: only the name changes.
+    p.to_server.clear();
+    p.to_client.clear();
+    p.client(&query("EXECUTE q1(5)")).unwrap();
+    let sent = sent_text(&p);
+    assert!(sent.contains("EXECUTE odyssey_"), "{sent}");
+    assert!(!sent.contains("PREPARE"), "{sent}");
+    assert!(sent.ends_with("(5)\0"), "{sent}");
+    p.serve(&cat(&[&complete("SELECT 1"), &ready(Idle)]));
+    assert_eq!(p.to_client, cat(&[&complete("SELECT 1"), &ready(Idle)]));
+
+    // A server without it: prepared in the same Query, its CommandComplete swallowed.
+    p.info.prepared.clear();
+    p.to_server.clear();
+    p.to_client.clear();
+    p.client(&query("execute Q1 (6)")).unwrap();
+    let sent = sent_text(&p);
+    assert!(sent.contains("PREPARE odyssey_"), "{sent}");
+    assert!(sent.contains("; EXECUTE odyssey_"), "{sent}");
+    p.serve(&cat(&[
+        &complete("PREPARE"),
+        &complete("SELECT 1"),
+        &ready(Idle),
+    ]));
+    assert_eq!(p.to_client, cat(&[&complete("SELECT 1"), &ready(Idle)]));
+    assert!(!p.attached);
+    assert_eq!(p.releases, 3);
+    assert_eq!(p.info.prepared.len(), 1);
+}
+
+/// A name the client has is refused as PostgreSQL refuses it; a PREPARE the server refused
+/// leaves no name behind; DEALLOCATE frees the name.
+#[test]
+fn sql_prepare_names_live_and_die_as_in_postgresql() {
+    let mut p = Pair::new(PoolMode::Transaction, true);
+    p.client(&query("PREPARE bad AS selec 1")).unwrap();
+    p.serve(&cat(&[&error_of("42601"), &ready(Idle)]));
+    assert!(p.to_client.starts_with(&error_of("42601")));
+    assert_eq!(p.info.prepared.len(), 0, "the server lacks it");
+    p.to_server.clear();
+    p.to_client.clear();
+    p.client(&query("PREPARE bad AS select 1")).unwrap();
+    assert!(
+        sent_text(&p).contains("PREPARE odyssey_"),
+        "sent again, no 42P05"
+    );
+    p.serve(&cat(&[&complete("PREPARE"), &ready(Idle)]));
+    p.to_server.clear();
+    p.to_client.clear();
+    p.client(&query("PREPARE bad AS select 2")).unwrap();
+    assert!(p.to_server.is_empty());
+    let text = String::from_utf8_lossy(&p.to_client).into_owned();
+    assert!(text.contains("42P05"), "{text}");
+    assert!(
+        text.contains("prepared statement \"bad\" already exists"),
+        "{text}"
+    );
+    assert!(p.to_client.ends_with(&ready(Idle)));
+    p.to_client.clear();
+    p.client(&query("DEALLOCATE bad")).unwrap();
+    assert!(p.to_client.starts_with(&complete("DEALLOCATE")));
+    p.to_client.clear();
+    p.client(&query("PREPARE bad AS select 1")).unwrap();
+    assert_eq!(
+        p.to_client,
+        cat(&[&complete("PREPARE"), &ready(Idle)]),
+        "the server has that statement: answered here"
+    );
+    assert!(p.to_server.is_empty());
+}

@@ -34,6 +34,7 @@ use kiwi::frontend::tag as fe;
 use kiwi::frontend::{Bind, Close, Describe, Parse, Target};
 use kiwi::header::{Frame, Frames};
 
+use crate::reply::Reply;
 use crate::server::registry::{StatementId, StatementRegistry};
 use crate::server::statements::{ServerStatements, server_name};
 use crate::sql::{self, Statement};
@@ -48,6 +49,10 @@ pub struct Prepared {
     pub parse: Vec<u8>,
     /// Our server-side name.
     pub name: String,
+    /// For a statement of SQL `PREPARE`: what follows its name (`(types) AS ...`). Such a
+    /// statement is prepared on servers by SQL too (its types are names, not oids), and
+    /// `parse` is empty.
+    pub sql: Option<String>,
 }
 
 impl Prepared {
@@ -67,7 +72,36 @@ impl Prepared {
             param_types: p.param_types.clone(),
         }
         .encode(&mut parse);
-        Prepared { id, parse, name }
+        Prepared {
+            id,
+            parse,
+            name,
+            sql: None,
+        }
+    }
+
+    /// Our statement for a client's SQL `PREPARE name rest`. Its key comes from a text no
+    /// Parse can carry (a NUL first), so it is never taken for a protocol-level statement.
+    fn of_sql(rest: &str, registry: &StatementRegistry) -> Prepared {
+        let mut text = b"\0sql ".to_vec();
+        text.extend_from_slice(rest.as_bytes());
+        let id = registry.intern(&text, &[]);
+        let name = server_name(id.key);
+        Prepared {
+            id,
+            parse: Vec::new(),
+            name,
+            sql: Some(rest.to_string()),
+        }
+    }
+
+    /// The SQL that prepares this statement of SQL `PREPARE` on a server.
+    fn prepare_sql(&self) -> String {
+        format!(
+            "PREPARE {} {}",
+            self.name,
+            self.sql.as_deref().unwrap_or_default()
+        )
     }
 }
 
@@ -98,6 +132,22 @@ pub enum Expect {
     /// A reply of our own, sent when it reaches the front: ParseComplete (`1`) or
     /// CloseComplete (`3`).
     Synthetic(u8),
+    /// The client's SQL `PREPARE`, sent as ours: its CommandComplete is forwarded; on error
+    /// the server lacks `key` and the client's name is forgotten.
+    SqlPrepare(u64),
+    /// Our SQL `PREPARE` ahead of the client's `EXECUTE` in one Query: its CommandComplete is
+    /// swallowed; on error the server lacks `key`.
+    InjectedSqlPrepare(u64),
+}
+
+/// What the pooler does with a client's SQL `PREPARE` or `EXECUTE`.
+pub enum SqlStep {
+    /// Send this Query to the server (the replies owed are queued).
+    Send(Vec<u8>),
+    /// Answer the client with this at once; nothing goes to the server.
+    Answer(Vec<u8>),
+    /// Not the pooler's business: pass the Query as it is.
+    Pass,
 }
 
 /// A client's named statements and the replies it is owed.
@@ -109,6 +159,9 @@ pub struct Statements {
     pub expect: VecDeque<Expect>,
     /// Parse messages seen since the counts were last taken.
     pub parses: ParseCounts,
+    /// Names of SQL `PREPARE`s sent and not answered yet, oldest first: a failed one is
+    /// forgotten, as PostgreSQL never created it.
+    sql_prepares: VecDeque<Vec<u8>>,
 }
 
 /// Parse messages a client sent, and how many of them a server had prepared already.
@@ -128,6 +181,88 @@ impl Statements {
             registry,
             expect: VecDeque::new(),
             parses: ParseCounts::default(),
+            sql_prepares: VecDeque::new(),
+        }
+    }
+
+    /// The client's SQL `PREPARE name rest` (one statement in a Query). A name the client
+    /// has is refused as PostgreSQL refuses it; a statement the server has is answered here;
+    /// else our `PREPARE` goes to the server, whose answer (or error) the client gets.
+    pub fn sql_prepare(
+        &mut self,
+        name: &str,
+        rest: &str,
+        has: impl Fn(u64) -> bool,
+        reply: impl Fn(Reply) -> Vec<u8>,
+        tx: TransactionStatus,
+    ) -> (SqlStep, Option<StatementId>) {
+        if self.by_name.contains_key(name.as_bytes()) {
+            let refusal = Reply::error(
+                kiwi::sqlstate::DUPLICATE_PREPARED_STATEMENT,
+                format!("prepared statement \"{name}\" already exists"),
+            );
+            let mut out = reply(refusal);
+            ReadyForQuery { status: tx }.encode(&mut out);
+            return (SqlStep::Answer(out), None);
+        }
+        let prepared = Rc::new(Prepared::of_sql(rest, &self.registry));
+        let key = prepared.id.key;
+        self.by_name
+            .insert(name.as_bytes().to_vec(), prepared.clone());
+        if has(key) {
+            let mut out = Vec::new();
+            CommandComplete { tag: b"PREPARE" }.encode(&mut out);
+            ReadyForQuery { status: tx }.encode(&mut out);
+            return (SqlStep::Answer(out), None);
+        }
+        self.sql_prepares.push_back(name.as_bytes().to_vec());
+        self.expect.push_back(Expect::SqlPrepare(key));
+        self.expect.push_back(Expect::Query);
+        let query = prepared.prepare_sql();
+        (
+            SqlStep::Send(query_message(&query)),
+            Some(prepared.id.clone()),
+        )
+    }
+
+    /// The client's SQL `EXECUTE name args`: our name in its place, with our `PREPARE` ahead
+    /// in the same Query when the server lacks the statement. A statement of the protocol
+    /// that this server lacks, or a name the client does not have, passes as it is (the
+    /// server answers 26000).
+    pub fn sql_execute(
+        &mut self,
+        name: &str,
+        args: &str,
+        has: impl Fn(u64) -> bool,
+    ) -> (SqlStep, Option<StatementId>) {
+        let Some(prepared) = self.by_name.get(name.as_bytes()).cloned() else {
+            return (SqlStep::Pass, None);
+        };
+        let key = prepared.id.key;
+        let execute = format!("EXECUTE {}{}", prepared.name, args);
+        if has(key) {
+            self.expect.push_back(Expect::Query);
+            return (SqlStep::Send(query_message(&execute)), None);
+        }
+        if prepared.sql.is_none() {
+            return (SqlStep::Pass, None);
+        }
+        self.expect.push_back(Expect::InjectedSqlPrepare(key));
+        self.expect.push_back(Expect::Query);
+        let query = format!("{}; {execute}", prepared.prepare_sql());
+        (
+            SqlStep::Send(query_message(&query)),
+            Some(prepared.id.clone()),
+        )
+    }
+
+    /// A reply to the client's SQL `PREPARE` arrived: an error means the name was never made.
+    fn sql_prepare_answered(&mut self, failed: bool) {
+        let Some(name) = self.sql_prepares.pop_front() else {
+            return;
+        };
+        if failed {
+            self.by_name.remove(&name);
         }
     }
 
@@ -227,6 +362,11 @@ impl Statements {
         out: &mut Vec<u8>,
     ) -> Option<Rc<Prepared>> {
         let prepared = self.by_name.get(name)?.clone();
+        if prepared.sql.is_some() {
+            // Prepared by SQL, with type names the protocol cannot carry: the message goes
+            // with the client's name, and the server says it has no such statement.
+            return None;
+        }
         if !has(prepared.id.key) {
             out.extend_from_slice(&prepared.parse);
             self.expect.push_back(Expect::InjectedClose);
@@ -321,6 +461,11 @@ impl Statements {
         self.by_name.clear();
     }
 
+    /// Forgets the SQL `PREPARE`s waiting for an answer (the server is gone or reset).
+    fn forget_sql_prepares(&mut self) {
+        self.sql_prepares.clear();
+    }
+
     /// Whether the client has named statements.
     pub fn has_names(&self) -> bool {
         !self.by_name.is_empty()
@@ -339,6 +484,7 @@ impl Statements {
     /// Forgets owed replies (the server is gone or reset).
     pub fn forget_owed(&mut self) {
         self.expect.clear();
+        self.forget_sql_prepares();
     }
 }
 
@@ -367,6 +513,20 @@ pub fn on_server_message(
     let front = expect.front().copied();
     match (tag, front) {
         (be::ERROR_RESPONSE, Some(Expect::Query)) => Verdict::Forward,
+        (be::ERROR_RESPONSE, Some(Expect::SqlPrepare(k) | Expect::InjectedSqlPrepare(k))) => {
+            // The Query's error: its ReadyForQuery ends the Query owed next.
+            lost(k);
+            expect.pop_front();
+            Verdict::Forward
+        }
+        (be::COMMAND_COMPLETE, Some(Expect::SqlPrepare(_))) => {
+            expect.pop_front();
+            Verdict::Forward
+        }
+        (be::COMMAND_COMPLETE, Some(Expect::InjectedSqlPrepare(_))) => {
+            expect.pop_front();
+            Verdict::Swallow
+        }
         (be::ERROR_RESPONSE, _) => {
             while let Some(e) = expect.front().copied() {
                 if e == Expect::Sync {
@@ -453,14 +613,38 @@ pub fn filter_replies(
             // ahead of the Parse drops the stale copy), else the next reset deallocates it.
             server.mark_stale(key);
         }
+        if let Some(Expect::SqlPrepare(_)) = statements.expect.front()
+            && matches!(tag, be::COMMAND_COMPLETE | be::ERROR_RESPONSE)
+        {
+            statements.sql_prepare_answered(tag == be::ERROR_RESPONSE);
+        }
         let verdict = on_server_message(&mut statements.expect, tag, |key| server.remove(&key));
         if verdict == Verdict::Swallow {
             out.extend_from_slice(&buf[cursor..at]);
-            cursor = at + 5;
+            // A server that gives a bodiless reply a body is wrong, but never out of bounds.
+            cursor = (at + frame_len(buf, at)).min(buf.len());
         }
     }
     out.extend_from_slice(&buf[cursor..]);
     take_synthetic(&mut statements.expect, &mut out);
+    out
+}
+
+/// The length of the whole message starting at `at` (swallowed ones are whole: the server
+/// scan reports a CommandComplete only when its body is in).
+fn frame_len(buf: &[u8], at: usize) -> usize {
+    buf.get(at + 1..at + 5)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(5, |len| 1 + u32::from_be_bytes(len) as usize)
+}
+
+/// A Query message with this text.
+fn query_message(sql: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sql.len() + 6);
+    kiwi::frontend::Query {
+        sql: sql.as_bytes(),
+    }
+    .encode(&mut out);
     out
 }
 
