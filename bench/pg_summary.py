@@ -18,6 +18,7 @@ SCENARIOS = (
     ("tpcb", "tpcb-like, 50 clients"),
     ("storm_scram", "login storm (-C), SCRAM, 20 clients"),
     ("sel_prep", "select-only, prepared statements, 50 clients"),
+    ("sel_sqlprep", "select-only, SQL PREPARE/EXECUTE, 50 clients"),
     ("sel_c20", "select-only, simple protocol, 20 clients"),
     ("tls_sel", "TLS both sides, select-only, simple protocol, 50 clients"),
     ("tls_storm", "TLS both sides, login storm (-C), SCRAM, 20 clients"),
@@ -97,6 +98,11 @@ def main():
         v = med("sel_simple", tg, "tps")
         p(f"- {tg} sel_simple (50 clients over a pool of 20) vs direct sel_c20 (20 clients): "
           f"{fmt(v)} / {fmt(base)} TPS = **{ratio(v, base)}**")
+    sql, prep = med("sel_sqlprep", "odyssey", "tps"), med("sel_prep", "odyssey", "tps")
+    if sql is not None:
+        # Issue 18: SQL PREPARE/EXECUTE next to protocol-level prepared statements.
+        p(f"- odyssey sel_sqlprep vs sel_prep: {fmt(sql)} / {fmt(prep)} TPS = "
+          f"**{ratio(sql, prep)}** (goal >= 0.9)")
     p("")
     tls = [(sc, col, goal, what) for sc, col, goal, what in TLS_GOALS
            if any(r["scenario"] == sc for r in rows)]

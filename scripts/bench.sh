@@ -8,6 +8,9 @@
 #   sel_simple   -S -M simple   -c 50     sel_ext  -S -M extended -c 50
 #   tpcb         tpcb-like      -c 50     storm_scram  -S -C -c 20 (a SCRAM login per transaction)
 #   sel_c20      -S -M simple   -c 20     (for direct: PostgreSQL at the pool's concurrency)
+#   sel_sqlprep  -M simple -f sqlprep.sql -c 50: pgbench's select-only through SQL PREPARE
+#                once per client and EXECUTE per transaction (compare with sel_prep; PgBouncer
+#                passes SQL PREPARE through, so its clients fail once they meet another server)
 #   sel_prep     -S -M prepared -c 50     (named prepared statements; PgBouncer 1.18 has no
 #                support for them in transaction pooling, so its clients fail: rc and failed)
 #   tls_sel      -S -M simple -c 50, TLS on both sides (clients sslmode=require; the poolers'
@@ -40,7 +43,7 @@ IDLE_N=${BENCH_IDLE_N:-2000}
 KEEP=${KEEP:-0}
 CARGO=${CARGO:-cargo}
 # BENCH_SCENARIOS: a subset, e.g. "sel_simple sel_ext".
-read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep tpcb storm_scram sel_c20 tls_sel tls_storm tls_large}"
+read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep sel_sqlprep tpcb storm_scram sel_c20 tls_sel tls_storm tls_large}"
 NEED_TLS=no
 for sc in "${SCENARIOS[@]}"; do case $sc in tls_*) NEED_TLS=yes ;; esac; done
 TARGETS=(odyssey pgbouncer direct)
@@ -335,6 +338,18 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
   echo "settings: T=${T}s rounds=$R scale=$SCALE pool_size=$POOL_SIZE idle_clients=$IDLE_N pgbench -j 2"
 } >"$OUT/meta.txt"
 
+# Select-only as pgbench's -S, through SQL PREPARE (once per client: `prepared` starts at 0
+# from -D, and pgbench keeps a client's variables across its transactions) and EXECUTE.
+cat >"$TMP/sqlprep.sql" <<'SQL'
+\if :prepared = 0
+PREPARE sel(int) AS SELECT abalance FROM pgbench_accounts WHERE aid = $1;
+\set prepared 1
+\endif
+\set aid random(1, 100000 * :scale)
+EXECUTE sel(:aid);
+SQL
+chmod 644 "$TMP/sqlprep.sql"
+
 # ---------------------------------------------------------------- interleaved rounds
 start_pooler odyssey odyssey
 start_pooler pgbouncer pgbouncer
@@ -356,6 +371,7 @@ run_pgbench() { # round scenario target
     sel_simple) args=(-S -M simple -c 50) ;;
     sel_ext) args=(-S -M extended -c 50) ;;
     sel_prep) args=(-S -M prepared -c 50) ;;
+    sel_sqlprep) args=(-M simple -f "$TMP/sqlprep.sql" -D prepared=0 -c 50) ;;
     tpcb) args=(-M simple -c 50)
       # Same starting point for every tpcb run: small hot tables vacuumed, history empty.
       psql_su -d $DB -c "VACUUM pgbench_branches" -c "VACUUM pgbench_tellers" \
