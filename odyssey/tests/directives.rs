@@ -13,6 +13,8 @@ use odyssey::config::support::{UNSUPPORTED, Unsupported};
 const READ: &[(&str, &str)] = &[
     ("query_parsing", "test/tests/query_parsing.rs"),
     ("mode", "test/tests/query_parsing.rs"),
+    ("ldaptls", "test/tests/ldap_tls.rs"),
+    ("ldapcafile", "test/tests/ldap_tls.rs"),
     ("resolvers", "test/tests/config_behaviour.rs"),
     ("pool_reset_timeout_ms", "test/tests/config_behaviour.rs"),
     ("include", "test/tests/config_behaviour.rs"),

@@ -7,6 +7,7 @@ use std::fs;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::certs::Pair;
 use crate::command;
 use crate::error::{Error, Result};
 use crate::temp_dir::TempDir;
@@ -29,6 +30,8 @@ const ADD_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Slapd {
     child: Child,
     port: u16,
+    /// The `ldaps://` port (0: no TLS).
+    tls_port: u16,
     /// Dropped after the process is gone.
     _dir: TempDir,
 }
@@ -37,6 +40,16 @@ impl Slapd {
     /// Starts slapd with an empty directory under [`SUFFIX`], then adds `ldif` (the suffix's
     /// own entry comes first, made here).
     pub fn start(ldif: &str) -> Result<Slapd> {
+        Slapd::start_with(ldif, None)
+    }
+
+    /// [`Slapd::start`] with TLS: `server` is shown on `ldaps://` at [`Slapd::tls_port`] and
+    /// after StartTLS on the plain port.
+    pub fn start_tls(ldif: &str, server: &Pair) -> Result<Slapd> {
+        Slapd::start_with(ldif, Some(server))
+    }
+
+    fn start_with(ldif: &str, tls: Option<&Pair>) -> Result<Slapd> {
         if !std::path::Path::new(SLAPD).exists() {
             return Err(Error::MissingBinary {
                 path: SLAPD.into(),
@@ -47,13 +60,31 @@ impl Slapd {
         let db = dir.path().join("db");
         fs::create_dir(&db).map_err(|e| Error::io("mkdir slapd db", e))?;
         let conf = dir.path().join("slapd.conf");
-        fs::write(&conf, config(&dir, &db)).map_err(|e| Error::io("write slapd.conf", e))?;
+        let mut text = config(&dir, &db);
+        if let Some(pair) = tls {
+            // Global directives: ahead of the database section.
+            let global = format!(
+                "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                pair.cert.display(),
+                pair.key.display()
+            );
+            text.insert_str(0, &global);
+        }
+        fs::write(&conf, text).map_err(|e| Error::io("write slapd.conf", e))?;
         let port = free_port()?;
+        let tls_port = match tls {
+            Some(_) => free_port()?,
+            None => 0,
+        };
+        let mut urls = format!("ldap://127.0.0.1:{port}/");
+        if tls.is_some() {
+            urls.push_str(&format!(" ldaps://127.0.0.1:{tls_port}/"));
+        }
         let child = Command::new(SLAPD)
             .arg("-f")
             .arg(&conf)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(urls)
             // Any -d keeps slapd in the foreground, our child; 0 logs nothing.
             .args(["-d", "0"])
             .stdin(Stdio::null())
@@ -64,6 +95,7 @@ impl Slapd {
         let slapd = Slapd {
             child,
             port,
+            tls_port,
             _dir: dir,
         };
         let base = format!(
@@ -77,6 +109,11 @@ impl Slapd {
     /// The port slapd listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port slapd serves `ldaps://` on (127.0.0.1; 0 without TLS).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
     }
 
     /// Adds entries as the root DN with `ldapadd`.

@@ -124,10 +124,7 @@ fn bind_as_user(
     attr: Option<&str>,
     timeout: Duration,
 ) -> Result<Vec<String>, String> {
-    let url = url(e);
-    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
-    let mut conn = LdapConn::with_settings(settings, &url)
-        .map_err(|err| format!("cannot connect to {url}: {err}"))?;
+    let mut conn = connect(e, timeout)?;
     let outcome = user_dn(&mut conn, e, user, attr, timeout).and_then(|(dn, values)| {
         conn.with_timeout(timeout)
             .simple_bind(&dn, password)
@@ -137,6 +134,40 @@ fn bind_as_user(
     });
     let _ = conn.unbind();
     outcome
+}
+
+/// A connection to the first of the endpoint's servers that answers (TLS verified against
+/// `ldapcafile` or the system's trust store; StartTLS first under `ldaptls`). A server that
+/// cannot be reached, or whose TLS fails, is skipped; a bind that fails is not retried on the
+/// next server, which holds the same directory.
+fn connect(e: &LdapEndpoint, timeout: Duration) -> Result<LdapConn, String> {
+    let connector = tls_connector(e)?;
+    let mut failures = Vec::new();
+    for url in urls(e) {
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(timeout)
+            .set_starttls(e.starttls)
+            .set_connector(connector.clone());
+        match LdapConn::with_settings(settings, &url) {
+            Ok(conn) => return Ok(conn),
+            Err(err) => failures.push(format!("cannot connect to {url}: {err}")),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// The TLS settings for `ldaps` and StartTLS: the endpoint's CA added to the trusted roots.
+fn tls_connector(e: &LdapEndpoint) -> Result<native_tls::TlsConnector, String> {
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(file) = &e.ca_file {
+        let pem = std::fs::read(file).map_err(|err| format!("ldapcafile {file}: {err}"))?;
+        let ca = native_tls::Certificate::from_pem(&pem)
+            .map_err(|err| format!("ldapcafile {file}: {err}"))?;
+        builder.add_root_certificate(ca);
+    }
+    builder
+        .build()
+        .map_err(|err| format!("TLS settings: {err}"))
 }
 
 /// The DN to bind as: made from prefix and suffix, or found by a search (with the values of
@@ -199,8 +230,9 @@ fn search_filter(e: &LdapEndpoint, user: &str) -> String {
     }
 }
 
-/// `<scheme>://<server>:<port>`; port 0 is the scheme's default.
-fn url(e: &LdapEndpoint) -> String {
+/// `<scheme>://<server>:<port>` for each server of `ldapserver` (separated by spaces or
+/// commas, tried in order, as PostgreSQL's `ldapserver`); port 0 is the scheme's default.
+fn urls(e: &LdapEndpoint) -> Vec<String> {
     let scheme = match e.scheme.as_str() {
         "" => "ldap",
         s => s,
@@ -210,8 +242,13 @@ fn url(e: &LdapEndpoint) -> String {
         (0, _) => 389,
         (p, _) => p,
     };
-    let server = e.server.as_deref().unwrap_or("localhost");
-    format!("{scheme}://{server}:{port}")
+    e.server
+        .as_deref()
+        .unwrap_or("localhost")
+        .split([' ', ',', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(|server| format!("{scheme}://{server}:{port}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -224,12 +261,22 @@ mod tests {
             server: Some("127.0.0.1".into()),
             ..LdapEndpoint::default()
         };
-        assert_eq!(url(&e), "ldap://127.0.0.1:389");
+        assert_eq!(urls(&e), ["ldap://127.0.0.1:389"]);
         assert_eq!(search_filter(&e, "a*b"), "(uid=a\\2ab)");
         e.scheme = "ldaps".into();
         e.search_attribute = "cn".into();
         e.search_filter = Some("(objectClass=person)".into());
-        assert_eq!(url(&e), "ldaps://127.0.0.1:636");
+        assert_eq!(urls(&e), ["ldaps://127.0.0.1:636"]);
+        e.server = Some("ldap1.example, ldap2.example  10.0.0.3".into());
+        e.port = 1636;
+        assert_eq!(
+            urls(&e),
+            [
+                "ldaps://ldap1.example:1636",
+                "ldaps://ldap2.example:1636",
+                "ldaps://10.0.0.3:1636"
+            ]
+        );
         assert_eq!(search_filter(&e, "u"), "(&(cn=u)(objectClass=person))");
     }
 }

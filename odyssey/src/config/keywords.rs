@@ -48,6 +48,7 @@ pub const KEYWORDS: &[(&str, Status)] = &[
     ("check_interval_ms", C), ("drop", C), ("signal", C), ("max_rate", C),
     ("query_parsing", C), ("mode", C), ("mem_limit", C), ("shared_pool", C),
     ("ldap_endpoint", C), ("ldapserver", C), ("ldapport", C), ("ldapscheme", C),
+    ("ldaptls", C), ("ldapcafile", C),
     ("ldapbasedn", C), ("ldapbinddn", C), ("ldapbindpasswd", C), ("ldapsearchattribute", C),
     ("ldapsearchfilter", C), ("ldapprefix", C), ("ldapsuffix", C), ("ldapscope", C),
     ("ldapurl", R),

@@ -35,6 +35,12 @@ pub struct LdapEndpoint {
     pub suffix: Option<String>,
     /// Accepted and ignored, as upstream.
     pub scope: Option<String>,
+    /// `ldaptls`: StartTLS on an `ldap` connection before any bind (ours, as PostgreSQL's
+    /// `ldaptls=1`).
+    pub starttls: bool,
+    /// `ldapcafile`: the CA file that verifies the LDAP server's certificate (ours; unset:
+    /// the system's trust store).
+    pub ca_file: Option<String>,
 }
 
 /// A `shared_pool "name" { pool_size N }` section.
@@ -143,6 +149,8 @@ pub fn ldap_endpoint(r: &mut Reader, item: &Item) -> Option<LdapEndpoint> {
             "ldapprefix" => put_some(&mut e.prefix, r.string(it)),
             "ldapsuffix" => put_some(&mut e.suffix, r.string(it)),
             "ldapscope" => put_some(&mut e.scope, r.string(it)),
+            "ldaptls" => put(&mut e.starttls, r.bool(it)),
+            "ldapcafile" => put_some(&mut e.ca_file, r.string(it)),
             _ => r.unexpected(it, "ldap_endpoint"),
         }
     }
@@ -150,6 +158,35 @@ pub fn ldap_endpoint(r: &mut Reader, item: &Item) -> Option<LdapEndpoint> {
         r.error(
             item.pos(),
             format!("ldap_endpoint '{}': ldapserver is required", e.name),
+        );
+    }
+    if !matches!(e.scheme.as_str(), "ldap" | "ldaps") {
+        r.error(
+            item.pos(),
+            format!(
+                "ldap_endpoint '{}': ldapscheme must be \"ldap\" or \"ldaps\"",
+                e.name
+            ),
+        );
+    }
+    if let Some(f) = &e.ca_file
+        && !std::path::Path::new(f).is_file()
+    {
+        r.error(
+            item.pos(),
+            format!(
+                "ldap_endpoint '{}': ldapcafile \"{f}\" is not a readable file",
+                e.name
+            ),
+        );
+    }
+    if e.starttls && e.scheme == "ldaps" {
+        r.error(
+            item.pos(),
+            format!(
+                "ldap_endpoint '{}': ldaptls (StartTLS) goes with ldapscheme \"ldap\" only",
+                e.name
+            ),
         );
     }
     Some(e)
