@@ -116,7 +116,7 @@ pub fn help() -> String {
     spec().usage(USAGE)
 }
 
-/// The `-V` text: version, build type, and which optional parts this build has (none yet).
+/// The `-V` text: version, build type, and which optional parts this build has (all of them).
 pub fn version() -> String {
     let build = if cfg!(debug_assertions) {
         "debug"
@@ -124,7 +124,7 @@ pub fn version() -> String {
         "release"
     };
     format!(
-        "odyssey {} (rust) {build} -pam -ldap +systemd +prom\ncompiled by rustc",
+        "odyssey {} (rust) {build} +pam +ldap +systemd +prom\ncompiled by rustc",
         env!("CARGO_PKG_VERSION")
     )
 }
