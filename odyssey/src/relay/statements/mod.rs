@@ -32,11 +32,10 @@ use kiwi::backend::{CommandComplete, ReadyForQuery, TransactionStatus, tag as be
 use kiwi::error::DecodeError;
 use kiwi::frontend::tag as fe;
 use kiwi::frontend::{Bind, Close, Describe, Parse, Target};
-use kiwi::header::{Frame, Frames};
+use kiwi::header::Frames;
 
-use crate::reply::Reply;
 use crate::server::registry::{StatementId, StatementRegistry};
-use crate::server::statements::{ServerStatements, server_name};
+use crate::server::statements::server_name;
 use crate::sql::{self, Statement};
 
 /// A statement as the pooler prepares it on servers.
@@ -79,30 +78,6 @@ impl Prepared {
             sql: None,
         }
     }
-
-    /// Our statement for a client's SQL `PREPARE name rest`. Its key comes from a text no
-    /// Parse can carry (a NUL first), so it is never taken for a protocol-level statement.
-    fn of_sql(rest: &str, registry: &StatementRegistry) -> Prepared {
-        let mut text = b"\0sql ".to_vec();
-        text.extend_from_slice(rest.as_bytes());
-        let id = registry.intern(&text, &[]);
-        let name = server_name(id.key);
-        Prepared {
-            id,
-            parse: Vec::new(),
-            name,
-            sql: Some(rest.to_string()),
-        }
-    }
-
-    /// The SQL that prepares this statement of SQL `PREPARE` on a server.
-    fn prepare_sql(&self) -> String {
-        format!(
-            "PREPARE {} {}",
-            self.name,
-            self.sql.as_deref().unwrap_or_default()
-        )
-    }
 }
 
 /// What a message sent to the server will be answered with.
@@ -140,16 +115,6 @@ pub enum Expect {
     InjectedSqlPrepare(u64),
 }
 
-/// What the pooler does with a client's SQL `PREPARE` or `EXECUTE`.
-pub enum SqlStep {
-    /// Send this Query to the server (the replies owed are queued).
-    Send(Vec<u8>),
-    /// Answer the client with this at once; nothing goes to the server.
-    Answer(Vec<u8>),
-    /// Not the pooler's business: pass the Query as it is.
-    Pass,
-}
-
 /// A client's named statements and the replies it is owed.
 pub struct Statements {
     by_name: HashMap<Vec<u8>, Rc<Prepared>>,
@@ -182,87 +147,6 @@ impl Statements {
             expect: VecDeque::new(),
             parses: ParseCounts::default(),
             sql_prepares: VecDeque::new(),
-        }
-    }
-
-    /// The client's SQL `PREPARE name rest` (one statement in a Query). A name the client
-    /// has is refused as PostgreSQL refuses it; a statement the server has is answered here;
-    /// else our `PREPARE` goes to the server, whose answer (or error) the client gets.
-    pub fn sql_prepare(
-        &mut self,
-        name: &str,
-        rest: &str,
-        has: impl Fn(u64) -> bool,
-        reply: impl Fn(Reply) -> Vec<u8>,
-        tx: TransactionStatus,
-    ) -> (SqlStep, Option<StatementId>) {
-        if self.by_name.contains_key(name.as_bytes()) {
-            let refusal = Reply::error(
-                kiwi::sqlstate::DUPLICATE_PREPARED_STATEMENT,
-                format!("prepared statement \"{name}\" already exists"),
-            );
-            let mut out = reply(refusal);
-            ReadyForQuery { status: tx }.encode(&mut out);
-            return (SqlStep::Answer(out), None);
-        }
-        let prepared = Rc::new(Prepared::of_sql(rest, &self.registry));
-        let key = prepared.id.key;
-        self.by_name
-            .insert(name.as_bytes().to_vec(), prepared.clone());
-        if has(key) {
-            let mut out = Vec::new();
-            CommandComplete { tag: b"PREPARE" }.encode(&mut out);
-            ReadyForQuery { status: tx }.encode(&mut out);
-            return (SqlStep::Answer(out), None);
-        }
-        self.sql_prepares.push_back(name.as_bytes().to_vec());
-        self.expect.push_back(Expect::SqlPrepare(key));
-        self.expect.push_back(Expect::Query);
-        let query = prepared.prepare_sql();
-        (
-            SqlStep::Send(query_message(&query)),
-            Some(prepared.id.clone()),
-        )
-    }
-
-    /// The client's SQL `EXECUTE name args`: our name in its place, with our `PREPARE` ahead
-    /// in the same Query when the server lacks the statement. A statement of the protocol
-    /// that this server lacks, or a name the client does not have, passes as it is (the
-    /// server answers 26000).
-    pub fn sql_execute(
-        &mut self,
-        name: &str,
-        args: &str,
-        has: impl Fn(u64) -> bool,
-    ) -> (SqlStep, Option<StatementId>) {
-        let Some(prepared) = self.by_name.get(name.as_bytes()).cloned() else {
-            return (SqlStep::Pass, None);
-        };
-        let key = prepared.id.key;
-        let execute = format!("EXECUTE {}{}", prepared.name, args);
-        if has(key) {
-            self.expect.push_back(Expect::Query);
-            return (SqlStep::Send(query_message(&execute)), None);
-        }
-        if prepared.sql.is_none() {
-            return (SqlStep::Pass, None);
-        }
-        self.expect.push_back(Expect::InjectedSqlPrepare(key));
-        self.expect.push_back(Expect::Query);
-        let query = format!("{}; {execute}", prepared.prepare_sql());
-        (
-            SqlStep::Send(query_message(&query)),
-            Some(prepared.id.clone()),
-        )
-    }
-
-    /// A reply to the client's SQL `PREPARE` arrived: an error means the name was never made.
-    fn sql_prepare_answered(&mut self, failed: bool) {
-        let Some(name) = self.sql_prepares.pop_front() else {
-            return;
-        };
-        if failed {
-            self.by_name.remove(&name);
         }
     }
 
@@ -488,174 +372,6 @@ impl Statements {
     }
 }
 
-/// What to do with one server message, given the queue of owed replies.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Pass it to the client.
-    Forward,
-    /// Drop it (the ParseComplete of a Parse we injected, the CloseComplete of our Close).
-    Swallow,
-}
-
-/// Bytes of a reply of our own.
-pub fn synthetic(tag: u8) -> [u8; 5] {
-    [tag, 0, 0, 0, 4]
-}
-
-/// Moves the queue past the server message `tag` (an ErrorResponse skips every owed reply up
-/// to the next Sync, as the server does). `lost` is told about statements a failed Parse did
-/// not create.
-pub fn on_server_message(
-    expect: &mut VecDeque<Expect>,
-    tag: u8,
-    mut lost: impl FnMut(u64),
-) -> Verdict {
-    let front = expect.front().copied();
-    match (tag, front) {
-        (be::ERROR_RESPONSE, Some(Expect::Query)) => Verdict::Forward,
-        (be::ERROR_RESPONSE, Some(Expect::SqlPrepare(k) | Expect::InjectedSqlPrepare(k))) => {
-            // The Query's error: its ReadyForQuery ends the Query owed next.
-            lost(k);
-            expect.pop_front();
-            Verdict::Forward
-        }
-        (be::COMMAND_COMPLETE, Some(Expect::SqlPrepare(_))) => {
-            expect.pop_front();
-            Verdict::Forward
-        }
-        (be::COMMAND_COMPLETE, Some(Expect::InjectedSqlPrepare(_))) => {
-            expect.pop_front();
-            Verdict::Swallow
-        }
-        (be::ERROR_RESPONSE, _) => {
-            while let Some(e) = expect.front().copied() {
-                if e == Expect::Sync {
-                    break;
-                }
-                if let Expect::Parse(Some(k)) | Expect::Injected(k) = e {
-                    lost(k);
-                }
-                expect.pop_front();
-            }
-            Verdict::Forward
-        }
-        (be::READY_FOR_QUERY, _) => {
-            expect.pop_front();
-            Verdict::Forward
-        }
-        (be::PARSE_COMPLETE, Some(Expect::Injected(_)))
-        | (be::CLOSE_COMPLETE, Some(Expect::InjectedClose)) => {
-            expect.pop_front();
-            Verdict::Swallow
-        }
-        (be::PARSE_COMPLETE, Some(Expect::Parse(_)))
-        | (be::BIND_COMPLETE, Some(Expect::Bind(_)))
-        | (be::CLOSE_COMPLETE, Some(Expect::Close)) => {
-            expect.pop_front();
-            Verdict::Forward
-        }
-        (
-            be::ROW_DESCRIPTION | be::NO_DATA,
-            Some(Expect::DescribeStatement(_) | Expect::DescribePortal),
-        )
-        | (
-            be::COMMAND_COMPLETE | be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED,
-            Some(Expect::Execute),
-        ) => {
-            expect.pop_front();
-            Verdict::Forward
-        }
-        _ => Verdict::Forward,
-    }
-}
-
-/// Takes the replies of our own now at the front of the queue.
-pub fn take_synthetic(expect: &mut VecDeque<Expect>, out: &mut Vec<u8>) {
-    while let Some(Expect::Synthetic(tag)) = expect.front().copied() {
-        out.extend_from_slice(&synthetic(tag));
-        expect.pop_front();
-    }
-}
-
-/// "cached plan must not change result type" (0A000): the server's copy of a statement went
-/// stale after a schema change.
-pub fn is_cached_plan_error(body: &[u8]) -> bool {
-    kiwi::backend::ErrorFields::decode(body).is_ok_and(|f| {
-        f.code().is_some_and(|c| c.as_str() == "0A000")
-            && f.message()
-                .is_some_and(|m| m.windows(11).any(|w| w == b"cached plan"))
-    })
-}
-
-/// The server's bytes as the client must see them: ParseCompletes of injected Parses (and
-/// CloseCompletes of our Closes) taken out, the pooler's own replies put in where they are
-/// owed. `starts` are the messages starting in `buf`; an ErrorResponse among them is whole.
-pub fn filter_replies(
-    statements: &mut Statements,
-    buf: &[u8],
-    starts: &[(u8, usize)],
-    server: &mut ServerStatements,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(buf.len() + 16);
-    let mut cursor = 0;
-    for &(tag, at) in starts {
-        if matches!(statements.expect.front(), Some(Expect::Synthetic(_))) {
-            out.extend_from_slice(&buf[cursor..at]);
-            cursor = at;
-            take_synthetic(&mut statements.expect, &mut out);
-        }
-        if tag == be::ERROR_RESPONSE
-            && let Some(Expect::Bind(Some(key)) | Expect::DescribeStatement(Some(key))) =
-                statements.expect.front().copied()
-            && is_cached_plan_error(error_body(buf, at))
-        {
-            // This server's copy is not used again; the next use prepares it afresh (a Close
-            // ahead of the Parse drops the stale copy), else the next reset deallocates it.
-            server.mark_stale(key);
-        }
-        if let Some(Expect::SqlPrepare(_)) = statements.expect.front()
-            && matches!(tag, be::COMMAND_COMPLETE | be::ERROR_RESPONSE)
-        {
-            statements.sql_prepare_answered(tag == be::ERROR_RESPONSE);
-        }
-        let verdict = on_server_message(&mut statements.expect, tag, |key| server.remove(&key));
-        if verdict == Verdict::Swallow {
-            out.extend_from_slice(&buf[cursor..at]);
-            // A server that gives a bodiless reply a body is wrong, but never out of bounds.
-            cursor = (at + frame_len(buf, at)).min(buf.len());
-        }
-    }
-    out.extend_from_slice(&buf[cursor..]);
-    take_synthetic(&mut statements.expect, &mut out);
-    out
-}
-
-/// The length of the whole message starting at `at` (swallowed ones are whole: the server
-/// scan reports a CommandComplete only when its body is in).
-fn frame_len(buf: &[u8], at: usize) -> usize {
-    buf.get(at + 1..at + 5)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(5, |len| 1 + u32::from_be_bytes(len) as usize)
-}
-
-/// A Query message with this text.
-fn query_message(sql: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(sql.len() + 6);
-    kiwi::frontend::Query {
-        sql: sql.as_bytes(),
-    }
-    .encode(&mut out);
-    out
-}
-
-/// The body of the ErrorResponse starting at `at` (empty if it is not all in `buf`).
-fn error_body(buf: &[u8], at: usize) -> &[u8] {
-    match Frame::split(&buf[at.min(buf.len())..], kiwi::header::DEFAULT_MAX_MESSAGE) {
-        Ok(Some((frame, _))) => frame.body,
-        _ => &[],
-    }
-}
-
 /// `DEALLOCATE [PREPARE] name|ALL` from the client: its names are forgotten here (the server
 /// keeps the statements other clients share), and the pooler answers.
 pub fn deallocate(
@@ -678,5 +394,12 @@ pub fn deallocate(
     Some(out)
 }
 
+mod replies;
+mod sql_prepare;
 #[cfg(test)]
 mod tests;
+
+pub use replies::{
+    Verdict, filter_replies, is_cached_plan_error, on_server_message, synthetic, take_synthetic,
+};
+pub use sql_prepare::SqlStep;

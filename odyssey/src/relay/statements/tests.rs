@@ -1,6 +1,7 @@
 //! Tests of `frontend::pstmt`: statement bookkeeping, the reply queue, stale copies.
 
 use super::*;
+use crate::server::statements::ServerStatements;
 
 fn statements() -> Statements {
     Statements::new(Arc::default())
