@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz fuzz_smoke sanitize deb docker_run
+.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz fuzz_smoke soak sanitize deb docker_run
 
 deps:
 	./scripts/deps.sh
@@ -50,6 +50,12 @@ fuzz:
 # The same for 30 s each: CI's check that no target crashes on its seeds or soon after.
 fuzz_smoke:
 	FUZZ_SECONDS=30 ./scripts/fuzz.sh
+
+# The pooler for SOAK_SECONDS (default 600) under pgbench load with clients killed mid
+# transaction, pg_terminate_backend, SIGHUP and connection churn (scripts/soak.sh): fails on a
+# crash, RSS or fd growth, more servers than pool_size, a panic. Figures go to build/soak/.
+soak: deps
+	CARGO="$(CARGO)" ./scripts/soak.sh
 
 # The pooler built with AddressSanitizer (nightly) under integration smoke tests
 # (scripts/sanitize.sh; SANITIZE_TESTS picks them): any ASan report fails it.

@@ -56,15 +56,15 @@ export PGCONNECT_TIMEOUT=5
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=scripts/pg_cluster.sh
+. scripts/pg_cluster.sh
 
 # ---------------------------------------------------------------- tools
 BIN=${CARGO_TARGET_DIR:-target}/release/odyssey
 log "building $BIN"
 $CARGO build --release --bin odyssey
 
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
-[ -x "$PGBIN/initdb" ] || PGBIN=$(pg_config --bindir 2>/dev/null) || true
-[ -x "$PGBIN/initdb" ] || die "no PostgreSQL server binaries (run make deps)"
+pg_find_bin
 
 PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 if [ ! -x "$PGBOUNCER" ]; then
@@ -77,14 +77,6 @@ if [ ! -x "$PGBOUNCER" ]; then
   PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 fi
 CLK_TCK=$(getconf CLK_TCK)
-
-# PostgreSQL and pgbouncer refuse to run as root. setpriv execs in place (runuser would fork
-# and stay the parent), so a background job's $! is the server's own pid, which we measure.
-AS_PG=()
-if [ "$(id -u)" -eq 0 ]; then
-  id postgres >/dev/null 2>&1 || die "no user postgres (run make deps)"
-  AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
-fi
 
 # 2,000 idle clients need file descriptors in the poolers (which inherit this limit) and here.
 hard=$(ulimit -Hn)
@@ -114,36 +106,18 @@ declare -A PID=() PORT=()
 IDLE_PID=
 PG_STARTED=no
 
-stop_pid() { # pid: TERM, up to 5 s, then KILL
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored TERM; KILL"; kill -KILL "$pid" 2>/dev/null || true; }
-  wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
   local rc=$? name
   trap - EXIT INT TERM
   [ -z "$IDLE_PID" ] || stop_pid "$IDLE_PID"
   for name in "${!PID[@]}"; do stop_pid "${PID[$name]}"; done
-  if [ $PG_STARTED = yes ]; then
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -t 30 stop >/dev/null 2>&1 ||
-      as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-  fi
+  [ $PG_STARTED = no ] || pg_stop "$PGDATA"
   cp "$TMP"/*.log "$OUT/logs/" 2>/dev/null || true
   if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-as_pg() { "${AS_PG[@]}" "$@"; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # ---------------------------------------------------------------- TLS material
 # One self-signed certificate for PostgreSQL and both poolers (clients use sslmode=require,
@@ -162,20 +136,10 @@ fi
 # ---------------------------------------------------------------- PostgreSQL
 PORT[direct]=$(free_port)
 log "initdb in $PGDATA, port ${PORT[direct]}"
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -E UTF8 --no-locale \
-  --auth-local=trust --auth-host=scram-sha-256 >"$TMP/initdb.log" 2>&1 ||
-  { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
+pg_initdb "$PGDATA" "${PORT[direct]}" "$TMP" "$TMP/initdb.log"
 cat >>"$PGDATA/postgresql.conf" <<EOF
-# --- scripts/bench.sh: a throw-away cluster, durability off ---
-listen_addresses = '127.0.0.1'
-port = ${PORT[direct]}
-unix_socket_directories = '$TMP'
 max_connections = 300
 password_encryption = 'scram-sha-256'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-log_min_messages = warning
 EOF
 if [ $NEED_TLS = yes ]; then
   printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$TMP/tls.crt" "$TMP/tls.key" \
@@ -186,8 +150,7 @@ cat >"$PGDATA/pg_hba.conf" <<EOF
 local all postgres trust
 host $DB $USER_NAME 127.0.0.1/32 scram-sha-256
 EOF
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 start >/dev/null ||
-  { cat "$TMP/postgres.log" >&2; die "PostgreSQL did not start"; }
+pg_start "$PGDATA" "$TMP/postgres.log"
 PG_STARTED=yes
 
 psql_su() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "${PORT[direct]}" -U postgres "$@"; }
