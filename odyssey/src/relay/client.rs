@@ -295,22 +295,16 @@ impl Relay {
             fe::DESCRIBE => statements.describe(body, |k| prepared.contains(&k), out),
             fe::CLOSE => statements.close(body, out).map(|()| None),
             fe::QUERY => {
-                let parse = self.settings.parse_queries;
-                if parse && let Some(reply) = statements::deallocate(statements, body, tx) {
-                    if statements.owed() || !out.is_empty() {
-                        // Answer it in turn, once what came before it is answered.
-                        return Ok(Handled::Later);
-                    }
-                    direct.extend_from_slice(&reply);
-                    return Ok(Handled::Yes);
-                }
-                let statement = if parse {
+                let statement = if self.settings.parse_queries {
                     sql::classify(body)
                 } else {
                     Statement::Other
                 };
-                let prepares = matches!(statement, Statement::Prepare { .. });
-                if prepares && (statements.owed() || !out.is_empty()) {
+                let maybe_here = matches!(
+                    statement,
+                    Statement::Prepare { .. } | Statement::Deallocate(_)
+                );
+                if maybe_here && (statements.owed() || !out.is_empty()) {
                     // It may be answered here: in turn, once what came before is answered.
                     return Ok(Handled::Later);
                 }
@@ -330,6 +324,10 @@ impl Relay {
                         statements.sql_prepare(&name, rest, has, reply, tx)
                     }
                     Statement::Execute { name, args } => statements.sql_execute(&name, args, has),
+                    Statement::Deallocate(name) => {
+                        let reply = statements::deallocate(statements, name.as_deref(), tx);
+                        (SqlStep::Answer(reply), None)
+                    }
                     _ => (SqlStep::Pass, None),
                 };
                 match step {

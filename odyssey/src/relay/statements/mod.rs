@@ -36,7 +36,6 @@ use kiwi::header::Frames;
 
 use crate::server::registry::{StatementId, StatementRegistry};
 use crate::server::statements::server_name;
-use crate::sql::{self, Statement};
 
 /// A statement as the pooler prepares it on servers.
 #[derive(Debug)]
@@ -372,17 +371,14 @@ impl Statements {
     }
 }
 
-/// `DEALLOCATE [PREPARE] name|ALL` from the client: its names are forgotten here (the server
-/// keeps the statements other clients share), and the pooler answers.
+/// `DEALLOCATE [PREPARE] name|ALL` (`None`: ALL) from the client: its names are forgotten
+/// here (the server keeps the statements other clients share), and the pooler answers.
 pub fn deallocate(
     statements: &mut Statements,
-    body: &[u8],
+    name: Option<&str>,
     tx: TransactionStatus,
-) -> Option<Vec<u8>> {
-    let Statement::Deallocate(name) = sql::classify(body) else {
-        return None;
-    };
-    statements.deallocate(name.as_deref());
+) -> Vec<u8> {
+    statements.deallocate(name);
     let tag: &[u8] = if name.is_some() {
         b"DEALLOCATE"
     } else {
@@ -391,7 +387,7 @@ pub fn deallocate(
     let mut out = Vec::new();
     CommandComplete { tag }.encode(&mut out);
     ReadyForQuery { status: tx }.encode(&mut out);
-    Some(out)
+    out
 }
 
 mod replies;
