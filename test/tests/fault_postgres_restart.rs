@@ -12,7 +12,7 @@
 //! 2000.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,13 +61,21 @@ fn transaction(client: &mut Client) -> Result<(), String> {
     answered.then_some(()).ok_or_else(|| "no row".to_string())
 }
 
-/// What one looping client saw: when each transaction started and how it ended.
+/// One transaction of a looping client: when it started, when it ended, how it ended.
+struct Run {
+    began: Instant,
+    ended: Instant,
+    result: Result<(), String>,
+}
+
+/// What one looping client saw.
 struct Trace {
-    runs: Vec<(Instant, Result<(), String>)>,
+    runs: Vec<Run>,
 }
 
 /// Loops transactions until `stop`, reconnecting when the pooler closed the connection.
-fn client_loop(params: ConnParams, stop: Arc<AtomicBool>) -> Trace {
+/// `worked` counts the clients whose first transaction has worked.
+fn client_loop(params: ConnParams, stop: Arc<AtomicBool>, worked: Arc<AtomicUsize>) -> Trace {
     let mut trace = Trace { runs: Vec::new() };
     let mut client: Option<Client> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -82,7 +90,14 @@ fn client_loop(params: ConnParams, stop: Arc<AtomicBool>) -> Trace {
             client = None;
             thread::sleep(Duration::from_millis(10));
         }
-        trace.runs.push((at, result));
+        if result.is_ok() && trace.runs.iter().all(|run| run.result.is_err()) {
+            worked.fetch_add(1, Ordering::Relaxed);
+        }
+        trace.runs.push(Run {
+            began: at,
+            ended: Instant::now(),
+            result,
+        });
     }
     trace
 }
@@ -93,7 +108,7 @@ fn last_runs(trace: &Trace, origin: Instant) -> Vec<(i128, &Result<(), String>)>
     let ms = |at: Instant| at.duration_since(origin).as_millis() as i128;
     trace.runs[skip..]
         .iter()
-        .map(|(at, r)| (ms(*at), r))
+        .map(|run| (ms(run.began), &run.result))
         .collect()
 }
 
@@ -101,13 +116,23 @@ fn last_runs(trace: &Trace, origin: Instant) -> Vec<(i128, &Result<(), String>)>
 fn restart_fails_only_transactions_during_it_and_every_client_recovers() {
     let (mut cluster, pooler) = start();
     let stop = Arc::new(AtomicBool::new(false));
+    let worked = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let (params, stop) = (pooler.params("postgres"), stop.clone());
-            thread::spawn(move || client_loop(params, stop))
+            let (params, stop, worked) = (pooler.params("postgres"), stop.clone(), worked.clone());
+            thread::spawn(move || client_loop(params, stop, worked))
         })
         .collect();
-    thread::sleep(Duration::from_millis(300)); // let every client run and fill the pool
+    // Every client runs (and fills the pool) before the restart, however loaded the machine.
+    let all_ran = wait_for(Duration::from_secs(10), || {
+        worked.load(Ordering::Relaxed) == CLIENTS
+    });
+    assert!(
+        all_ran,
+        "not every client ran a transaction\n{}",
+        pooler.log()
+    );
+    thread::sleep(Duration::from_millis(100));
     let restart_began = Instant::now();
     cluster.restart().expect("restart postgres");
     let restart_ended = Instant::now();
@@ -117,21 +142,28 @@ fn restart_fails_only_transactions_during_it_and_every_client_recovers() {
 
     let mut failed_during = 0;
     for (n, trace) in traces.iter().enumerate() {
-        let before = trace.runs.iter().filter(|(at, _)| *at < restart_began);
+        // A transaction still running when the restart began may fail: only the ones that
+        // ended before it must have worked.
+        let before = trace.runs.iter().filter(|run| run.ended < restart_began);
         assert!(
-            before.clone().count() > 0 && before.clone().all(|(_, r)| r.is_ok()),
-            "client {n} failed before the restart\n{}",
+            before.clone().count() > 0 && before.clone().all(|run| run.result.is_ok()),
+            "client {n} failed before the restart; its runs then: {:?}\n{}",
+            before
+                .map(|run| (restart_began - run.began, &run.result))
+                .filter(|(_, r)| r.is_err())
+                .collect::<Vec<_>>(),
             pooler.log()
         );
         failed_during += trace
             .runs
             .iter()
-            .filter(|(at, r)| *at >= restart_began && *at < restart_ended && r.is_err())
+            .filter(|run| run.ended >= restart_began && run.began < restart_ended)
+            .filter(|run| run.result.is_err())
             .count();
         let after: Vec<_> = trace
             .runs
             .iter()
-            .filter(|(at, _)| *at >= restart_ended)
+            .filter(|run| run.began >= restart_ended)
             .collect();
         assert!(
             !after.is_empty(),
@@ -139,11 +171,12 @@ fn restart_fails_only_transactions_during_it_and_every_client_recovers() {
             last_runs(trace, restart_began),
             pooler.log()
         );
-        for (at, r) in after {
+        for run in after {
             assert!(
-                r.is_ok(),
-                "client {n}: transaction {:?} after the restart failed: {r:?}\n{}",
-                at.duration_since(restart_ended),
+                run.result.is_ok(),
+                "client {n}: transaction {:?} after the restart failed: {:?}\n{}",
+                run.began.duration_since(restart_ended),
+                run.result,
                 pooler.log()
             );
         }
