@@ -108,8 +108,8 @@ pub fn check_groups(inst: Arc<Instance>) {
 }
 
 fn expire(inst: &Instance) {
-    let generation = inst.config().generation;
-    for route in inst.router.gc(generation) {
+    let snapshot = inst.config();
+    for route in inst.router.gc(|key| snapshot.is_current(key)) {
         router::close_idle(&route);
     }
     for route in inst.router.routes() {
@@ -148,21 +148,22 @@ fn min_pool(inst: &Instance) {
             continue;
         }
         if let (Some(db), Some(user)) = (rule.key.db.as_named(), rule.key.user.as_named()) {
+            let origin = snapshot.origin(index);
             let key = RouteKey {
-                generation: snapshot.generation,
-                rule: index,
+                generation: origin.generation,
+                rule: origin.index,
                 database: db.to_string(),
                 user: user.to_string(),
                 tsa: config.rule_tsa(rule),
                 catchup: rule.catchup_timeout.as_secs(),
                 balancing: None,
             };
-            inst.router.ensure(key, config);
+            inst.router.ensure(key, &origin.config);
         }
     }
     for route in inst.router.routes() {
         let rule = route.rule();
-        if route.key.generation != snapshot.generation || rule.pool.shared_pool.is_some() {
+        if !snapshot.is_current(&route.key) || rule.pool.shared_pool.is_some() {
             continue;
         }
         let configured = rule.storage_password.is_some() || rule.auth.password.is_some();

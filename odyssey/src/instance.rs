@@ -18,6 +18,8 @@ use crate::logger::Logger;
 use crate::option::RunOptions;
 use crate::procfs::HostUtilization;
 use crate::reply::Drain;
+use crate::route::RouteKey;
+use crate::route_origin::{self, RuleOrigin};
 use crate::router::Router;
 use crate::rules::RuleOrder;
 use crate::rules::hostnames::HostnameCache;
@@ -34,15 +36,33 @@ pub struct ConfigSnapshot {
     pub generation: u64,
     /// Its rules in matching order.
     pub rules: Arc<RuleOrder>,
+    /// Where each rule's routes come from (by rule index): unchanged rules keep the routes
+    /// of an earlier generation.
+    origins: Arc<Vec<RuleOrigin>>,
 }
 
 impl ConfigSnapshot {
-    fn new(config: Config, generation: u64) -> ConfigSnapshot {
+    fn new(config: Config, generation: u64, previous: Option<&ConfigSnapshot>) -> ConfigSnapshot {
+        let config = Arc::new(config);
+        let previous = previous.map(|p| (&*p.config, p.origins.as_slice()));
         ConfigSnapshot {
             rules: Arc::new(RuleOrder::new(&config)),
-            config: Arc::new(config),
+            origins: Arc::new(route_origin::origins(&config, generation, previous)),
+            config,
             generation,
         }
+    }
+
+    /// Where the routes of rule `index` come from.
+    pub fn origin(&self, index: usize) -> &RuleOrigin {
+        &self.origins[index]
+    }
+
+    /// Whether a route of `key` belongs to a rule of this config.
+    pub fn is_current(&self, key: &RouteKey) -> bool {
+        self.origins
+            .iter()
+            .any(|o| o.generation == key.generation && o.index == key.rule)
     }
 }
 
@@ -176,7 +196,7 @@ impl Instance {
         // Workers and the system machine may end sessions.
         let drain = DrainRate::new(config.conn_drop, workers as usize + 1);
         Ok(Instance {
-            config: Mutex::new(ConfigSnapshot::new(config, 1)),
+            config: Mutex::new(ConfigSnapshot::new(config, 1, None)),
             options,
             logger,
             // The workers and the system machine record route counters.
@@ -216,7 +236,7 @@ impl Instance {
     /// Installs a reloaded config; new clients use it, connected ones keep their route.
     pub fn replace_config(&self, config: Config) -> u64 {
         let mut c = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        *c = ConfigSnapshot::new(config, c.generation + 1);
+        *c = ConfigSnapshot::new(config, c.generation + 1, Some(&*c));
         c.generation
     }
 

@@ -58,16 +58,17 @@ pub fn rows(
         .forward(config, &req)
         .ok_or_else(|| format!("no internal rule for route '{db}.{user}'"))?;
     let internal = &config.rules[rule];
+    let origin = snapshot.origin(rule);
     let key = RouteKey {
-        generation: snapshot.generation,
-        rule,
+        generation: origin.generation,
+        rule: origin.index,
         database: db.to_string(),
         user: user.to_string(),
         tsa: config.rule_tsa(internal),
         catchup: internal.catchup_timeout.as_secs(),
         balancing: None,
     };
-    let route = inst.router.ensure(key, config);
+    let route = inst.router.ensure(key, &origin.config);
     let credentials = || (q.credentials)(route.rule(), user);
     let via = Connector {
         credentials: &credentials,

@@ -81,6 +81,7 @@ pub mod reply;
 pub mod reset;
 pub mod restart;
 pub mod route;
+pub mod route_origin;
 pub mod router;
 pub mod rules;
 pub mod server;

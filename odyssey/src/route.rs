@@ -1,5 +1,6 @@
 //! A route: the clients of one rule for one (database, user), and the pool of servers they
-//! share. Routes of an older config generation finish their clients and then go away.
+//! share. A route outlives reloads that leave its rule as it was (`route_origin`); the routes
+//! of a changed or removed rule finish their clients and then go away.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

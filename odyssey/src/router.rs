@@ -88,14 +88,14 @@ impl Router {
             .collect()
     }
 
-    /// Forgets routes of older config generations that have no clients left; returns them so
-    /// that their idle servers can be closed.
-    pub fn gc(&self, current_generation: u64) -> Vec<Arc<Route>> {
+    /// Forgets routes of rules no longer in the config (`is_current` says which are) that have
+    /// no clients left; returns them so that their idle servers can be closed.
+    pub fn gc(&self, is_current: impl Fn(&RouteKey) -> bool) -> Vec<Arc<Route>> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let old: Vec<RouteKey> = routes
             .iter()
             .filter(|(k, r)| {
-                k.generation != current_generation
+                !is_current(k)
                     && r.clients.load(std::sync::atomic::Ordering::Acquire) == 0
                     && r.pool.counts().active == 0
             })

@@ -300,9 +300,10 @@ impl Login<'_> {
             return Ok(());
         }
         let listen = config.listen.get(self.accepted.listen);
+        let origin = self.snapshot.origin(index);
         let key = RouteKey {
-            generation: self.snapshot.generation,
-            rule: index,
+            generation: origin.generation,
+            rule: origin.index,
             database: request.database.clone(),
             user: request.user.clone(),
             // The client's `odyssey.target_session_attrs` wins over the listen's, which wins
@@ -321,7 +322,7 @@ impl Login<'_> {
         let ticket = self
             .inst
             .router
-            .route(key, config)
+            .route(key, &origin.config)
             .map_err(|full| End::RouteFull {
                 route: format!("{}.{}", request.database, request.user),
                 max: full.client_max,
