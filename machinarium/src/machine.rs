@@ -17,7 +17,7 @@ use crossbeam_queue::SegQueue;
 
 use crate::coroutine::{self, JoinHandle};
 use crate::overflow;
-use crate::reactor::{Dispatched, ParkEvent, Reactor, WAKER_TOKEN};
+use crate::reactor::{Dispatched, IoKey, ParkEvent, Reactor, WAKER_TOKEN};
 use crate::scheduler::{CoKey, Scheduler, Wake};
 use crate::timer::{Target, Timers};
 
@@ -78,6 +78,8 @@ pub(crate) enum Msg {
     Wake(CoKey, u32),
     Spawn(Box<dyn FnOnce() + Send>),
     WakeParked,
+    /// Run the function parked on one stream (`StreamWaker`), if it is parked.
+    WakeStream(IoKey),
     Stop,
 }
 
@@ -353,6 +355,14 @@ impl Machine {
                 Msg::Spawn(f) => {
                     if let Err(e) = coroutine::spawn_boxed(self, f) {
                         eprintln!("machinarium: machine '{}': spawn failed: {e}", self.name);
+                    }
+                }
+                Msg::WakeStream(io) => {
+                    if let Some((f, timed)) = self.reactor.take_parked_now(io) {
+                        if timed {
+                            self.timers.borrow_mut().disarmed();
+                        }
+                        self.spawn_parked(f, ParkEvent::Interrupted);
                     }
                 }
                 Msg::WakeParked => {

@@ -229,6 +229,16 @@ impl Reactor {
         .flatten()
     }
 
+    /// Takes the parked function of `key`, whatever its park generation, and whether its
+    /// park armed a timer (now stale).
+    pub(crate) fn take_parked_now(&self, key: IoKey) -> Option<(Parked, bool)> {
+        self.with_slot(key, |s| {
+            let f = s.parked.take()?;
+            Some((f, std::mem::take(&mut s.park_timer)))
+        })
+        .flatten()
+    }
+
     /// Whether `key` still has the park of generation `epoch` (for timer compaction).
     pub(crate) fn is_parked(&self, key: IoKey, epoch: u32) -> bool {
         self.with_slot(key, |s| s.parked.is_some() && s.park_epoch == epoch)

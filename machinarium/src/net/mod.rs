@@ -12,9 +12,11 @@ pub(crate) mod park;
 pub(crate) mod socket;
 pub(crate) mod stream;
 mod tls;
+mod waker;
 
 pub use listener::{ListenOptions, Listener, PeerAddr};
 pub use park::{ParkKey, park_any, wait_any};
 pub use socket::KeepAlive;
 pub use stream::{DetachedStream, Stream, wait_readable_any};
 pub use tls::{DetachedTlsStream, TlsStream};
+pub use waker::{Bell, BellRinger, StreamWaker, bell};

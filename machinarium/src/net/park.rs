@@ -21,6 +21,12 @@ pub struct ParkKey {
     _local: PhantomData<*const ()>,
 }
 
+impl ParkKey {
+    pub(crate) fn io(&self) -> IoKey {
+        self.io
+    }
+}
+
 /// Readiness bits are optimistic (set at attach, kept until `WouldBlock`); find out for real
 /// whether input waits, so that an idle stream does not wake at once.
 pub(crate) fn key_for(io: IoKey, fd: BorrowedFd<'_>, pending: bool) -> ParkKey {
