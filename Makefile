@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make local_run` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg fmt lint valgrind fuzz fuzz_smoke soak sanitize deb docker_run
+.PHONY: deps drivers local_build local_run test test_only bench bench_micro bench_pg bench_listen fmt lint valgrind fuzz fuzz_smoke soak sanitize deb docker_run
 
 deps:
 	./scripts/deps.sh
@@ -40,6 +40,12 @@ bench_micro: deps
 # BENCH_QUICK=1 for a smoke run). Installs pgbouncer when run as root and it is missing.
 bench_pg: deps
 	CARGO="$(CARGO)" ./scripts/bench.sh
+
+# LISTEN/NOTIFY delivery: 1,000 listeners on a pool of 5 next to direct PostgreSQL, latency
+# p50/p99 and the pooler's CPU per delivered notification (test/src/bin/listen_bench.rs).
+bench_listen: deps
+	$(CARGO) build --release -p odyssey
+	$(CARGO) run --release -p odyssey-test --bin listen_bench -- $(LISTEN_BENCH_ARGS)
 
 # Every fuzz target (kiwi: decode, startup, scram; odyssey: relay, config, hba) for
 # FUZZ_SECONDS each (default 600; FUZZ_TARGETS picks some); scripts/fuzz.sh installs nightly

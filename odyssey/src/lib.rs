@@ -21,7 +21,9 @@
 //!   close), `storage` (where a storage's server is), `tls` (a connection's TLS session:
 //!   a client's SSLRequest accepted, a server's negotiated and verified).
 //! - 2 Registry: `rules` (rule precedence and matching), `route` (a rule's clients for one
-//!   database and user), `pool` (a route's servers, shared by workers), `clients` (every
+//!   database and user), `route_origin` (which routes a reload keeps: those of rules it left
+//!   as they were), `listen` (LISTEN/NOTIFY in transaction pools: a route's listening clients,
+//!   their mailboxes, and the listener connection that LISTENs for them), `pool` (a route's servers, shared by workers), `clients` (every
 //!   logged-in client, for the console), `endpoints` (what is known of each storage host:
 //!   alive, primary or standby; the order to try hosts in), `hosts` (opening a server on a
 //!   suitable host: target_session_attrs, balancing, failover), `router` (every route;
@@ -68,6 +70,7 @@ pub mod hosts;
 pub mod id;
 pub mod instance;
 pub mod internal;
+pub mod listen;
 pub mod listeners;
 pub mod logger;
 pub mod metrics;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::config::storage::{BalancingMethod, TargetSessionAttrs};
 use crate::config::{Config, Rule, Storage};
 use crate::endpoints::Endpoints;
+use crate::listen::ListenHub;
 use crate::pool::ServerPool;
 use crate::server::ServerEntry;
 use crate::stats::RouteStats;
@@ -61,6 +62,8 @@ pub struct Route {
     /// The route user's password as `auth_query` last returned it, and until when it is
     /// fresh.
     secret: Mutex<Option<(String, Instant)>>,
+    /// Its clients' LISTENs and the listener connection that serves them.
+    pub listen: ListenHub,
 }
 
 /// A tracked parameter's name and the value a client sent for it.
@@ -88,6 +91,7 @@ impl Route {
             endpoints,
             normalized: Mutex::new(HashMap::new()),
             secret: Mutex::new(None),
+            listen: ListenHub::default(),
         }
     }
 

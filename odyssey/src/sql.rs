@@ -40,6 +40,10 @@ pub enum Statement<'a> {
         /// `(arguments)` or nothing.
         args: &'a str,
     },
+    /// `LISTEN channel`: the channel's name (folded as PostgreSQL folds it).
+    Listen(String),
+    /// `UNLISTEN channel` (`Some`) or `UNLISTEN *` (`None`).
+    Unlisten(Option<String>),
     /// Anything else.
     Other,
 }
@@ -54,7 +58,7 @@ pub fn may_matter(sql: &[u8]) -> bool {
     let word = &sql[start..sql.len().min(start + 5)];
     const FIRST: &[&[u8]] = &[
         b"BEGIN", b"START", b"COMMI", b"END", b"ROLLB", b"ABORT", b"SET", b"DEALL", b"SHOW",
-        b"PREPA", b"EXECU",
+        b"PREPA", b"EXECU", b"LISTE", b"UNLIS",
     ];
     FIRST
         .iter()
@@ -94,6 +98,11 @@ pub fn classify(sql: &[u8]) -> Statement<'_> {
         ["PREPARE", ..] => parse_prepare(text),
         ["EXECUTE", ..] => parse_execute(text),
         ["SHOW", _] => Statement::Show(words[1]),
+        ["LISTEN", ..] => channel(text, "listen").map_or(Statement::Other, Statement::Listen),
+        ["UNLISTEN", "*"] => Statement::Unlisten(None),
+        ["UNLISTEN", ..] => {
+            channel(text, "unlisten").map_or(Statement::Other, |c| Statement::Unlisten(Some(c)))
+        }
         ["DEALLOCATE", "ALL"] | ["DEALLOCATE", "PREPARE", "ALL"] => Statement::Deallocate(None),
         ["DEALLOCATE", _] | ["DEALLOCATE", "PREPARE", _] => {
             // An unquoted name folds to lower case, as in PostgreSQL.
@@ -148,6 +157,12 @@ fn parse_execute(text: &str) -> Statement<'_> {
 /// `keyword name ...`: the name and what follows it.
 fn keyword_and_name<'t>(text: &'t str, keyword: &str) -> Option<(String, &'t str)> {
     identifier(strip_prefix_ci(text, keyword)?.trim_start())
+}
+
+/// The channel of `LISTEN channel` / `UNLISTEN channel`: one name and nothing after it.
+fn channel(text: &str, keyword: &str) -> Option<String> {
+    let (name, rest) = keyword_and_name(text, keyword)?;
+    rest.trim().is_empty().then_some(name)
 }
 
 /// A name at the start of `s` (unquoted: folded to lower case; quoted: `""` unescaped) and
@@ -240,6 +255,28 @@ fn unquote(v: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_and_unlisten_forms() {
+        assert_eq!(classify(b"LISTEN ch"), Statement::Listen("ch".into()));
+        assert_eq!(
+            classify(b" listen Jobs_1 ;\0"),
+            Statement::Listen("jobs_1".into())
+        );
+        assert_eq!(
+            classify(b"LISTEN \"Mixed Case\""),
+            Statement::Listen("Mixed Case".into())
+        );
+        assert_eq!(
+            classify(b"unlisten ch"),
+            Statement::Unlisten(Some("ch".into()))
+        );
+        assert_eq!(classify(b"UNLISTEN *"), Statement::Unlisten(None));
+        assert_eq!(classify(b"LISTEN"), Statement::Other);
+        assert_eq!(classify(b"LISTEN a b"), Statement::Other);
+        assert_eq!(classify(b"LISTEN a; SELECT 1"), Statement::Other);
+        assert_eq!(classify(b"LISTEN 1a"), Statement::Other);
+    }
 
     #[test]
     fn begin_and_end_forms() {

@@ -81,6 +81,10 @@ impl Session {
         self.deploy(checkout.server_mut())?;
         let info = &checkout.server().info;
         self.cancel.set(Some(info.cancel_target()));
+        if self.route.listen.is_active() {
+            // Its notifications name this client as their sender.
+            self.route.listen.held(info.key.pid, self.key.pid);
+        }
         self.relay.server_attached();
         self.server = Some(checkout);
         self.entry.set_state(ClientState::Active);

@@ -4,7 +4,6 @@
 //! idle), and end through `end::End`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kiwi::backend::TransactionStatus;
@@ -44,9 +43,11 @@ pub struct Session {
     /// `log_query` framing over what the client sent.
     query_log: QueryLog,
     /// When the query and the transaction in flight started (for their times).
-    clock: Clock,
+    pub(super) clock: Clock,
     /// What the console sees of the client (its state; whether it was killed).
     pub(super) entry: Arc<ClientEntry>,
+    /// Its LISTENs (transaction and statement pooling), from its first.
+    pub(super) listening: Option<super::listen::Listening>,
     /// Counts the client in the instance and the route; last to go.
     pub(super) admission: Admission,
 }
@@ -93,6 +94,7 @@ impl Session {
             query_log: QueryLog::default(),
             clock: Clock::default(),
             entry,
+            listening: None,
             admission,
         }
     }
@@ -153,7 +155,10 @@ impl Session {
                         return self.end(End::ClientGone(e.into()));
                     }
                 }
-                Ok(false) => return self.park(),
+                Ok(false) => match self.deliver_notifications() {
+                    Ok(()) => return self.park(),
+                    Err(end) => return self.end(end),
+                },
                 Err(end) => return self.end(end),
             }
         }
@@ -314,38 +319,26 @@ impl Session {
                         .map_err(End::ServerGone)?;
                     self.count_in(server.len());
                 }
+                // A COMMIT of a deferred transaction, answered here.
+                let over = self.server.is_none() && !self.relay.deferred_begin();
+                self.listen_at_transaction_end(over);
                 self.write_client(&client)?;
                 self.log_queries(used, boundary);
                 self.client.conn.consume(used);
+            }
+            ClientStep::Listen {
+                used,
+                op,
+                status,
+                prefix,
+            } => {
+                self.log_queries(used, boundary);
+                self.listen((used, op), status, prefix)?;
             }
         }
         self.count_parses();
         self.release_if_done();
         Ok(true)
-    }
-
-    /// Cancels forwarded for the client go into the route's counters (when it parks or ends;
-    /// the cancel arrives on another connection).
-    fn count_cancels(&self) {
-        let n = self.cancel.take_forwarded();
-        if n > 0 {
-            let stats = self.route.stats.local();
-            stats.cancels.fetch_add(u64::from(n), Ordering::Relaxed);
-        }
-    }
-
-    /// Parse messages the relay saw go into the route's counters.
-    fn count_parses(&mut self) {
-        let parses = self.relay.take_parses();
-        if parses.total > 0 {
-            let stats = self.route.stats.local();
-            stats
-                .parses
-                .fetch_add(u64::from(parses.total), Ordering::Relaxed);
-            stats
-                .parses_reused
-                .fetch_add(u64::from(parses.reused), Ordering::Relaxed);
-        }
     }
 
     /// `log_query` lines for the first `n` buffered client bytes, about to be consumed
@@ -396,6 +389,16 @@ impl Session {
         if self.client.conn.buffered().is_empty() && self.relay.may_release(*tx) {
             self.entry.set_state(ClientState::Pending);
         }
+        let status = *tx;
+        if let Some(op) = self.relay.take_listened() {
+            self.listened_on_server(op, status);
+        }
+        if status == TransactionStatus::Idle && step.queries > 0 {
+            self.listen_at_transaction_end(true);
+        }
+        let Some(Server { conn, .. }) = self.server.as_mut().map(Checkout::server_mut) else {
+            return Err(End::Cancelled);
+        };
         let deadline = Deadline::after(self.stall);
         match &step.reply {
             RelayReply::Same => self
@@ -416,18 +419,6 @@ impl Session {
             .as_mut()
             .map(Checkout::server_mut)
             .ok_or(End::Cancelled)
-    }
-
-    /// Counts bytes sent to the server; a request with no query in flight starts the query's
-    /// (and maybe the transaction's) clock.
-    fn count_in(&mut self, n: usize) {
-        let stats = self.route.stats.local();
-        stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        if self.clock.query.is_none() {
-            let now = Instant::now();
-            self.clock.query = Some(now);
-            self.clock.transaction.get_or_insert(now);
-        }
     }
 }
 

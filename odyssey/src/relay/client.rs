@@ -37,6 +37,9 @@ impl Relay {
         if let Some(step) = self.virtual_tsa(buf, server.tx) {
             return Ok(step);
         }
+        if let Some(step) = self.listen_step(buf, server.tx) {
+            return Ok(step);
+        }
         if self.uses_statements_relay(buf) {
             if self.statements.as_ref().is_some_and(|s| !s.owed()) && self.pending > 0 {
                 // Replies to bulk-relayed requests first: the queue of owed replies starts
@@ -45,7 +48,11 @@ impl Relay {
             }
             return self.rewrite_statements(buf, server);
         }
-        self.forward_bulk(buf)
+        let step = self.forward_bulk(buf);
+        if server.tx == TransactionStatus::Failed && self.ended == Some("COMMIT") {
+            self.ended = Some("ROLLBACK");
+        }
+        step
     }
 
     /// No server attached: answer what the pooler can, else ask for a server.
@@ -56,6 +63,9 @@ impl Relay {
             TransactionStatus::Idle
         };
         if let Some(step) = self.virtual_tsa(buf, tx) {
+            return Ok(step);
+        }
+        if let Some(step) = self.listen_step(buf, tx) {
             return Ok(step);
         }
         if let Some(step) = self.virtual_transaction(buf)? {
@@ -109,6 +119,8 @@ impl Relay {
             None => buf.len(),
         };
         let mut sets: Vec<(String, String)> = Vec::new();
+        let mut ended = None;
+        let mut unnamed = None;
         let mut parses = 0;
         let parse_queries = self.settings.parse_queries;
         let scan = scan_client(
@@ -117,12 +129,20 @@ impl Relay {
             MAX_MESSAGE,
             |tag, body| {
                 parses += u32::from(tag == fe::PARSE);
-                // Tracked even when PostgreSQL does not report it, so it follows the client.
-                if let (fe::QUERY, Some(body), true) = (tag, body, parse_queries)
-                    && let Statement::Set { name, value } = sql::classify(body)
-                    && kiwi::var::is_tracked(name)
+                if let (fe::PARSE, Some(body), true) = (tag, body, parse_queries)
+                    && let Some(op) = super::listen::unnamed_parse(body)
                 {
-                    sets.push((name.to_string(), value));
+                    unnamed = Some(op);
+                }
+                // Tracked even when PostgreSQL does not report it, so it follows the client.
+                if let (fe::QUERY, Some(body), true) = (tag, body, parse_queries) {
+                    match sql::classify(body) {
+                        Statement::Set { name, value } if kiwi::var::is_tracked(name) => {
+                            sets.push((name.to_string(), value));
+                        }
+                        Statement::End { tag } => ended = Some(tag),
+                        _ => {}
+                    }
                 }
             },
         )?;
@@ -135,6 +155,12 @@ impl Relay {
         }
         for setting in sets {
             self.sets.sent(setting);
+        }
+        if ended.is_some() {
+            self.ended = ended;
+        }
+        if let Some(op) = unnamed {
+            self.unnamed_listen = op;
         }
         self.parses += parses;
         self.pending += scan.requests;
@@ -179,6 +205,9 @@ impl Relay {
         .encode(&mut client);
         ReadyForQuery { status }.encode(&mut client);
         self.deferred_begin = status == TransactionStatus::InTransaction;
+        if let Statement::End { tag } = statement {
+            self.ended = Some(tag);
+        }
         Ok(Some(ClientStep::Rewrite {
             used: frame.bytes.len(),
             server: Vec::new(),
@@ -284,6 +313,7 @@ impl Relay {
         out: &mut Vec<u8>,
         direct: &mut Vec<u8>,
     ) -> Result<Handled, Violation> {
+        self.note_unnamed_parse(frame.tag(), frame.body);
         let Some(statements) = self.statements.as_mut() else {
             return Ok(Handled::Later);
         };

@@ -129,6 +129,22 @@ impl Pair {
                     self.to_client.extend(client);
                     pos += used;
                 }
+                ClientStep::Listen {
+                    used,
+                    op,
+                    status,
+                    prefix,
+                } => {
+                    // As the session answers it when the listener agrees.
+                    assert!(used > 0, "a LISTEN of no bytes");
+                    self.to_client.extend(prefix);
+                    kiwi::backend::CommandComplete {
+                        tag: op.tag().as_bytes(),
+                    }
+                    .encode(&mut self.to_client);
+                    kiwi::backend::ReadyForQuery { status }.encode(&mut self.to_client);
+                    pos += used;
+                }
             }
             self.release_if_allowed(pos == buf.len());
         }

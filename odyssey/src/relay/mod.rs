@@ -17,6 +17,9 @@
 mod client;
 #[cfg(any(test, feature = "harness"))]
 pub mod harness;
+mod listen;
+#[cfg(test)]
+mod listen_tests;
 pub mod scan;
 mod server;
 pub mod sets;
@@ -103,6 +106,14 @@ pub struct Relay {
     /// CommandCompletes leave no client state behind. Cleared at each ReadyForQuery, so a
     /// miscount can only take a PREPARE for a client's (and reset the server).
     sql_prepares: u32,
+    /// How the client's last transaction ended, as a bare COMMIT or ROLLBACK said (a COMMIT
+    /// of a failed transaction is a ROLLBACK): whether its LISTENs take effect.
+    ended: Option<&'static str>,
+    /// The unnamed statement the client last parsed is this LISTEN/UNLISTEN (asyncpg parses
+    /// it, then binds and executes it in a second round trip).
+    unnamed_listen: Option<crate::listen::ListenOp>,
+    /// A LISTEN/UNLISTEN the server ran for the client, for the session to take over.
+    listened: Option<crate::listen::ListenOp>,
 }
 
 /// What the session does with the client's buffered bytes.
@@ -125,6 +136,19 @@ pub enum ClientStep {
     },
     /// The client sent Terminate, and nothing before it is left to forward.
     Terminate,
+    /// LISTEN/UNLISTEN for the session to carry out with the route's listener (transaction
+    /// and statement pooling): drop the first `used` bytes, answer `prefix`, the command's
+    /// outcome and ReadyForQuery with `status`.
+    Listen {
+        /// Client bytes handled.
+        used: usize,
+        /// What the client asked.
+        op: crate::listen::ListenOp,
+        /// The client's transaction status (in a transaction, the op waits for its end).
+        status: TransactionStatus,
+        /// Replies that come first (an extended sequence's ParseComplete, ...).
+        prefix: Vec<u8>,
+    },
 }
 
 /// What the session does with the server's buffered bytes.
@@ -202,6 +226,9 @@ impl Relay {
             plan_broken: false,
             tsa,
             sql_prepares: 0,
+            ended: None,
+            unnamed_listen: None,
+            listened: None,
         }
     }
 
@@ -213,6 +240,11 @@ impl Relay {
     /// A BEGIN was answered by the pooler and waits for the transaction's first statement.
     pub fn deferred_begin(&self) -> bool {
         self.deferred_begin
+    }
+
+    /// How the client's last transaction ended (`COMMIT` or `ROLLBACK`), once.
+    pub fn take_ended(&mut self) -> Option<&'static str> {
+        self.ended.take()
     }
 
     /// The deferred BEGIN went to the server (with the deploy of a newly attached server).

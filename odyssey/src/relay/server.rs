@@ -77,6 +77,7 @@ impl Relay {
         seen: &mut Seen,
     ) -> Result<usize, BadFrame> {
         let pin = self.settings.pin_on_listen;
+        let hub = self.listen_hub();
         let watch_plans = self.settings.drop_on_cached_plan_error && self.statements.is_some();
         let Relay {
             pending,
@@ -87,6 +88,8 @@ impl Relay {
             pinned,
             plan_broken,
             sql_prepares,
+            unnamed_listen,
+            listened,
             ..
         } = self;
         scan_server(server_scan, buf, |ev| {
@@ -132,6 +135,14 @@ impl Relay {
                 ServerEvent::Complete(b"LISTEN\0") => {
                     *dirty = true;
                     *pinned |= pin;
+                    // The unnamed statement the client ran (asyncpg's two round trips): the
+                    // route's listener takes it over; the reset undoes it on this server.
+                    if hub {
+                        *listened = unnamed_listen.clone();
+                    }
+                }
+                ServerEvent::Complete(b"UNLISTEN\0") if hub => {
+                    *listened = unnamed_listen.clone();
                 }
                 ServerEvent::Complete(tag) => *dirty |= leaves_state(tag),
                 ServerEvent::Error(body) if watch_plans => {

@@ -18,6 +18,13 @@ impl Serve for Pair {
     }
 }
 
+impl Pair {
+    /// Serves the concatenation of `parts`.
+    pub(super) fn serve_all(&mut self, parts: &[&[u8]]) -> usize {
+        self.serve(&parts.concat())
+    }
+}
+
 pub(super) fn query(sql: &str) -> Vec<u8> {
     let mut out = Vec::new();
     Query {
@@ -66,7 +73,7 @@ pub(super) fn complete(tag: &str) -> Vec<u8> {
     out
 }
 
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
+pub(super) fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
