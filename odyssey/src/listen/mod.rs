@@ -39,6 +39,9 @@ impl ListenOp {
     }
 }
 
+/// The most servers whose last client the hub remembers.
+const SENDERS_MAX: usize = 4096;
+
 /// How long a client's LISTEN waits for the listener connection to confirm it.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -203,7 +206,13 @@ impl ListenHub {
 
     /// Notes that the client told `client_pid` now holds the server `server_pid`.
     pub fn held(&self, server_pid: i32, client_pid: i32) {
-        lock(&self.state).senders.insert(server_pid, client_pid);
+        let mut s = lock(&self.state);
+        if s.senders.len() >= SENDERS_MAX && !s.senders.contains_key(&server_pid) {
+            // Servers come and go over a long LISTEN: forget the old ones (a notification
+            // from a forgotten server shows PostgreSQL's pid).
+            s.senders.clear();
+        }
+        s.senders.insert(server_pid, client_pid);
     }
 
     /// Hands a notification the listener received to the channel's clients.
