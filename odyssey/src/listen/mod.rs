@@ -6,6 +6,8 @@
 //! as before and the next client inherits nothing.
 
 pub mod listener;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
