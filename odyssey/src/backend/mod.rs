@@ -284,6 +284,17 @@ pub fn error_text(body: &[u8]) -> String {
 /// answers up to ReadyForQuery. ParameterStatus changes update the server's vars; an
 /// ErrorResponse is returned as `Server` after the ReadyForQuery that follows it.
 pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), BackendError> {
+    query_seeing(server, sql, deadline, |_, _| {})
+}
+
+/// As [`query`], handing every other message (tag and body: a notification, a notice) to
+/// `other` on the way.
+pub fn query_seeing(
+    server: &mut Server,
+    sql: &[u8],
+    deadline: Deadline,
+    mut other: impl FnMut(u8, &[u8]),
+) -> Result<(), BackendError> {
     let mut out = Vec::with_capacity(sql.len() + 6);
     kiwi::frontend::Query { sql }.encode(&mut out);
     server.conn.write_all(&out, deadline)?;
@@ -302,8 +313,8 @@ pub fn query(server: &mut Server, sql: &[u8], deadline: Deadline) -> Result<(), 
                 server.tx = rfq.status;
                 return failed.map_or(Ok(()), Err);
             }
-            // CommandComplete, notices, rows of a SHOW: not for anyone.
-            _ => {}
+            // CommandComplete, notices, rows of a SHOW: for `other`, if anyone.
+            tag => other(tag, m.body),
         }
     }
 }

@@ -45,17 +45,7 @@ impl Session {
         status: TransactionStatus,
         mut out: Vec<u8>,
     ) -> Result<(), End> {
-        let outcome = match status {
-            TransactionStatus::Idle => self.carry_out(&op),
-            _ => {
-                // A COMMIT or ROLLBACK seen before belongs to an earlier transaction.
-                let _ = self.relay.take_ended();
-                self.listening()
-                    .map(|l| l.pending.push(op.clone()))
-                    .map_err(|e| e.to_string())
-            }
-        };
-        match outcome {
+        match self.now_or_at_commit(&op, status) {
             Ok(()) => CommandComplete {
                 tag: op.tag().as_bytes(),
             }
@@ -75,14 +65,7 @@ impl Session {
     /// A server ran the client's LISTEN/UNLISTEN (sent in a way the relay could not answer
     /// itself): the route's listener takes it over, now or at the transaction's COMMIT.
     pub(super) fn listened_on_server(&mut self, op: ListenOp, status: TransactionStatus) {
-        let outcome = match status {
-            TransactionStatus::Idle => self.carry_out(&op),
-            _ => self
-                .listening()
-                .map(|l| l.pending.push(op.clone()))
-                .map_err(|e| e.to_string()),
-        };
-        if let Err(why) = outcome {
+        if let Err(why) = self.now_or_at_commit(&op, status) {
             od_info!(
                 self.inst.logger,
                 "listen",
@@ -94,15 +77,28 @@ impl Session {
         }
     }
 
-    /// The client's transaction is over (`over`) and its end not yet told: its LISTENs take
-    /// effect now if it committed, so that whoever the client tells after its COMMIT finds
-    /// it listening.
-    pub(super) fn listen_at_transaction_end(&mut self, over: bool) {
+    /// Carries `op` out now outside a transaction (`status` idle), else keeps it for the
+    /// transaction's end.
+    fn now_or_at_commit(&mut self, op: &ListenOp, status: TransactionStatus) -> Result<(), String> {
+        if status == TransactionStatus::Idle {
+            return self.carry_out(op);
+        }
+        // A COMMIT or ROLLBACK seen before belongs to an earlier transaction.
+        let _ = self.relay.take_ended();
+        self.listening()
+            .map(|l| l.pending.push(op.clone()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The client's transaction is over and its end not yet told: its LISTENs take effect
+    /// now if it committed, so that whoever the client tells after its COMMIT finds it
+    /// listening.
+    pub(super) fn listen_at_transaction_end(&mut self) {
         let pending = self
             .listening
             .as_ref()
             .is_some_and(|l| !l.pending.is_empty());
-        if !pending || !over {
+        if !pending {
             return;
         }
         let committed = self.relay.take_ended() == Some("COMMIT");

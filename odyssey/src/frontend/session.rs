@@ -320,8 +320,9 @@ impl Session {
                     self.count_in(server.len());
                 }
                 // A COMMIT of a deferred transaction, answered here.
-                let over = self.server.is_none() && !self.relay.deferred_begin();
-                self.listen_at_transaction_end(over);
+                if self.server.is_none() && !self.relay.deferred_begin() {
+                    self.listen_at_transaction_end();
+                }
                 self.write_client(&client)?;
                 self.log_queries(used, boundary);
                 self.client.conn.consume(used);
@@ -394,7 +395,7 @@ impl Session {
             self.listened_on_server(op, status);
         }
         if status == TransactionStatus::Idle && step.queries > 0 {
-            self.listen_at_transaction_end(true);
+            self.listen_at_transaction_end();
         }
         let Some(Server { conn, .. }) = self.server.as_mut().map(Checkout::server_mut) else {
             return Err(End::Cancelled);

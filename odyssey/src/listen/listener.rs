@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiwi::backend::{NotificationResponse, ReadyForQuery, tag as be};
+use kiwi::backend::{NotificationResponse, tag as be};
 use kiwi::header::Frame;
 use machinarium::net::{Bell, wait_any};
 use machinarium::{BlockingPool, Deadline};
@@ -43,8 +43,7 @@ pub fn start(services: Services, route: Arc<Route>, credentials: BackendCredenti
     if let Err(e) = started {
         hub_route
             .listen
-            .fail_waiting(&format!("cannot start the listener: {e}"));
-        let _ = hub_route.listen.stop_if_idle();
+            .stopped(&format!("cannot start the listener: {e}"));
     }
 }
 
@@ -53,15 +52,15 @@ fn run(inst: &Services, route: &Route, credentials: &BackendCredentials) {
     let (mut bell, ringer) = match machinarium::net::bell() {
         Ok(b) => b,
         Err(e) => {
-            hub.fail_waiting(&format!("cannot start the listener: {e}"));
-            let _ = hub.stop_if_idle();
+            hub.stopped(&format!("cannot start the listener: {e}"));
             return;
         }
     };
     hub.running(ringer);
     let mut server: Option<Server> = None;
     loop {
-        if bell.clear().is_err() {
+        if let Err(e) = bell.clear() {
+            hub.stopped(&format!("the listener's doorbell failed: {e}"));
             return;
         }
         if server.is_none() {
@@ -74,8 +73,11 @@ fn run(inst: &Services, route: &Route, credentials: &BackendCredentials) {
                     let why = format!("listener connection failed: {e}");
                     od_error!(inst.logger, "listen", None, None, "{}: {why}", route.name());
                     hub.fail_waiting(&why);
-                    if hub.stop_if_idle() || machinarium::sleep(RETRY).is_err() {
+                    if hub.stop_if_idle() {
                         return;
+                    }
+                    if machinarium::sleep(RETRY).is_err() {
+                        return hub.stopped("the machine stops");
                     }
                     continue;
                 }
@@ -84,7 +86,7 @@ fn run(inst: &Services, route: &Route, credentials: &BackendCredentials) {
         let Some(s) = server.as_mut() else { continue };
         if let Err(e) = serve(s, route, &mut bell) {
             if matches!(e, BackendError::Conn(ConnError::Cancelled)) {
-                return; // the machine stops
+                return hub.stopped("the machine stops");
             }
             let name = route.name();
             od_info!(
@@ -147,26 +149,13 @@ fn serve(server: &mut Server, route: &Route, bell: &mut Bell) -> Result<(), Back
 /// Runs one LISTEN/UNLISTEN, handing on notifications that arrive meanwhile.
 fn command(server: &mut Server, route: &Route, sql: &[u8]) -> Result<(), BackendError> {
     let deadline = Deadline::after(COMMAND_TIMEOUT);
-    let mut out = Vec::with_capacity(sql.len() + 6);
-    kiwi::frontend::Query { sql }.encode(&mut out);
-    server.conn.write_all(&out, deadline)?;
-    let mut failed = None;
-    loop {
-        let m = server.conn.read_message(deadline, DEFAULT_MAX_MESSAGE)?;
-        match m.tag {
-            be::NOTIFICATION_RESPONSE => {
-                if let Ok(n) = NotificationResponse::decode(m.body) {
-                    route.listen.deliver(&n);
-                }
-            }
-            be::ERROR_RESPONSE => failed = Some(BackendError::Server(m.bytes.to_vec())),
-            be::READY_FOR_QUERY => {
-                server.tx = ReadyForQuery::decode(m.body)?.status;
-                return failed.map_or(Ok(()), Err);
-            }
-            _ => {}
+    backend::query_seeing(server, sql, deadline, |tag, body| {
+        if tag == be::NOTIFICATION_RESPONSE
+            && let Ok(n) = NotificationResponse::decode(body)
+        {
+            route.listen.deliver(&n);
         }
-    }
+    })
 }
 
 /// Reads what the server sent while idle: notifications go to the hub; an error (the server

@@ -289,6 +289,15 @@ impl ListenHub {
         s.channels.is_empty() && s.requests.is_empty()
     }
 
+    /// The listener ended for `why` while clients may still listen: waiting LISTENs fail, and
+    /// the next LISTEN starts a new listener.
+    pub(crate) fn stopped(&self, why: &str) {
+        self.fail_waiting(why);
+        let mut s = lock(&self.state);
+        s.listener = Listener::None;
+        s.listening.clear();
+    }
+
     /// Ends the listener if nobody listens and nothing is asked: true when it must stop.
     pub(crate) fn stop_if_idle(&self) -> bool {
         let mut s = lock(&self.state);
