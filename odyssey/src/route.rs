@@ -45,7 +45,7 @@ pub struct Route {
     pub key: RouteKey,
     config: Arc<Config>,
     /// Its servers.
-    pub pool: ServerPool,
+    pub pool: Arc<ServerPool>,
     /// Clients routed here now.
     pub clients: AtomicU32,
     /// ParameterStatus values of a server of this route, given to clients at login.
@@ -74,16 +74,16 @@ const MAX_NORMALIZED: usize = 256;
 
 impl Route {
     /// A route for `key` under `config`, with counters for `machines` machines, sharing what is
-    /// known of storage hosts (`endpoints`) with every route.
+    /// known of storage hosts (`endpoints`) with every route, and servers in `pool`.
     pub fn new(
         key: RouteKey,
         config: Arc<Config>,
-        (machines, endpoints): (usize, Arc<Endpoints>),
+        (machines, endpoints, pool): (usize, Arc<Endpoints>, Arc<ServerPool>),
     ) -> Route {
         Route {
             key,
             config,
-            pool: ServerPool::default(),
+            pool,
             clients: AtomicU32::new(0),
             params: Mutex::new(None),
             stats: RouteStats::new(machines),

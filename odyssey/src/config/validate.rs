@@ -234,15 +234,8 @@ fn check_pool(r: &mut Reader, p: &Parts, rule: &mut Rule, label: &str, pos: &Pos
         r.error(pos, format!("{label}: cannot support prepared statements when 'DEALLOCATE ALL' present in discard string"));
     }
     if let Some(sp) = &pool.shared_pool {
-        match p.shared_pools.iter().find(|s| &s.name == sp) {
-            None => r.error(pos, format!("{label}: unknown shared_pool '{sp}'")),
-            Some(shared) => r.warn(
-                pos,
-                format!(
-                    "{label}: shared_pool '{sp}' is not implemented: each route of this rule gets a pool_size of {} of its own, not shared",
-                    shared.size
-                ),
-            ),
+        if !p.shared_pools.iter().any(|s| &s.name == sp) {
+            r.error(pos, format!("{label}: unknown shared_pool '{sp}'"));
         }
         if pool.size_set {
             r.error(

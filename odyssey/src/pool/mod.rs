@@ -4,6 +4,12 @@
 //! The lock is held only to move entries between lists, never across a switch. A server freed
 //! while clients wait is handed straight to the first waiter; a waiter whose deadline fires at
 //! the same moment takes the hand-off instead of losing it.
+//!
+//! A route in a `shared_pool` counts its servers against that pool's cap too (`shared`).
+
+mod shared;
+
+pub use shared::{SharedCounts, SharedPool};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +25,9 @@ pub enum Grant {
     Server(Box<DetachedServer>),
     /// Permission to open a new connection (counted as connecting already).
     Connect,
+    /// Permission to open a new connection in the place of this idle server of another
+    /// route of the shared pool, which the caller closes first.
+    Replace(Box<DetachedServer>),
 }
 
 /// Why no server could be had.
@@ -44,6 +53,8 @@ pub struct Wait<'a> {
 struct Waiter {
     grant: Mutex<Option<Grant>>,
     cond: Cond,
+    /// When it began to wait (a shared pool serves its routes' waiters oldest first).
+    since: Instant,
 }
 
 #[derive(Default)]
@@ -71,6 +82,8 @@ pub struct PoolCounts {
 #[derive(Default)]
 pub struct ServerPool {
     state: Mutex<State>,
+    /// The `shared_pool` whose cap it counts against too.
+    shared: Option<Arc<SharedPool>>,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -78,6 +91,21 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl ServerPool {
+    /// A pool whose servers count against `shared`'s cap as well.
+    pub fn member_of(shared: Arc<SharedPool>) -> Arc<ServerPool> {
+        let pool = Arc::new(ServerPool {
+            state: Mutex::default(),
+            shared: Some(shared.clone()),
+        });
+        shared.join(&pool);
+        pool
+    }
+
+    /// The shared pool it belongs to.
+    pub fn shared(&self) -> Option<&Arc<SharedPool>> {
+        self.shared.as_ref()
+    }
+
     /// Takes an idle server, or permission to connect while under `size` (0 = unlimited),
     /// or waits for one as `wait` says.
     pub fn acquire(&self, size: u32, wait: Wait<'_>) -> Result<Grant, AcquireError> {
@@ -87,6 +115,7 @@ impl ServerPool {
             mut notice,
         } = wait;
         let waiter = {
+            let mut sh = self.shared.as_ref().map(|p| (p.size, p.lock()));
             let mut s = lock(&self.state);
             if s.waiters.is_empty() {
                 if let Some(server) = s.idle.pop() {
@@ -97,15 +126,25 @@ impl ServerPool {
                     // Nobody will give a server back (upstream: fail at once).
                     return Err(AcquireError::TimedOut);
                 }
-                if !idle_only && (size == 0 || s.idle.len() as u32 + s.active + s.connecting < size)
-                {
-                    s.connecting += 1;
-                    return Ok(Grant::Connect);
+                if !idle_only {
+                    let grant = match &mut sh {
+                        None => (size == 0 || s.idle.len() as u32 + s.active + s.connecting < size)
+                            .then_some(Grant::Connect),
+                        Some((cap, sh)) => match sh.reserve(*cap) {
+                            true => Some(Grant::Connect),
+                            false => sh.evict_idle(self).map(|v| Grant::Replace(Box::new(v))),
+                        },
+                    };
+                    if let Some(grant) = grant {
+                        s.connecting += 1;
+                        return Ok(grant);
+                    }
                 }
             }
             let w = Arc::new(Waiter {
                 grant: Mutex::new(None),
                 cond: Cond::new(),
+                since: Instant::now(),
             });
             s.waiters.push_back(w.clone());
             w
@@ -144,7 +183,11 @@ impl ServerPool {
 
     /// One more connection toward `min` servers (idle, active and connecting counted), while
     /// under `size` (0 = unlimited) and nobody waits: true when counted as connecting.
+    /// A member of a shared pool keeps none (upstream: no `min_pool_size` for shared pools).
     pub fn reserve_for_min(&self, min: u32, size: u32) -> bool {
+        if self.shared.is_some() {
+            return false;
+        }
         let mut s = lock(&self.state);
         let total = s.idle.len() as u32 + s.active + s.connecting;
         if total >= min || (size != 0 && total >= size) || !s.waiters.is_empty() {
@@ -155,25 +198,51 @@ impl ServerPool {
     }
 
     /// A client is done with an active server and it is clean: to the first waiter, or idle.
-    pub fn release(&self, mut server: DetachedServer) {
+    /// In a shared pool whose other route has a waiter and this one none, the server is
+    /// returned for the caller to close: its slot went to that waiter.
+    #[must_use = "a server returned is to be closed"]
+    pub fn release(&self, mut server: DetachedServer) -> Option<DetachedServer> {
         server.info.idle_since = Instant::now();
+        let mut sh = self.shared.as_ref().map(|p| p.lock());
         let mut s = lock(&self.state);
-        match s.waiters.pop_front() {
-            Some(w) => give(&w, Grant::Server(Box::new(server))),
-            None => {
-                s.active -= 1;
-                s.idle.push(server);
-            }
+        let own = s.waiters.front().map(|w| w.since);
+        // The slot stays counted: it goes to another route's waiter that has waited longer.
+        if sh.as_mut().is_some_and(|sh| sh.hand_to_other(self, own)) {
+            s.active -= 1;
+            return Some(server);
         }
+        if let Some(w) = s.waiters.pop_front() {
+            give(&w, Grant::Server(Box::new(server)));
+            return None;
+        }
+        s.active -= 1;
+        s.idle.push(server);
+        None
     }
 
     /// An active server was closed: its slot goes to a waiter, who may connect.
     pub fn closed(&self) {
+        self.slot_freed(|s| s.active -= 1);
+    }
+
+    /// One of this pool's slots is free after `count` fixed the pool's own counts: to the
+    /// oldest waiter of this route or (shared pool) of another member route, else it is gone.
+    fn slot_freed(&self, count: impl FnOnce(&mut State)) {
+        let mut sh = self.shared.as_ref().map(|p| p.lock());
         let mut s = lock(&self.state);
-        s.active -= 1;
+        count(&mut s);
+        let own = s.waiters.front().map(|w| w.since);
+        if sh.as_mut().is_some_and(|sh| sh.hand_to_other(self, own)) {
+            return;
+        }
         if let Some(w) = s.waiters.pop_front() {
             s.connecting += 1;
             give(&w, Grant::Connect);
+            return;
+        }
+        drop(s);
+        if let Some(sh) = &mut sh {
+            sh.free();
         }
     }
 
@@ -186,12 +255,7 @@ impl ServerPool {
 
     /// A connection this pool allowed failed; a waiter may try in its place.
     pub fn connect_failed(&self) {
-        let mut s = lock(&self.state);
-        s.connecting -= 1;
-        if let Some(w) = s.waiters.pop_front() {
-            s.connecting += 1;
-            give(&w, Grant::Connect);
-        }
+        self.slot_freed(|s| s.connecting -= 1);
     }
 
     /// Removes idle servers that have been idle for `ttl` or alive for `lifetime` (each when
@@ -222,16 +286,17 @@ impl ServerPool {
 
     /// An idle server taken by `expire` was closed: a waiter may connect in its place.
     pub fn closed_idle(&self) {
-        let mut s = lock(&self.state);
-        if let Some(w) = s.waiters.pop_front() {
-            s.connecting += 1;
-            give(&w, Grant::Connect);
-        }
+        self.slot_freed(|_| {});
     }
 
-    /// Takes every idle server (route dropped, shutdown).
+    /// Takes every idle server (route dropped, shutdown); in a shared pool their slots are
+    /// freed for the other routes.
     pub fn drain_idle(&self) -> Vec<DetachedServer> {
-        std::mem::take(&mut lock(&self.state).idle)
+        let idle = std::mem::take(&mut lock(&self.state).idle);
+        for _ in &idle {
+            self.slot_freed(|_| {});
+        }
+        idle
     }
 
     /// Current counts.

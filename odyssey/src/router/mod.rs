@@ -3,120 +3,24 @@
 //! new connection), `detach` gives it back; a [`Checkout`] dropped without `detach` closes its
 //! server. The pool's bookkeeping is done here and in `pool`, nowhere else.
 
-use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use machinarium::Deadline;
 
 use crate::backend::{self, BackendError};
-use crate::config::Config;
-use crate::endpoints::Endpoints;
 use crate::gate::Slot;
 use crate::id::ServerId;
 use crate::logger::{ClientInfo, Logger};
 use crate::pool::{AcquireError, Grant, Wait};
-use crate::route::{Route, RouteKey};
-use crate::server::{Server, ServerEntry};
+use crate::route::Route;
+use crate::server::{DetachedServer, Server, ServerEntry};
 use crate::{hosts, od_debug, od_error, od_info};
 
-/// Every route, by key. Shared by all workers.
-#[derive(Default)]
-pub struct Router {
-    routes: Mutex<HashMap<RouteKey, Arc<Route>>>,
-    /// What is known of every storage host (each route holds it too).
-    pub endpoints: Arc<Endpoints>,
-    /// Machines that record route counters (each route keeps a shard per machine).
-    machines: usize,
-}
+mod routes;
 
-/// A client counted in on a route; dropping the ticket counts it out.
-pub struct RouteTicket {
-    route: Arc<Route>,
-}
-
-/// The route's `client_max` is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteFull {
-    /// The rule's `client_max`.
-    pub client_max: u32,
-}
-
-impl Router {
-    /// A router whose routes keep counters for `machines` machines.
-    pub fn new(machines: usize) -> Router {
-        Router {
-            routes: Mutex::default(),
-            endpoints: Arc::default(),
-            machines,
-        }
-    }
-
-    /// Counts a client in on the route of `key` (made on first use), unless the rule's
-    /// `client_max` is reached.
-    pub fn route(&self, key: RouteKey, config: &Arc<Config>) -> Result<RouteTicket, RouteFull> {
-        let route = self.ensure(key, config);
-        if !route.enter() {
-            return Err(RouteFull {
-                client_max: route.rule().client_max.unwrap_or(0),
-            });
-        }
-        Ok(RouteTicket { route })
-    }
-
-    /// The route of `key`, made if it does not exist yet, without counting a client in (for
-    /// `min_pool_size`).
-    pub fn ensure(&self, key: RouteKey, config: &Arc<Config>) -> Arc<Route> {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        routes
-            .entry(key.clone())
-            .or_insert_with(|| {
-                let hosts = self.endpoints.clone();
-                Arc::new(Route::new(key, config.clone(), (self.machines, hosts)))
-            })
-            .clone()
-    }
-
-    /// A snapshot of every route.
-    pub fn routes(&self) -> Vec<Arc<Route>> {
-        self.routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Forgets routes of rules no longer in the config (`is_current` says which are) that have
-    /// no clients left; returns them so that their idle servers can be closed.
-    pub fn gc(&self, is_current: impl Fn(&RouteKey) -> bool) -> Vec<Arc<Route>> {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let old: Vec<RouteKey> = routes
-            .iter()
-            .filter(|(k, r)| {
-                !is_current(k)
-                    && r.clients.load(std::sync::atomic::Ordering::Acquire) == 0
-                    && r.pool.counts().active == 0
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        old.iter().filter_map(|k| routes.remove(k)).collect()
-    }
-}
-
-impl RouteTicket {
-    /// The route.
-    pub fn route(&self) -> &Arc<Route> {
-        &self.route
-    }
-}
-
-impl Drop for RouteTicket {
-    fn drop(&mut self) {
-        self.route.leave();
-    }
-}
+pub use routes::{RouteFull, RouteTicket, Router};
 
 /// A server checked out of a route's pool, counted active there. Give it back with
 /// [`detach`]; dropped otherwise, it closes the server and frees its slot for a waiter.
@@ -203,35 +107,22 @@ pub fn attach(
     loop {
         let grant = acquire(route, deadline, idle_only, tell)?;
         let server = match grant {
-            Grant::Connect => match opening(route, deadline).map(|_slot| connect(route, via)) {
-                None => {
-                    route.pool.connect_failed();
-                    return Err(AttachError::PoolTimeout {
-                        route: route.name(),
-                        pool_size: pool_size(route),
-                    });
-                }
-                Some(Ok(s)) => s,
-                // Upstream: the server is full; with a pool_timeout, wait for an idle server.
-                Some(Err(e)) if timeout.is_some() && e.is_too_many_connections() => {
-                    let retry = route.config().global.server_login_retry;
-                    if !retry.is_zero() && machinarium::sleep(retry).is_err() {
-                        return Err(AttachError::Cancelled);
-                    }
-                    idle_only = true;
-                    continue;
-                }
-                Some(Err(e)) => return Err(AttachError::Connect(e)),
-            },
+            Grant::Replace(idle) => {
+                close_for_other_route(*idle, via.logger, via.client);
+                connect_new(route, via, deadline, timeout, &mut idle_only)?
+            }
+            Grant::Connect => connect_new(route, via, deadline, timeout, &mut idle_only)?,
             Grant::Server(idle) => match (*idle).attach() {
-                Ok(s) => s,
+                Ok(s) => Some(s),
                 Err(_) => {
                     route.pool.closed();
-                    continue;
+                    None
                 }
             },
         };
-        let mut server = server;
+        let Some(mut server) = server else {
+            continue;
+        };
         if !hosts::still_fits(route, &mut server, &route.endpoints) {
             // Its host changed role (a promotion or demotion): closed, and the next one.
             backend::close(server);
@@ -266,6 +157,37 @@ pub fn attach(
             entry.set_active(true);
         }
         return Ok(checkout);
+    }
+}
+
+/// Opens the connection the pool allowed: `None` when the storage refused it for too many
+/// connections and an idle server is to be waited for instead (`idle_only` is then set).
+fn connect_new(
+    route: &Arc<Route>,
+    via: &Connector<'_>,
+    deadline: Deadline,
+    timeout: Option<Duration>,
+    idle_only: &mut bool,
+) -> Result<Option<Server>, AttachError> {
+    match opening(route, deadline).map(|_slot| connect(route, via)) {
+        None => {
+            route.pool.connect_failed();
+            Err(AttachError::PoolTimeout {
+                route: route.name(),
+                pool_size: pool_size(route),
+            })
+        }
+        Some(Ok(s)) => Ok(Some(s)),
+        // Upstream: the server is full; with a pool_timeout, wait for an idle server.
+        Some(Err(e)) if timeout.is_some() && e.is_too_many_connections() => {
+            let retry = route.config().global.server_login_retry;
+            if !retry.is_zero() && machinarium::sleep(retry).is_err() {
+                return Err(AttachError::Cancelled);
+            }
+            *idle_only = true;
+            Ok(None)
+        }
+        Some(Err(e)) => Err(AttachError::Connect(e)),
     }
 }
 
@@ -313,19 +235,12 @@ fn acquire(
 }
 
 /// The route's cap on servers: its `pool_size`, or for a rule in a `shared_pool` that
-/// pool's size (applied per route: the cap across routes is not implemented, and the
-/// config says so at load).
+/// pool's size (counted across its routes by the pool).
 pub fn pool_size(route: &Route) -> u32 {
-    let rule = route.rule();
-    match &rule.pool.shared_pool {
-        Some(name) => route
-            .config()
-            .shared_pools
-            .iter()
-            .find(|p| &p.name == name)
-            .map_or(rule.pool.size, |p| p.size),
-        None => rule.pool.size,
-    }
+    route
+        .pool
+        .shared()
+        .map_or(route.rule().pool.size, |p| p.size)
 }
 
 /// Gives a server back to its pool (the caller has reset it). A server that cannot leave
@@ -343,7 +258,11 @@ pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
         entry.set_active(false);
     }
     match server.detach() {
-        Ok(idle) => checkout.route.pool.release(idle),
+        Ok(idle) => {
+            if let Some(other) = checkout.route.pool.release(idle) {
+                close_for_other_route(other, logger, Some(client));
+            }
+        }
         Err(failed) => {
             let (info, why) = *failed;
             od_info!(
@@ -355,6 +274,21 @@ pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
             );
             checkout.route.pool.closed();
         }
+    }
+}
+
+/// Closes an idle server whose place in the shared pool goes to another route (that route
+/// took it, or its waiter was given the slot).
+fn close_for_other_route(idle: DetachedServer, logger: &Logger, client: Option<&ClientInfo>) {
+    od_debug!(
+        logger,
+        "router",
+        client,
+        Some(idle.info.id),
+        "closing server: its place in the shared pool goes to another route"
+    );
+    if let Ok(server) = idle.attach() {
+        backend::close(server);
     }
 }
 
@@ -408,7 +342,11 @@ pub fn prefill(route: &Arc<Route>, via: &Connector<'_>) -> Option<Result<(), Bac
         return None;
     };
     Some(connect(route, via).map(|server| match server.detach() {
-        Ok(idle) => route.pool.release(idle),
+        Ok(idle) => {
+            if let Some(other) = route.pool.release(idle) {
+                close_for_other_route(other, via.logger, via.client);
+            }
+        }
         Err(_) => route.pool.closed(),
     }))
 }
