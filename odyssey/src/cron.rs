@@ -24,10 +24,12 @@ use crate::{od_debug, od_error, od_info, router};
 /// The cron loop; ends when the coroutine is cancelled.
 pub fn run(inst: Arc<Instance>) {
     let mut last_stats = Instant::now();
+    let mut dropped = 0;
     loop {
         if machinarium::sleep(Duration::from_secs(1)).is_err() {
             return;
         }
+        dropped = tell_dropped_lines(&inst, dropped);
         expire(&inst);
         min_pool(&inst);
         let snapshot = inst.config();
@@ -39,6 +41,24 @@ pub fn run(inst: Arc<Instance>) {
             tick_stats(&inst, elapsed, g.log.stats && !g.stats_interval.is_zero());
         }
     }
+}
+
+/// Says in the log how many lines the full `log_async` queue dropped since the last tick
+/// (upstream drops them without a word); returns the total so far.
+fn tell_dropped_lines(inst: &Instance, before: u64) -> u64 {
+    let now = inst.logger.dropped();
+    if now > before {
+        let depth = inst.config().config.global.log.queue_depth;
+        od_error!(
+            inst.logger,
+            "log",
+            None,
+            None,
+            "{} log lines dropped: the log queue (log_queue_depth {depth}) was full",
+            now - before
+        );
+    }
+    now
 }
 
 /// The group checker (spec §3): runs each group rule's `group_query` on its internal route

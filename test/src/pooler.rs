@@ -320,6 +320,21 @@ storage "postgres_server" {{
     )
 }
 
+/// The catch-all rule most tests need: any database and user, no authentication, the
+/// storage of [`config`], pool mode `pool` ("session", "transaction", "statement").
+pub fn open_rule(pool: &str) -> String {
+    format!(
+        r#"database default {{
+	user default {{
+		authentication "none"
+		storage "postgres_server"
+		pool "{pool}"
+	}}
+}}
+"#
+    )
+}
+
 /// `template` with the placeholders replaced for a pooler living in `dir` on `port`.
 pub fn render_config(template: &str, dir: &Path, port: u16) -> String {
     template

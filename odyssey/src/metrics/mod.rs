@@ -169,6 +169,16 @@ fn instance_metrics(inst: &Instance, m: &mut Metrics) {
         "1 while the console's PAUSE holds every database.",
     );
     m.sample("odyssey_paused", &[], u8::from(inst.pause.global()));
+    m.family(
+        "odyssey_log_dropped_lines_total",
+        "counter",
+        "Log lines dropped because the log_async queue (log_queue_depth) was full.",
+    );
+    m.sample(
+        "odyssey_log_dropped_lines_total",
+        &[],
+        inst.logger.dropped(),
+    );
 }
 
 type Counter = (&'static str, &'static str, fn(&Totals) -> u64);
