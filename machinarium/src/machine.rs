@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -89,6 +89,8 @@ pub(crate) struct Remote {
     inbox: SegQueue<Msg>,
     notified: AtomicBool,
     waker: mio::Waker,
+    /// Live coroutines, as of the machine's last poll (for other threads' statistics).
+    live: AtomicUsize,
 }
 
 impl Remote {
@@ -147,6 +149,7 @@ where
         inbox: SegQueue::new(),
         notified: AtomicBool::new(false),
         waker,
+        live: AtomicUsize::new(0),
     });
     let machine_remote = remote.clone();
     let thread_name = name.to_string();
@@ -209,6 +212,12 @@ impl MachineHandle {
         F: FnOnce() + Send + 'static,
     {
         self.remote.post(Msg::Spawn(Box::new(f)));
+    }
+
+    /// Coroutines alive on this machine when it last polled for events (parked streams are
+    /// not coroutines and not counted).
+    pub fn coroutines(&self) -> usize {
+        self.remote.live.load(Ordering::Relaxed)
     }
 
     /// Runs every function parked on this machine's streams now, with
@@ -323,6 +332,7 @@ impl Machine {
                 self.sched.trim_stacks(HOT_STACKS);
                 trimmed_at = Instant::now();
             }
+            self.remote.live.store(self.sched.live(), Ordering::Relaxed);
             let timeout = self.poll_timeout(stop_started.is_some());
             if let Err(e) = self.reactor.poll(timeout, &mut dispatched) {
                 eprintln!("machinarium: machine '{}': poll failed: {e}", self.name);

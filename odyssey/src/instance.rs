@@ -276,6 +276,15 @@ impl Instance {
         }
     }
 
+    /// Coroutines alive on the workers and the system machine (as each last polled).
+    pub fn coroutines(&self) -> usize {
+        let workers = self.workers.get().into_iter().flatten();
+        workers
+            .chain(self.system.get())
+            .map(MachineHandle::coroutines)
+            .sum()
+    }
+
     /// The config file path.
     pub fn config_path(&self) -> &PathBuf {
         &self.options.config

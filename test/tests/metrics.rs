@@ -102,6 +102,9 @@ fn metrics_parse_and_grow_during_pgbench() {
     let count = format!("odyssey_route_query_duration_seconds_count{labels}");
     assert!(value(&second, &count) > value(&first, &count));
     assert!(value(&second, "odyssey_process_resident_memory_bytes") > 0.0);
+    // The accept loops and the cron at least.
+    assert!(value(&second, "odyssey_coroutines") >= 2.0);
+    assert_eq!(value(&second, "odyssey_log_dropped_lines_total"), 0.0);
     let host = format!(
         "odyssey_storage_host_up{{storage=\"postgres_server\",host=\"127.0.0.1:{}\"}}",
         cluster.port()

@@ -170,6 +170,12 @@ fn instance_metrics(inst: &Instance, m: &mut Metrics) {
     );
     m.sample("odyssey_paused", &[], u8::from(inst.pause.global()));
     m.family(
+        "odyssey_coroutines",
+        "gauge",
+        "Coroutines alive on the machines (idle clients park without one).",
+    );
+    m.sample("odyssey_coroutines", &[], inst.coroutines());
+    m.family(
         "odyssey_log_dropped_lines_total",
         "counter",
         "Log lines dropped because the log_async queue (log_queue_depth) was full.",
