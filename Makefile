@@ -57,10 +57,12 @@ fuzz:
 fuzz_smoke:
 	FUZZ_SECONDS=30 ./scripts/fuzz.sh
 
-# The pooler for SOAK_SECONDS (default 600) under pgbench load with clients killed mid
-# transaction, pg_terminate_backend, SIGHUP and connection churn (scripts/soak.sh): fails on a
-# crash, RSS or fd growth, more servers than pool_size, a panic. Figures go to build/soak/.
-soak: deps
+# The pooler for SOAK_SECONDS (default 1800) with SOAK_CLIENTS (default 10,000) mostly idle
+# clients, some over TLS, with reconnect storms, under pgbench load on transaction and session
+# pools, with clients killed mid transaction, pg_terminate_backend, a PostgreSQL restart and
+# SIGHUPs (scripts/soak.sh): fails on a crash, RSS or fd growth, an error outside the planned
+# faults, more servers than the pools hold, a panic. Figures and a plot go to build/soak/.
+soak: deps drivers
 	CARGO="$(CARGO)" ./scripts/soak.sh
 
 # The pooler built with AddressSanitizer (nightly) under integration smoke tests
