@@ -252,6 +252,19 @@ pub fn scan_server<'a>(
     buf: &'a [u8],
     mut on: impl FnMut(ServerEvent<'a>),
 ) -> Result<usize, BadFrame> {
+    scan_server_until(sc, buf, |ev| {
+        on(ev);
+        false
+    })
+}
+
+/// [`scan_server`], stopping after the message whose event `on` answers true for (the bytes
+/// after it are left for the next pass).
+pub fn scan_server_until<'a>(
+    sc: &mut Scanner,
+    buf: &'a [u8],
+    mut on: impl FnMut(ServerEvent<'a>) -> bool,
+) -> Result<usize, BadFrame> {
     let mut pos = 0;
     while let Some(header) = sc.next_header(buf, &mut pos, kiwi::header::DEFAULT_MAX_MESSAGE)? {
         let at = pos;
@@ -276,14 +289,19 @@ pub fn scan_server<'a>(
             be::COPY_IN_RESPONSE | be::COPY_BOTH_RESPONSE => Some(ServerEvent::CopyIn),
             _ => None,
         };
-        if let Some(event) = event {
-            on(event);
-        }
+        let stop = event.is_some_and(&mut on);
         on(ServerEvent::Start {
             tag: header.tag,
             at,
         });
         sc.enter(header, &mut pos);
+        if stop {
+            // The whole message, body too, is the client's.
+            let n = sc.need.min(buf.len() - pos);
+            pos += n;
+            sc.need -= n;
+            break;
+        }
     }
     Ok(pos)
 }

@@ -5,10 +5,11 @@
 use kiwi::backend::{ParameterStatus, TransactionStatus};
 use kiwi::var::Vars;
 
-use super::scan::{BadFrame, ServerEvent, copy_in_after, scan_server};
+use super::scan::{BadFrame, ServerEvent, copy_in_after, scan_server_until};
 use super::sets::Setting;
 use super::statements::{self, Statements};
 use super::{Relay, Reply, ServerStep};
+use crate::config::PoolMode;
 use crate::server::ServerInfo;
 
 /// What one pass over the server's bytes saw, besides the bytes themselves.
@@ -78,6 +79,13 @@ impl Relay {
     ) -> Result<usize, BadFrame> {
         let pin = self.settings.pin_on_listen;
         let hub = self.listen_hub();
+        // A ReadyForQuery that gives the server back ends the pass: whatever the server says
+        // after it (a FATAL of pg_terminate_backend, a shutdown) is not the client's, who is
+        // idle now; left unread, it makes the pool close the server instead of reusing it.
+        let releasing = self.settings.mode != PoolMode::Session
+            && self.client_scan.at_boundary()
+            && !self.unsynced
+            && !self.deferred_begin;
         let watch_plans = self.settings.drop_on_cached_plan_error && self.statements.is_some();
         let Relay {
             pending,
@@ -92,7 +100,7 @@ impl Relay {
             listened,
             ..
         } = self;
-        scan_server(server_scan, buf, |ev| {
+        scan_server_until(server_scan, buf, |ev| {
             *copy_in = copy_in_after(*copy_in, &ev);
             match ev {
                 ServerEvent::Ready(status) => {
@@ -105,6 +113,10 @@ impl Relay {
                     *sql_prepares = 0;
                     sets.ready(status);
                     seen.queries += 1;
+                    return releasing
+                        && !*pinned
+                        && *pending == 0
+                        && status == TransactionStatus::Idle;
                 }
                 ServerEvent::Parameter(body) => {
                     let recorded = ParameterStatus::decode(body).is_ok_and(|ps| {
@@ -151,6 +163,7 @@ impl Relay {
                 ServerEvent::Start { tag, at } if track => seen.starts.push((tag, at)),
                 ServerEvent::CopyIn | ServerEvent::Start { .. } | ServerEvent::Error(_) => {}
             }
+            false
         })
     }
 }

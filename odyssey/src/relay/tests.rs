@@ -520,3 +520,32 @@ fn sql_prepare_names_live_and_die_as_in_postgresql() {
     );
     assert!(p.to_server.is_empty());
 }
+
+/// A server terminated right after its answer (`pg_terminate_backend`, a shutdown) may send
+/// its FATAL in the same read as the ReadyForQuery that ends the client's transaction: the
+/// FATAL is not the client's, who is idle now (asyncpg, for one, then fails its next query
+/// with "another operation is in progress"). The relay stops at that ReadyForQuery; the
+/// unread rest makes the session close the server instead of pooling it.
+#[test]
+fn bytes_after_the_releasing_ready_for_query_do_not_reach_the_client() {
+    let fatal = {
+        let mut out = vec![b'E'];
+        let body = b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0";
+        out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    };
+    let mut p = Pair::new(PoolMode::Transaction, false);
+    p.client(&query("SELECT 1")).unwrap();
+    let answer = cat(&[&complete("SELECT 1"), &ready(Idle)]);
+    let left = p.serve_all(&[&answer, &fatal]);
+    assert_eq!(left, fatal.len(), "the FATAL is left unread");
+    assert_eq!(p.to_client, answer, "the client gets its answer only");
+    assert_eq!((p.attached, p.releases), (false, 1));
+
+    // In session pooling the client owns the server: it hears what the server says.
+    let mut p = Pair::new(PoolMode::Session, false);
+    p.client(&query("SELECT 1")).unwrap();
+    assert_eq!(p.serve_all(&[&answer, &fatal]), 0);
+    assert_eq!(p.to_client, cat(&[&answer, &fatal]));
+}
