@@ -67,6 +67,17 @@ impl Relay {
         })
     }
 
+    /// Whether a ReadyForQuery that answers the last request gives the server back, given what
+    /// the client has sent. Such a ReadyForQuery ends the pass: whatever the server says after
+    /// it (a FATAL of pg_terminate_backend, a shutdown) is not the client's, who is idle now;
+    /// left unread, it makes the pool close the server instead of reusing it.
+    fn releases_at_ready(&self) -> bool {
+        self.settings.mode != PoolMode::Session
+            && self.client_scan.at_boundary()
+            && !self.unsynced
+            && !self.deferred_begin
+    }
+
     /// Walks the server's messages and updates the state they change.
     fn follow_server(
         &mut self,
@@ -79,13 +90,7 @@ impl Relay {
     ) -> Result<usize, BadFrame> {
         let pin = self.settings.pin_on_listen;
         let hub = self.listen_hub();
-        // A ReadyForQuery that gives the server back ends the pass: whatever the server says
-        // after it (a FATAL of pg_terminate_backend, a shutdown) is not the client's, who is
-        // idle now; left unread, it makes the pool close the server instead of reusing it.
-        let releasing = self.settings.mode != PoolMode::Session
-            && self.client_scan.at_boundary()
-            && !self.unsynced
-            && !self.deferred_begin;
+        let releasing = self.releases_at_ready();
         let watch_plans = self.settings.drop_on_cached_plan_error && self.statements.is_some();
         let Relay {
             pending,
