@@ -10,6 +10,7 @@
 //! - [`clients`]: [`ConnParams`] and, against it, `psql`, `pgbench` (with
 //!   [`PgbenchSummary`]) and the Rust [`postgres`](::postgres) client; [`free_port`].
 //! - [`ldap`]: [`ldap::Slapd`], a throw-away OpenLDAP server loaded with `ldapadd`.
+//! - [`looping`]: clients looping on transactions through a fault, each run timed.
 //! - [`certs`]: a test CA and the certificates it signs, made with the `openssl` command.
 //! - [`drivers`]: where the driver tests find `test/drivers/` and `make drivers`' installs.
 //! - [`command`]: run a program to completion under a deadline ([`Output`]).
@@ -33,6 +34,7 @@ pub mod command;
 pub mod drivers;
 pub mod error;
 pub mod ldap;
+pub mod looping;
 pub mod pooler;
 pub mod postgres;
 pub mod process;

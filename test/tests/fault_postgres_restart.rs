@@ -11,14 +11,14 @@
 //! are shared and idle ones sit in the pool during the restart), `backend_connect_timeout_ms`
 //! 2000.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use odyssey_test::looping::{self, start_clients};
 use odyssey_test::pg::Client;
 use odyssey_test::pooler::config;
-use odyssey_test::{Cluster, ClusterOptions, ConnParams, Pooler, connect, wait_for};
+use odyssey_test::{Cluster, ClusterOptions, Pooler, connect, wait_for};
 
 const CLIENTS: usize = 10;
 const CONNECT_TIMEOUT_MS: u64 = 2000;
@@ -61,72 +61,13 @@ fn transaction(client: &mut Client) -> Result<(), String> {
     answered.then_some(()).ok_or_else(|| "no row".to_string())
 }
 
-/// One transaction of a looping client: when it started, when it ended, how it ended.
-struct Run {
-    began: Instant,
-    ended: Instant,
-    result: Result<(), String>,
-}
-
-/// What one looping client saw.
-struct Trace {
-    runs: Vec<Run>,
-}
-
-/// Loops transactions until `stop`, reconnecting when the pooler closed the connection.
-/// `worked` counts the clients whose first transaction has worked.
-fn client_loop(params: ConnParams, stop: Arc<AtomicBool>, worked: Arc<AtomicUsize>) -> Trace {
-    let mut trace = Trace { runs: Vec::new() };
-    let mut client: Option<Client> = None;
-    while !stop.load(Ordering::Relaxed) {
-        let at = Instant::now();
-        let result = match client.as_mut() {
-            Some(c) => transaction(c),
-            None => connect(&params)
-                .map_err(|e| format!("connect: {e:?}"))
-                .and_then(|mut c| transaction(&mut c).map(|()| client = Some(c))),
-        };
-        if result.is_err() {
-            client = None;
-            thread::sleep(Duration::from_millis(10));
-        }
-        if result.is_ok() && trace.runs.iter().all(|run| run.result.is_err()) {
-            worked.fetch_add(1, Ordering::Relaxed);
-        }
-        trace.runs.push(Run {
-            began: at,
-            ended: Instant::now(),
-            result,
-        });
-    }
-    trace
-}
-
-/// The last few runs of `trace`, timed from `origin`, for failure messages.
-fn last_runs(trace: &Trace, origin: Instant) -> Vec<(i128, &Result<(), String>)> {
-    let skip = trace.runs.len().saturating_sub(5);
-    let ms = |at: Instant| at.duration_since(origin).as_millis() as i128;
-    trace.runs[skip..]
-        .iter()
-        .map(|run| (ms(run.began), &run.result))
-        .collect()
-}
-
 #[test]
 fn restart_fails_only_transactions_during_it_and_every_client_recovers() {
     let (mut cluster, pooler) = start();
-    let stop = Arc::new(AtomicBool::new(false));
-    let worked = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (params, stop, worked) = (pooler.params("postgres"), stop.clone(), worked.clone());
-            thread::spawn(move || client_loop(params, stop, worked))
-        })
-        .collect();
     // Every client runs (and fills the pool) before the restart, however loaded the machine.
-    let all_ran = wait_for(Duration::from_secs(10), || {
-        worked.load(Ordering::Relaxed) == CLIENTS
-    });
+    let params = pooler.params("postgres");
+    let (all_ran, stop, clients) =
+        start_clients(CLIENTS, &params, transaction, Duration::from_secs(10));
     assert!(
         all_ran,
         "not every client ran a transaction\n{}",
@@ -138,37 +79,24 @@ fn restart_fails_only_transactions_during_it_and_every_client_recovers() {
     let restart_ended = Instant::now();
     thread::sleep(AFTER);
     stop.store(true, Ordering::Relaxed);
-    let traces: Vec<Trace> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let traces: Vec<looping::Trace> = clients.into_iter().map(|c| c.join().unwrap()).collect();
 
     let mut failed_during = 0;
     for (n, trace) in traces.iter().enumerate() {
         // A transaction still running when the restart began may fail: only the ones that
         // ended before it must have worked.
-        let before = trace.runs.iter().filter(|run| run.ended < restart_began);
         assert!(
-            before.clone().count() > 0 && before.clone().all(|run| run.result.is_ok()),
-            "client {n} failed before the restart; its runs then: {:?}\n{}",
-            before
-                .map(|run| (restart_began - run.began, &run.result))
-                .filter(|(_, r)| r.is_err())
-                .collect::<Vec<_>>(),
+            trace.worked_before(restart_began),
+            "client {n} failed before the restart; its last runs: {:?}\n{}",
+            trace.last_runs(restart_began),
             pooler.log()
         );
-        failed_during += trace
-            .runs
-            .iter()
-            .filter(|run| run.ended >= restart_began && run.began < restart_ended)
-            .filter(|run| run.result.is_err())
-            .count();
-        let after: Vec<_> = trace
-            .runs
-            .iter()
-            .filter(|run| run.began >= restart_ended)
-            .collect();
+        failed_during += trace.failed_between(restart_began, restart_ended);
+        let after = trace.begun_after(restart_ended);
         assert!(
             !after.is_empty(),
             "client {n} ran nothing after the restart; its last runs: {:?}\n{}",
-            last_runs(trace, restart_began),
+            trace.last_runs(restart_began),
             pooler.log()
         );
         for run in after {
