@@ -61,7 +61,7 @@ pub use coroutine::{
 pub use error::{Error, Result};
 pub use machine::{
     MachineConfig, MachineHandle, MachineId, current_machine_id, current_machine_name,
-    machine_create, run, run_with,
+    machine_create, registered_sockets, run, run_with,
 };
 pub use reactor::ParkEvent;
 pub use signal::{SignalFd, block_signals};

@@ -80,6 +80,8 @@ pub(crate) enum Msg {
     WakeParked,
     /// Run the function parked on one stream (`StreamWaker`), if it is parked.
     WakeStream(IoKey),
+    /// A socket detached from this machine went elsewhere or was closed: free its slot.
+    FreeSlot(IoKey),
     Stop,
 }
 
@@ -89,6 +91,8 @@ pub(crate) struct Remote {
     inbox: SegQueue<Msg>,
     notified: AtomicBool,
     waker: mio::Waker,
+    /// The machine's poll, for other threads to take a socket that leaves it out of it.
+    pub(crate) registry: mio::Registry,
     /// Live coroutines, as of the machine's last poll (for other threads' statistics).
     live: AtomicUsize,
 }
@@ -101,6 +105,12 @@ impl Remote {
         if !self.notified.swap(true, Ordering::AcqRel) {
             let _ = self.waker.wake();
         }
+    }
+
+    /// Queues a message the machine reads at its next turn, without waking it: for
+    /// housekeeping that may wait.
+    pub(crate) fn post_quiet(&self, msg: Msg) {
+        self.inbox.push(msg);
     }
 
     pub(crate) fn post_wake(&self, key: CoKey, epoch: u32) {
@@ -134,6 +144,12 @@ impl std::fmt::Debug for MachineHandle {
     }
 }
 
+/// How many sockets are registered with the current machine's poll, detached ones that still
+/// have it as their home included (0 outside a machine).
+pub fn registered_sockets() -> usize {
+    current().map_or(0, |m| m.reactor.registered())
+}
+
 /// Starts a machine named `name` whose main coroutine runs `main`. The machine stops when
 /// `main` returns (other coroutines are cancelled) or when [`MachineHandle::stop`] is called.
 pub fn machine_create<F>(name: &str, config: MachineConfig, main: F) -> io::Result<MachineHandle>
@@ -149,6 +165,7 @@ where
         inbox: SegQueue::new(),
         notified: AtomicBool::new(false),
         waker,
+        registry: poll.registry().try_clone()?,
         live: AtomicUsize::new(0),
     });
     let machine_remote = remote.clone();
@@ -375,6 +392,7 @@ impl Machine {
                         self.spawn_parked(f, ParkEvent::Interrupted);
                     }
                 }
+                Msg::FreeSlot(io) => drop(self.reactor.release(io)),
                 Msg::WakeParked => {
                     for f in self.reactor.take_all_parked() {
                         self.spawn_parked(f, ParkEvent::Interrupted);

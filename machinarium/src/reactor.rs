@@ -139,6 +139,13 @@ impl Reactor {
     /// Returns the parked function, if any, for the caller to drop outside any borrow.
     pub(crate) fn deregister(&self, fd: RawFd, key: IoKey) -> Option<Parked> {
         let _ = self.registry.deregister(&mut SourceFd(&fd));
+        self.release(key)
+    }
+
+    /// Frees the slot of `key` (its fd is out of the poll already, or being closed); events
+    /// still in flight for it find a newer generation and are dropped. Returns the parked
+    /// function, if any, for the caller to drop outside any borrow.
+    pub(crate) fn release(&self, key: IoKey) -> Option<Parked> {
         let mut slots = self.slots.borrow_mut();
         let slot = slots.get_mut(key.idx as usize)?;
         if !slot.used || slot.epoch != key.epoch {
@@ -151,6 +158,16 @@ impl Reactor {
         };
         self.free.borrow_mut().push(key.idx);
         parked
+    }
+
+    /// How many sockets are registered (slots in use).
+    pub(crate) fn registered(&self) -> usize {
+        self.slots.borrow().iter().filter(|s| s.used).count()
+    }
+
+    /// Whether `key` is a live registration of this reactor.
+    pub(crate) fn owns(&self, key: IoKey) -> bool {
+        self.with_slot(key, |_| ()).is_some()
     }
 
     fn with_slot<R>(&self, key: IoKey, f: impl FnOnce(&mut IoSlot) -> R) -> Option<R> {

@@ -457,3 +457,107 @@ fn peek_waits_for_bytes_and_leaves_them_for_read() {
     assert_eq!(read.expect("read"), b"\x16hello");
     assert!(matches!(silent, Err(Error::TimedOut)), "{silent:?}");
 }
+
+/// A detached stream stays registered with the machine it left: attached there again it reads
+/// what arrived meanwhile (the edge landed in its slot), and moved to another machine and back
+/// it leaves no registration behind on either.
+#[test]
+fn a_detached_stream_keeps_its_home_until_it_moves() {
+    let peer = StdListener::bind(loopback()).expect("bind");
+    let addr = peer.local_addr().expect("addr");
+    let (to_b, from_a) = channel::<machinarium::net::DetachedStream>();
+    let (to_a, from_b) = channel::<machinarium::net::DetachedStream>();
+    let (say_tx, say_rx) = std::sync::mpsc::channel::<&'static [u8]>();
+    let (said_tx, said_rx) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let (mut s, _) = peer.accept().expect("accept");
+        while let Ok(bytes) = say_rx.recv_timeout(Duration::from_secs(10)) {
+            s.write_all(bytes).expect("write");
+            said_tx.send(()).expect("said");
+        }
+    });
+    let read_word = |s: &mut Stream| {
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf, Duration::from_secs(5))
+            .expect("read");
+        // Nothing more: the next read meets WouldBlock and readiness is forgotten.
+        let mut more = [0u8; 1];
+        assert!(matches!(
+            s.read(&mut more, Duration::from_millis(20)),
+            Err(Error::TimedOut)
+        ));
+        buf
+    };
+    let b = machine_create("b", MachineConfig::default(), move || {
+        let mut s = from_a
+            .recv(Duration::from_secs(10))
+            .expect("recv")
+            .attach()
+            .expect("attach");
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf, Duration::from_secs(5))
+            .expect("read on b");
+        assert_eq!(&buf, b"two");
+        let d = s.detach().expect("detach");
+        assert_eq!(d.home_machine(), machinarium::current_machine_id());
+        to_a.send(d).expect("back to a");
+        // Its registration here goes when a attaches it: b's count drops back to none.
+        let t = Instant::now();
+        while machinarium::registered_sockets() != 0 && t.elapsed() < Duration::from_secs(5) {
+            machinarium::sleep(Duration::from_millis(5)).expect("sleep");
+        }
+        assert_eq!(
+            machinarium::registered_sockets(),
+            0,
+            "b kept a registration"
+        );
+    })
+    .expect("machine b");
+    machinarium::run(move || {
+        let base = machinarium::registered_sockets();
+        let mut s = Stream::connect(addr, Duration::from_secs(5)).expect("connect");
+        say_tx.send(b"one").expect("say");
+        said_rx.recv_timeout(Duration::from_secs(5)).expect("said");
+        assert_eq!(&read_word(&mut s), b"one");
+        let d = s.detach().expect("detach");
+        assert_eq!(d.home_machine(), machinarium::current_machine_id());
+        assert_eq!(
+            machinarium::registered_sockets(),
+            base + 1,
+            "still registered at home"
+        );
+        // Bytes come while nobody holds the stream; attached at home, it reads them at once.
+        say_tx.send(b"uno").expect("say");
+        said_rx.recv_timeout(Duration::from_secs(5)).expect("said");
+        machinarium::sleep(Duration::from_millis(50)).expect("sleep");
+        let mut s = d.attach().expect("attach at home");
+        assert_eq!(&read_word(&mut s), b"uno");
+        // To b, where the next bytes are read; its slot here is freed.
+        to_b.send(s.detach().expect("detach")).expect("to b");
+        let t = Instant::now();
+        while machinarium::registered_sockets() != base && t.elapsed() < Duration::from_secs(5) {
+            machinarium::sleep(Duration::from_millis(5)).expect("sleep");
+        }
+        assert_eq!(
+            machinarium::registered_sockets(),
+            base,
+            "a kept the moved stream's slot"
+        );
+        say_tx.send(b"two").expect("say");
+        let mut s = from_b
+            .recv(Duration::from_secs(10))
+            .expect("back")
+            .attach()
+            .expect("attach");
+        say_tx.send(b"end").expect("say");
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf, Duration::from_secs(5))
+            .expect("read back at a");
+        assert_eq!(&buf, b"end");
+        drop(s);
+        assert_eq!(machinarium::registered_sockets(), base);
+    })
+    .expect("machine a");
+    b.join().expect("machine b");
+    writer.join().expect("writer");
+}

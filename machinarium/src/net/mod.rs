@@ -7,6 +7,7 @@
 //! [`DetachedTlsStream`].
 
 pub mod handover;
+mod home;
 mod listener;
 pub(crate) mod park;
 pub(crate) mod socket;

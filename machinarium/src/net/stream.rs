@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::call::{self, Waiter};
 use crate::error::{Error, Result};
-use crate::machine;
+use crate::machine::{self, MachineId};
+use crate::net::home::Home;
 use crate::net::socket::{self, KeepAlive, Socket};
 use crate::reactor::{CLOSED, IoKey, ParkEvent, READ, WRITE};
 use crate::scheduler::Wake;
@@ -25,28 +26,46 @@ pub struct Stream {
     _local: PhantomData<*const ()>,
 }
 
-/// A socket not registered with any machine; `Send`, so it can travel to another machine
-/// and be attached there with [`DetachedStream::attach`].
-#[derive(Debug)]
+/// A socket no coroutine holds; `Send`, so it can travel to another machine and be attached
+/// there with [`DetachedStream::attach`]. One detached from a machine stays registered there
+/// (see `home.rs`): attached on that machine again, it costs no system call.
 pub struct DetachedStream {
+    // Declared first: dropped (the home told) before the socket closes.
+    home: Option<Home>,
     sock: Socket,
+}
+
+impl std::fmt::Debug for DetachedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DetachedStream(fd {}, home {:?})",
+            self.sock.raw_fd(),
+            self.home_machine()
+        )
+    }
 }
 
 impl DetachedStream {
     pub(crate) fn new(sock: Socket) -> DetachedStream {
-        DetachedStream { sock }
+        DetachedStream { home: None, sock }
     }
 
     /// Registers the socket with the current machine. Data that arrived while the socket was
     /// detached is read by the first `read` without waiting for a new event.
     pub fn attach(self) -> Result<Stream> {
-        let m = machine::current().ok_or(Error::NotInCoroutine)?;
-        let io = m.reactor.register(self.sock.raw_fd())?;
+        let DetachedStream { home, sock } = self;
+        let io = Home::attach(home, sock.raw_fd())?;
         Ok(Stream {
-            sock: self.sock,
+            sock,
             io,
             _local: PhantomData,
         })
+    }
+
+    /// The machine the socket is still registered with, where attaching it is cheapest.
+    pub fn home_machine(&self) -> Option<MachineId> {
+        self.home.as_ref().map(Home::machine)
     }
 
     /// The peer's TCP address (None for Unix sockets).
@@ -346,13 +365,13 @@ impl Stream {
         matches!(self.sock, Socket::Unix(_))
     }
 
-    /// Unregisters the stream from this machine so it can move to another one.
+    /// Lets go of the stream so that any machine may attach it; it stays registered here.
     pub fn detach(self) -> Result<DetachedStream> {
         let (sock, io) = self.into_parts();
-        if let Some(m) = machine::current() {
-            drop(m.reactor.deregister(sock.raw_fd(), io));
-        }
-        Ok(DetachedStream { sock })
+        Ok(DetachedStream {
+            home: Home::here(io),
+            sock,
+        })
     }
 
     /// Parks the stream without a coroutine or stack: when it becomes readable (or closed, or

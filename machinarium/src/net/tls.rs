@@ -9,7 +9,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use openssl::ssl::{self, ErrorCode, Ssl, SslContextRef, SslRef, SslStream};
 
 use crate::error::{Error, Result};
-use crate::machine;
+use crate::machine::{self, MachineId};
+use crate::net::home::Home;
 use crate::net::socket::Socket;
 use crate::net::stream::{Stream, wait_io};
 use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
@@ -27,6 +28,8 @@ pub struct TlsStream {
 /// connection can travel to another machine and be attached there with
 /// [`DetachedTlsStream::attach`]. The session state (keys, sequence numbers) moves with it.
 pub struct DetachedTlsStream {
+    // Declared first: dropped (the home told) before the socket closes.
+    home: Option<Home>,
     ssl: SslStream<Socket>,
 }
 
@@ -40,13 +43,18 @@ impl DetachedTlsStream {
     /// Registers the socket with the current machine. Bytes that arrived while detached are
     /// read by the first `read` without waiting for a new event.
     pub fn attach(self) -> Result<TlsStream> {
-        let m = machine::current().ok_or(Error::NotInCoroutine)?;
-        let io = m.reactor.register(self.ssl.get_ref().raw_fd())?;
+        let DetachedTlsStream { home, ssl } = self;
+        let io = Home::attach(home, ssl.get_ref().raw_fd())?;
         Ok(TlsStream {
-            ssl: self.ssl,
+            ssl,
             io,
             _local: PhantomData,
         })
+    }
+
+    /// The machine the socket is still registered with, where attaching it is cheapest.
+    pub fn home_machine(&self) -> Option<MachineId> {
+        self.home.as_ref().map(Home::machine)
     }
 }
 
@@ -282,18 +290,18 @@ impl TlsStream {
         self.ssl.ssl()
     }
 
-    /// Unregisters the socket from this machine so the session can move to another one.
-    /// Decrypted bytes still buffered in OpenSSL move with it; callers that must not lose
-    /// track of them check [`TlsStream::pending`] first.
+    /// Lets go of the session so that any machine may attach it; its socket stays
+    /// registered here. Decrypted bytes still buffered in OpenSSL move with it; callers that
+    /// must not lose track of them check [`TlsStream::pending`] first.
     pub fn detach(self) -> DetachedTlsStream {
         let me = std::mem::ManuallyDrop::new(self);
-        if let Some(m) = machine::current() {
-            drop(m.reactor.deregister(me.as_raw_fd(), me.io));
-        }
         // SAFETY: `me` is never used or dropped again (ManuallyDrop); the session is moved
         // out exactly once, so it is neither duplicated nor leaked.
         let ssl = unsafe { std::ptr::read(&me.ssl) };
-        DetachedTlsStream { ssl }
+        DetachedTlsStream {
+            home: Home::here(me.io),
+            ssl,
+        }
     }
 
     /// Parks the session without a coroutine; see [`Stream::park`].

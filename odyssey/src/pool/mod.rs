@@ -6,6 +6,12 @@
 //! the same moment takes the hand-off instead of losing it.
 //!
 //! A route in a `shared_pool` counts its servers against that pool's cap too (`shared`).
+//!
+//! Servers keep to a machine where fairness allows: a detached server stays registered with
+//! the machine that used it last (its home), where taking it again costs no system call and
+//! no cross-thread wake. So an idle server of the caller's machine is taken first, and a freed
+//! server goes to the oldest waiter of its machine unless a waiter elsewhere has waited
+//! [`AFFINITY_SLACK`] longer.
 
 mod shared;
 
@@ -15,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use machinarium::{Cond, Deadline};
+use machinarium::{Cond, Deadline, MachineId};
 
 use crate::server::DetachedServer;
 
@@ -55,7 +61,17 @@ struct Waiter {
     cond: Cond,
     /// When it began to wait (a shared pool serves its routes' waiters oldest first).
     since: Instant,
+    /// The machine it waits on.
+    machine: Option<MachineId>,
 }
+
+/// How much longer than a waiter of the server's own machine the oldest waiter of another
+/// machine may have waited and still come second: small next to a wait in a busy pool (tens of
+/// milliseconds), large next to the gap between two releases, so that most hand-offs stay on
+/// their machine and neither machine's waiters fall behind the other's by more than this.
+const AFFINITY_SLACK: Duration = Duration::from_millis(2);
+/// How many waiters, or idle servers, are looked through for one of the caller's machine.
+const AFFINITY_SCAN: usize = 16;
 
 #[derive(Default)]
 struct State {
@@ -118,7 +134,7 @@ impl ServerPool {
             let mut sh = self.shared.as_ref().map(|p| (p.size, p.lock()));
             let mut s = lock(&self.state);
             if s.waiters.is_empty() {
-                if let Some(server) = s.idle.pop() {
+                if let Some(server) = take_idle(&mut s.idle) {
                     s.active += 1;
                     return Ok(Grant::Server(Box::new(server)));
                 }
@@ -145,6 +161,7 @@ impl ServerPool {
                 grant: Mutex::new(None),
                 cond: Cond::new(),
                 since: Instant::now(),
+                machine: machinarium::current_machine_id(),
             });
             s.waiters.push_back(w.clone());
             w
@@ -211,7 +228,7 @@ impl ServerPool {
             s.active -= 1;
             return Some(server);
         }
-        if let Some(w) = s.waiters.pop_front() {
+        if let Some(w) = next_waiter(&mut s.waiters, server.home()) {
             give(&w, Grant::Server(Box::new(server)));
             return None;
         }
@@ -308,6 +325,42 @@ impl ServerPool {
             connecting: s.connecting,
             waiting: s.waiters.len() as u32,
         }
+    }
+}
+
+/// The most recently idled server registered with the caller's machine (among the last few),
+/// else the most recently idled one.
+fn take_idle(idle: &mut Vec<DetachedServer>) -> Option<DetachedServer> {
+    let here = machinarium::current_machine_id();
+    let last = idle.len();
+    let local = idle[last.saturating_sub(AFFINITY_SCAN)..]
+        .iter()
+        .rposition(|v| here.is_some() && v.home() == here);
+    match local {
+        Some(i) => Some(idle.remove(last.saturating_sub(AFFINITY_SCAN) + i)),
+        None => idle.pop(),
+    }
+}
+
+/// Who gets a server registered with `home`: the oldest waiter, or the oldest waiter on
+/// `home` if it began to wait no more than [`AFFINITY_SLACK`] after that one.
+fn next_waiter(
+    waiters: &mut VecDeque<Arc<Waiter>>,
+    home: Option<MachineId>,
+) -> Option<Arc<Waiter>> {
+    let first = waiters.front()?;
+    if home.is_none() || first.machine == home {
+        return waiters.pop_front();
+    }
+    let limit = first.since + AFFINITY_SLACK;
+    let local = waiters
+        .iter()
+        .take(AFFINITY_SCAN)
+        .take_while(|w| w.since <= limit)
+        .position(|w| w.machine == home);
+    match local {
+        Some(i) => waiters.remove(i),
+        None => waiters.pop_front(),
     }
 }
 

@@ -221,8 +221,8 @@ enum Detached {
 }
 
 impl Server {
-    /// Unregisters the socket (and its TLS session, if any) so the server can go to another
-    /// machine. When it cannot move (bytes still buffered, here or inside TLS) the connection
+    /// Lets go of the socket (and its TLS session, if any) so the server can go to any
+    /// machine; it stays registered with this one, where taking it again is cheapest. When it cannot move (bytes still buffered, here or inside TLS) the connection
     /// is closed and the reason returned with its info.
     pub fn detach(self) -> Result<DetachedServer, Box<(ServerInfo, &'static str)>> {
         if self.conn.has_pending_input() {
@@ -246,6 +246,14 @@ impl Server {
 }
 
 impl DetachedServer {
+    /// The machine its socket is still registered with (where attaching costs no syscall).
+    pub fn home(&self) -> Option<machinarium::MachineId> {
+        match &self.stream {
+            Detached::Plain(s) => s.home_machine(),
+            Detached::Tls(s) => s.home_machine(),
+        }
+    }
+
     /// Registers the socket with the current machine.
     pub fn attach(self) -> Result<Server, machinarium::Error> {
         let transport = match self.stream {
