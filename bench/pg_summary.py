@@ -20,9 +20,18 @@ SCENARIOS = (
     ("sel_prep", "select-only, prepared statements, 50 clients"),
     ("sel_sqlprep", "select-only, SQL PREPARE/EXECUTE, 50 clients"),
     ("sel_c20", "select-only, simple protocol, 20 clients"),
+    ("sel_many", "select-only, simple protocol, 1,000 clients over the pool of 20"),
     ("tls_sel", "TLS both sides, select-only, simple protocol, 50 clients"),
     ("tls_storm", "TLS both sides, login storm (-C), SCRAM, 20 clients"),
     ("tls_large", "TLS both sides, a 100 MB result per transaction, 4 clients"),
+)
+# The CPU goals of issue 16: (scenario, goal), ours / PgBouncer's CPU µs per transaction.
+CPU_GOALS = (
+    ("sel_simple", "<= 0.6"),
+    ("sel_ext", "<= 0.6"),
+    ("tpcb", "<= 0.7"),
+    ("sel_many", "<= 0.7"),
+    ("storm_scram", "<= 0.6"),
 )
 # The TLS goals of issue 10: (scenario, column, goal, what), ours / PgBouncer's.
 TLS_GOALS = (
@@ -51,6 +60,7 @@ def main():
     out = Path(sys.argv[1])
     rows = list(csv.DictReader(open(out / "results.csv")))
     idle = list(csv.DictReader(open(out / "idle.csv"))) if (out / "idle.csv").exists() else []
+    lat_rows = list(csv.DictReader(open(out / "latency.csv"))) if (out / "latency.csv").exists() else []
     meta = (out / "meta.txt").read_text() if (out / "meta.txt").exists() else ""
 
     good = lambda r: r["rc"] == "0" and r["failed"] == "0" and int(r["txns"] or 0) > 0
@@ -70,6 +80,8 @@ def main():
       "| odyssey CPU µs/txn | pgbouncer CPU µs/txn | ody/pgb TPS | ody/pgb CPU | ody/direct TPS |")
     p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for sc, what in SCENARIOS:
+        if not any(r["scenario"] == sc for r in rows):
+            continue
         tps = {t: med(sc, t, "tps") for t in TARGETS}
         lat = {t: med(sc, t, "lat_ms") for t in TARGETS}
         cpu = {t: med(sc, t, "cpu_us_per_txn") for t in TARGETS[:2]}
@@ -79,12 +91,55 @@ def main():
           f"| {ratio(tps['odyssey'], tps['pgbouncer'])} | {ratio(cpu['odyssey'], cpu['pgbouncer'])} "
           f"| {ratio(tps['odyssey'], tps['direct'])} |")
     p("")
+    goals = [(sc, goal) for sc, goal in CPU_GOALS if any(r["scenario"] == sc for r in rows)]
+    if goals:
+        p("Pooler CPU per transaction, odyssey / PgBouncer (issue 16's goals): " + ", ".join(
+            f"{sc} **{ratio(med(sc, 'odyssey', 'cpu_us_per_txn'), med(sc, 'pgbouncer', 'cpu_us_per_txn'))}**"
+            f" ({goal})" for sc, goal in goals) + "\n")
+    calls = list(csv.DictReader(open(out / "syscalls.csv"))) if (out / "syscalls.csv").exists() else []
+    if calls:
+        # BENCH_PERF=1: the pooler's system calls per transaction (perf stat), by call.
+        p("System calls per transaction (BENCH_PERF=1; medians over rounds), by call; in parentheses")
+        p("the pooler's context switches and its calls into libc's allocator per transaction:\n")
+        txns = {(r["round"], r["scenario"], r["target"]): num(r["txns"]) for r in rows}
+        for sc, what in SCENARIOS:
+            for tg in ("odyssey", "baseline", "pgbouncer"):
+                total = med(sc, tg, "syscalls_per_txn")
+                if total is None:
+                    continue
+                per = {}
+                for c in calls:
+                    n = txns.get((c["round"], c["scenario"], c["target"]))
+                    if c["scenario"] == sc and c["target"] == tg and n:
+                        per.setdefault(c["syscall"], []).append(num(c["count"]) / n)
+                parts = sorted(((statistics.median(v), k) for k, v in per.items()), reverse=True)
+                p(f"- {sc} {tg}: **{total:.2f}** (" + ", ".join(
+                    f"{k} {v:.2f}" for v, k in parts if v >= 0.01) + ")")
+        p("")
+    if lat_rows:
+        p("## Many clients: latency percentiles (ms, medians over rounds)\n")
+        p("| target | transactions | p50 | p99 | p99.9 | p99 / p50 |")
+        p("|---|--:|--:|--:|--:|--:|")
+        lat = {}
+        for tg in sorted({r["target"] for r in lat_rows}):
+            mine = [r for r in lat_rows if r["target"] == tg]
+            m = {c: statistics.median(num(r[c]) for r in mine) for c in ("txns", "p50_ms", "p99_ms", "p999_ms")}
+            lat[tg] = m
+            p(f"| {tg} | {fmt(m['txns'])} | {fmt(m['p50_ms'], 1)} | {fmt(m['p99_ms'], 1)} "
+              f"| {fmt(m['p999_ms'], 1)} | {ratio(m['p99_ms'], m['p50_ms'])} |")
+        if "odyssey" in lat and "pgbouncer" in lat:
+            p(f"\nodyssey / PgBouncer p99: **{ratio(lat['odyssey']['p99_ms'], lat['pgbouncer']['p99_ms'])}** "
+              f"(goal < 1); odyssey p99 / p50: **{ratio(lat['odyssey']['p99_ms'], lat['odyssey']['p50_ms'])}** "
+              f"(goal <= 2)")
+        p("")
     if any(r["target"] == "baseline" for r in rows):
         # BENCH_BASELINE: another build of the pooler in the same rounds.
         p("| scenario | odyssey CPU µs/txn | baseline CPU µs/txn | pgbouncer CPU µs/txn "
           "| ody/pgb CPU | base/pgb CPU | ody/base CPU | ody/base TPS |")
         p("|---|--:|--:|--:|--:|--:|--:|--:|")
         for sc, what in SCENARIOS:
+            if not any(r["scenario"] == sc for r in rows):
+                continue
             cpu = {t: med(sc, t, "cpu_us_per_txn") for t in ("odyssey", "baseline", "pgbouncer")}
             tps = {t: med(sc, t, "tps") for t in ("odyssey", "baseline")}
             p(f"| {sc} | {fmt(cpu['odyssey'], 1)} | {fmt(cpu['baseline'], 1)} | {fmt(cpu['pgbouncer'], 1)} "

@@ -17,6 +17,9 @@
 #                servers too: odyssey tls "require", PgBouncer server_tls_sslmode = require)
 #   tls_storm    -S -M simple -C -c 20, TLS on both sides: a TLS handshake and SCRAM per txn
 #   tls_large    -f large.sql -c 4, TLS on both sides: a 100 MB result per transaction
+#   sel_many     -S -M simple -c $BENCH_MANY (1000) over the pool of 20, poolers only (direct
+#                allows 300 connections); pgbench logs every transaction (-l), and p50, p99 and
+#                p99.9 of their latencies go to latency.csv
 #   idle_mem     poolers only: VmRSS of a fresh process before/with $IDLE_N idle clients (and,
 #                with TLS scenarios, of a TLS instance with $IDLE_N idle TLS clients)
 # TLS scenarios run against a second instance of each pooler (odyssey_tls, pgbouncer_tls) with
@@ -27,7 +30,12 @@
 #
 # Environment: BENCH_BASELINE (another odyssey binary, e.g. an older build: run as the target
 # "baseline" in the same rounds, compared with this one), BENCH_T (seconds per run, default
-# 10), BENCH_ROUNDS (default 3), BENCH_QUICK=1
+# 10), BENCH_ROUNDS (default 3), BENCH_WORKERS (odyssey's workers, 2), BENCH_MANY (clients of sel_many, 1000), BENCH_PERF=1 (count the
+# poolers' system calls, context switches and calls to malloc per transaction with perf stat,
+# and record each pooler's profile with perf record into logs/perf-*.data and a flat report
+# next to it: both slow the poolers, so these runs
+# are for finding where the time goes, not for the ratios; BENCH_PERF=record only records, at
+# BENCH_PERF_HZ samples a second, 499), BENCH_QUICK=1
 # (T=3, R=1: a smoke run), BENCH_IDLE_N (default 2000), KEEP=1 (keep the temp dir), CARGO,
 # CARGO_TARGET_DIR (where the odyssey binary is built; default target/).
 # Results: build/bench/<timestamp>/ (summary.md, results.csv, idle.csv, meta.txt, logs/).
@@ -40,10 +48,13 @@ T=${BENCH_T:-10}
 R=${BENCH_ROUNDS:-3}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then T=${BENCH_T:-3} R=${BENCH_ROUNDS:-1}; fi
 IDLE_N=${BENCH_IDLE_N:-2000}
+MANY=${BENCH_MANY:-1000}
+WORKERS=${BENCH_WORKERS:-2}
+PERF=${BENCH_PERF:-0}
 KEEP=${KEEP:-0}
 CARGO=${CARGO:-cargo}
 # BENCH_SCENARIOS: a subset, e.g. "sel_simple sel_ext".
-read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep sel_sqlprep tpcb storm_scram sel_c20 tls_sel tls_storm tls_large}"
+read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep sel_sqlprep tpcb storm_scram sel_c20 sel_many tls_sel tls_storm tls_large}"
 NEED_TLS=no
 for sc in "${SCENARIOS[@]}"; do case $sc in tls_*) NEED_TLS=yes ;; esac; done
 TARGETS=(odyssey pgbouncer direct)
@@ -83,7 +94,7 @@ hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=65536
 [ "$hard" -gt 65536 ] && hard=65536
 ulimit -n "$hard"
-[ "$hard" -gt $((IDLE_N + 500)) ] || log "WARNING: fd limit $hard is low for $IDLE_N idle clients"
+[ "$hard" -gt $((IDLE_N + MANY + 500)) ] || log "WARNING: fd limit $hard is low for $IDLE_N idle clients"
 
 # ---------------------------------------------------------------- dirs, clean-up
 OUT=$ROOT/build/bench/$(date +%Y%m%d-%H%M%S)
@@ -112,6 +123,7 @@ cleanup() {
   [ -z "$IDLE_PID" ] || stop_pid "$IDLE_PID"
   for name in "${!PID[@]}"; do stop_pid "${PID[$name]}"; done
   [ $PG_STARTED = no ] || pg_stop "$PGDATA"
+  [ "${PERF_PROBES:-no}" = no ] || perf probe -q -d 'probe_libc:bench_*' >/dev/null 2>&1 || true
   cp "$TMP"/*.log "$OUT/logs/" 2>/dev/null || true
   if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
   exit $rc
@@ -186,7 +198,7 @@ log_config no
 log_session no
 log_query no
 log_stats no
-workers 2
+workers $WORKERS
 nodelay yes
 keepalive 15
 
@@ -295,7 +307,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 {
   echo "date: $(date -Is)"
   echo "machine: $(uname -srm), nproc $(nproc)"
-  echo "odyssey: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- odyssey machinarium third_party 2>/dev/null || echo ' (modified)'), workers 2"
+  echo "odyssey: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- odyssey machinarium third_party 2>/dev/null || echo ' (modified)'), workers $WORKERS"
   echo "pgbouncer: $("$PGBOUNCER" --version 2>&1 | head -1)"
   echo "postgres: $("$PGBIN/postgres" --version)"
   echo "settings: T=${T}s rounds=$R scale=$SCALE pool_size=$POOL_SIZE idle_clients=$IDLE_N pgbench -j 2"
@@ -323,7 +335,75 @@ if [ $NEED_TLS = yes ]; then
   [ -z "${BENCH_BASELINE:-}" ] || start_pooler baseline_tls odyssey "$TMP/baseline-odyssey" yes
 fi
 
-echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn" >"$OUT/results.csv"
+echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn,syscalls_per_txn" >"$OUT/results.csv"
+echo "round,scenario,target,txns,p50_ms,p99_ms,p999_ms" >"$OUT/latency.csv"
+echo "round,scenario,target,syscall,count" >"$OUT/syscalls.csv"
+
+# BENCH_PERF=1: perf attached to a pooler for one pgbench run. Counting system calls costs
+# little; odyssey's profile (perf record) costs more. Both stop with SIGINT after the run.
+PERF_PIDS=()
+PERF_CALLS=
+# The system calls counted one by one (the total counts them all), and the context switches of
+# the pooler's threads (each sleep in epoll_wait and each wake costs one).
+PERF_SYSCALLS=raw_syscalls:sys_enter,context-switches
+for c in read write recvfrom sendto readv writev epoll_wait epoll_pwait epoll_ctl futex accept4 \
+  close setsockopt getsockopt mmap munmap madvise mprotect brk sched_yield; do
+  PERF_SYSCALLS+=,syscalls:sys_enter_$c
+done
+# Calls into the C allocator (both poolers use libc's malloc), through uprobes on libc, when
+# perf can place them; removed again at exit.
+PERF_PROBES=no
+if [ "$PERF" != 0 ] && [ "$PERF" != record ]; then
+  libc=$(ldd "$TMP/odyssey" | awk '$1 ~ /^libc\.so/ { print $3 }')
+  if [ -n "$libc" ] && perf probe -q -x "$libc" --add 'bench_malloc=malloc' --add 'bench_calloc=calloc' \
+    --add 'bench_realloc=realloc' >/dev/null 2>&1; then
+    PERF_PROBES=yes
+    PERF_SYSCALLS+=,probe_libc:bench_malloc,probe_libc:bench_calloc,probe_libc:bench_realloc
+  else
+    log "perf probe on libc's malloc failed: allocations are not counted"
+  fi
+fi
+perf_start() { # pid target tag
+  PERF_PIDS=()
+  [ "$PERF" != 0 ] && [ -n "$1" ] || return 0
+  if [ "$PERF" != record ]; then
+    perf stat -x, -e "$PERF_SYSCALLS" -p "$1" -o "$OUT/logs/perfstat-$3.csv" 2>/dev/null &
+    PERF_PIDS+=($!)
+  fi
+  case $2 in odyssey* | baseline* | pgbouncer*)
+    perf record -q -F "${BENCH_PERF_HZ:-499}" -g -p "$1" -o "$OUT/logs/perf-$3.data" >/dev/null 2>&1 &
+    PERF_PIDS+=($!) ;;
+  esac
+  sleep 0.5 # perf attaches before pgbench starts
+}
+perf_stop() { # round scenario target -> PERF_CALLS (system calls counted; empty without perf)
+  local p tag=r$1-$2-$3
+  PERF_CALLS=
+  for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${PERF_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PERF_PIDS=()
+  if [ -f "$OUT/logs/perf-$tag.data" ]; then
+    perf report -i "$OUT/logs/perf-$tag.data" --no-children --sort symbol --stdio -g none \
+      2>/dev/null | grep -v '^$' | head -120 >"$OUT/logs/perf-$tag.txt" || true
+  fi
+  [ -f "$OUT/logs/perfstat-$tag.csv" ] || return 0
+  PERF_CALLS=$(awk -F, '$3 == "raw_syscalls:sys_enter" { print $1 }' "$OUT/logs/perfstat-$tag.csv")
+  awk -F, -v pre="$1,$2,$3" '$3 ~ /^syscalls:sys_enter_/ && $1 ~ /^[0-9]+$/ {
+    sub(/^syscalls:sys_enter_/, "", $3); print pre "," $3 "," $1 }
+    $3 == "context-switches" && $1 ~ /^[0-9]+$/ { print pre ",(context switches)," $1 }
+    $3 ~ /^probe_libc:bench_/ && $1 ~ /^[0-9]+$/ { sub(/^probe_libc:bench_/, "", $3); print pre ",(" $3 ")," $1 }' \
+    "$OUT/logs/perfstat-$tag.csv" >>"$OUT/syscalls.csv"
+}
+
+# Percentiles of pgbench's per-transaction log (-l: the third field is the latency in µs).
+latency_percentiles() { # round scenario target prefix
+  cat "$4".* 2>/dev/null | awk -v round="$1" -v sc="$2" -v tg="$3" '
+    $3 ~ /^[0-9]+$/ { print $3 }' | sort -n | awk -v round="$1" -v sc="$2" -v tg="$3" '
+    { v[NR] = $1 }
+    function q(p,  i) { i = int(p * NR); if (i < 1) i = 1; if (i > NR) i = NR; return v[i] / 1000 }
+    END { if (NR > 0) printf "%s,%s,%s,%d,%.2f,%.2f,%.2f\n", round, sc, tg, NR, q(0.5), q(0.99), q(0.999) }'
+  rm -f "$4".*
+}
 
 run_pgbench() { # round scenario target
   local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 inst=$3 ssl=disable pid args
@@ -341,6 +421,8 @@ run_pgbench() { # round scenario target
         -c "TRUNCATE pgbench_history" >/dev/null ;;
     storm_scram) args=(-S -M simple -C -c 20) ;;
     sel_c20) args=(-S -M simple -c 20) ;;
+    sel_many) [ "$tg" != direct ] || return 0 # PostgreSQL here allows 300 connections
+      args=(-S -M simple -c "$MANY" -l --log-prefix="$OUT/logs/lat-r$round-$tg") ;;
     tls_sel) args=(-S -M simple -c 50) ;;
     tls_storm) args=(-S -M simple -C -c 20) ;;
     tls_large) args=(-M simple -f "$TMP/large.sql" -c 4) ;;
@@ -352,22 +434,29 @@ run_pgbench() { # round scenario target
     log "r$round $sc $tg: NOT RUNNING"
     return 0
   fi
+  perf_start "$pid" "$inst" "r$round-$sc-$tg"
   [ -z "$pid" ] || c0=$(cpu_ticks "$pid")
   PGSSLMODE=$ssl timeout $((T + 60)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORT[$inst]}" -U $USER_NAME \
     "${args[@]}" -j 2 -T "$T" $DB >"$out" 2>&1 || rc=$?
   [ -z "$pid" ] || c1=$(cpu_ticks "$pid" 2>/dev/null || echo "$c0")
+  perf_stop "$round" "$sc" "$tg"
   awk -v round="$round" -v sc="$sc" -v tg="$tg" -v rc="$rc" -v ticks=$((c1 - c0)) \
-    -v hz="$CLK_TCK" -v pooled="${pid:+1}" '
+    -v hz="$CLK_TCK" -v pooled="${pid:+1}" -v calls="$PERF_CALLS" '
     /^number of transactions actually processed:/ { txns = $6 }
     /^number of failed transactions:/ { failed = $5 }
     /^tps = / { tps = $3 }
     /^latency average = / { lat = $4 }
     END {
       cpu = (pooled && txns > 0) ? sprintf("%.2f", ticks * 1e6 / hz / txns) : ""
-      printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s\n", round, sc, tg, rc, txns, failed, tps, lat,
-        pooled ? ticks : "", cpu
+      sys = (calls != "" && txns > 0) ? sprintf("%.2f", calls / txns) : ""
+      printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s\n", round, sc, tg, rc, txns, failed, tps, lat,
+        pooled ? ticks : "", cpu, sys
     }' "$out" >>"$OUT/results.csv"
   log "r$round $sc $tg: $(tail -1 "$OUT/results.csv")"
+  if [ "$sc" = sel_many ]; then
+    latency_percentiles "$round" "$sc" "$tg" "$OUT/logs/lat-r$round-$tg" >>"$OUT/latency.csv"
+    log "r$round $sc $tg latency: $(tail -1 "$OUT/latency.csv")"
+  fi
 }
 
 log "scenarios ${SCENARIOS[*]} x targets ${TARGETS[*]} x $R rounds, ${T}s each"
