@@ -33,6 +33,7 @@
 //! - Linux on x86_64 (i686 builds, untested here) only.
 
 mod blocking;
+mod buffers;
 mod call;
 mod channel;
 mod cond;
@@ -52,6 +53,7 @@ mod valgrind;
 mod wait_group;
 
 pub use blocking::BlockingPool;
+pub use buffers::{BUFFER_SIZE, give_buffer, take_buffer};
 pub use channel::{Receiver, SendError, Sender, channel, channel_with_limit};
 pub use cond::Cond;
 pub use coroutine::{

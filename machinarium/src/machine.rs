@@ -126,6 +126,8 @@ pub(crate) struct Machine {
     pub(crate) timers: RefCell<Timers>,
     pub(crate) reactor: Reactor,
     pub(crate) remote: Arc<Remote>,
+    /// Read buffers let go of, for the next reader (`buffers.rs`).
+    pub(crate) buffers: RefCell<Vec<Vec<u8>>>,
     stopping: Cell<bool>,
     stop_grace: Duration,
 }
@@ -191,6 +193,7 @@ where
                 timers: RefCell::new(Timers::default()),
                 reactor,
                 remote: machine_remote,
+                buffers: RefCell::new(Vec::new()),
                 stopping: Cell::new(false),
                 stop_grace: config.stop_grace,
             };

@@ -18,8 +18,9 @@ use machinarium::{Deadline, Error as IoError};
 pub const DEFAULT_MAX_MESSAGE: u32 = kiwi::header::DEFAULT_MAX_MESSAGE;
 
 /// The read buffer's first size; it doubles while reads fill it, up to [`MAX_READAHEAD`].
-/// Small because it is allocated (and zeroed) again after every idle period.
-const FIRST_CHUNK: usize = 4 * 1024;
+/// Small because it is let go of at every idle period; buffers of this size come from (and
+/// go back to) the machine's cache, so a transaction neither allocates nor zeroes one.
+const FIRST_CHUNK: usize = machinarium::BUFFER_SIZE;
 
 /// The most one socket read asks for.
 const MAX_READAHEAD: usize = 64 * 1024;
@@ -114,6 +115,7 @@ impl Conn {
     /// The transport (to upgrade it to TLS, or to park it).
     pub fn into_transport(self) -> (Transport, Vec<u8>) {
         let leftover = self.buf[self.start..self.end].to_vec();
+        machinarium::give_buffer(self.buf);
         (self.transport, leftover)
     }
 
@@ -160,7 +162,7 @@ impl Conn {
     /// Releases the read buffer's memory when it is empty (an idle client keeps none).
     pub fn shrink(&mut self) {
         if self.start == self.end {
-            self.buf = Vec::new();
+            machinarium::give_buffer(std::mem::take(&mut self.buf));
             self.start = 0;
             self.end = 0;
         }
@@ -171,6 +173,9 @@ impl Conn {
         if self.start > 0 && self.start == self.end {
             self.start = 0;
             self.end = 0;
+        }
+        if self.buf.is_empty() {
+            self.buf = machinarium::take_buffer();
         }
         let want = (self.buf.len() / 4).clamp(FIRST_CHUNK / 4, MAX_READAHEAD / 4);
         if self.buf.len() - self.end < want {

@@ -4,28 +4,31 @@
 
 use kiwi::var::Vars;
 
-/// The SQL to run on the server (empty when nothing differs), and the server's parameters
-/// once it has run. `defaults` are the values the server reported when it connected.
+/// The SQL to run on the server and the server's parameters once it has run; None when
+/// nothing differs (the usual case, a server going back to a client like its last one: then
+/// nothing is allocated). `defaults` are the values the server reported when it connected.
 pub fn deploy(
     client: &Vars,
     server: &Vars,
     defaults: &Vars,
     smart_search_path: bool,
-) -> (Vec<u8>, Vars) {
+) -> Option<(Vec<u8>, Vars)> {
     let mut sql = client.deploy(server, smart_search_path);
+    let left = |&(name, value): &(&'static str, &[u8])| {
+        client.get(name).is_none()
+            && kiwi::var::is_deployed(name)
+            && defaults.get(name) != Some(value)
+    };
+    if sql.is_empty() && !server.iter().any(|v| left(&v)) {
+        return None;
+    }
     let mut after = server.clone();
     for (name, value) in client.iter() {
         if kiwi::var::is_deployed(name) {
             let _ = after.set(name.as_bytes(), value);
         }
     }
-    for (name, value) in server.iter() {
-        if client.get(name).is_some()
-            || !kiwi::var::is_deployed(name)
-            || defaults.get(name) == Some(value)
-        {
-            continue;
-        }
+    for (name, _) in server.iter().filter(left) {
         sql.extend_from_slice(b"RESET ");
         sql.extend_from_slice(name.as_bytes());
         sql.push(b';');
@@ -36,7 +39,7 @@ pub fn deploy(
             None => after.unset(name.as_bytes()),
         }
     }
-    (sql, after)
+    Some((sql, after))
 }
 
 #[cfg(test)]
@@ -60,14 +63,16 @@ mod tests {
             ("statement_timeout", "5s"),
         ]);
         let client = vars(&[("application_name", "new")]);
-        let (sql, after) = deploy(&client, &server, &defaults, false);
+        let (sql, after) = deploy(&client, &server, &defaults, false).expect("differs");
         let sql = String::from_utf8(sql).unwrap();
         assert!(sql.contains("SET application_name=E'new';"), "{sql}");
         assert!(sql.contains("RESET statement_timeout;"), "{sql}");
         assert!(!sql.contains("TimeZone"), "{sql}");
         assert_eq!(after.get("statement_timeout"), None);
         assert_eq!(after.get("application_name"), Some(&b"new"[..]));
-        let (again, _) = deploy(&client, &after, &defaults, false);
-        assert!(again.is_empty(), "a second deploy has nothing to do");
+        assert!(
+            deploy(&client, &after, &defaults, false).is_none(),
+            "a second deploy has nothing to do"
+        );
     }
 }

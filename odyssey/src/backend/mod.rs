@@ -259,7 +259,7 @@ fn read_startup_answers(
                 let k = BackendKeyData::decode(m.body)?;
                 info.key = CancelKey {
                     pid: k.pid,
-                    secret: k.key.to_vec(),
+                    secret: k.key.into(),
                 };
             }
             be::NOTICE_RESPONSE => {}

@@ -140,16 +140,22 @@ impl Session {
         let smart = self.route.config().global.smart_search_path_enquoting;
         // `maintain_params no`: the client's parameters are not deployed (upstream skips
         // od_deploy); the deferred BEGIN still is.
+        // With nothing to change (the usual case) only a deferred BEGIN may be sent, which
+        // sets no parameter: the server's parameters stay as they are, and nothing the server
+        // reports is new.
         let maintain = self.route.rule().maintain_params;
-        let (mut sql, after) = if maintain {
-            crate::deploy::deploy(
+        let deployed = match maintain {
+            true => crate::deploy::deploy(
                 &self.client.vars,
                 &server.info.vars,
                 &server.info.defaults,
                 smart,
-            )
-        } else {
-            (Vec::new(), server.info.vars.clone())
+            ),
+            false => None,
+        };
+        let (mut sql, after) = match deployed {
+            Some((sql, after)) => (sql, Some(after)),
+            None => (Vec::new(), None),
         };
         let begin = self.relay.deferred_begin();
         if begin {
@@ -177,8 +183,8 @@ impl Session {
         // Reported parameters are what the server says (its own spelling, `EUC_JP` for
         // `eucjp`; no report means the value did not change); the others are known only from
         // what was sent.
-        let reported = std::mem::replace(&mut server.info.vars, after);
-        if maintain {
+        if let Some(after) = after {
+            let reported = std::mem::replace(&mut server.info.vars, after);
             self.adopt_reported(&reported, &mut server.info.vars);
         }
         if begin {

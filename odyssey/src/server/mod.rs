@@ -42,8 +42,9 @@ impl std::fmt::Display for Address {
 pub struct CancelKey {
     /// Backend pid.
     pub pid: i32,
-    /// Secret (4 bytes in protocol 3.0).
-    pub secret: Vec<u8>,
+    /// Secret (4 bytes in protocol 3.0; up to 256 in 3.2). Shared: every checkout hands the
+    /// client's cancel slot a copy of the key.
+    pub secret: std::sync::Arc<[u8]>,
 }
 
 /// Where a CancelRequest for a server goes, with which key, and over TLS when the server's
