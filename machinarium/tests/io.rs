@@ -473,7 +473,8 @@ fn a_detached_stream_keeps_its_home_until_it_moves() {
         let (mut s, _) = peer.accept().expect("accept");
         while let Ok(bytes) = say_rx.recv_timeout(Duration::from_secs(10)) {
             s.write_all(bytes).expect("write");
-            said_tx.send(()).expect("said");
+            // The last words are not waited for: the other side may be gone already.
+            let _ = said_tx.send(());
         }
     });
     let read_word = |s: &mut Stream| {

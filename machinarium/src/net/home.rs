@@ -49,8 +49,9 @@ impl Home {
                 let home = std::mem::ManuallyDrop::new(home);
                 return Ok(home.key);
             }
-            // Out of the old poll before the new one has it: no machine but this one may
-            // wake for it from now on.
+            // Out of the old poll (even when that is this machine's and its slot was somehow
+            // lost, so that registering again cannot meet EEXIST) before the new one has it:
+            // no other machine may wake for it from now on.
             let _ = home.remote.registry.deregister(&mut SourceFd(&fd));
         }
         Ok(m.reactor.register(fd)?)
