@@ -99,6 +99,8 @@ pub struct Conn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Bytes that go out in front of the next write (see [`Conn::hold`]).
+    held: Vec<u8>,
 }
 
 impl Conn {
@@ -109,6 +111,7 @@ impl Conn {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            held: Vec::new(),
         }
     }
 
@@ -271,8 +274,20 @@ impl Conn {
         }
     }
 
-    /// Writes all of `bytes`.
+    /// Keeps `bytes` to go out with the next write, in one packet with it: the end of a login
+    /// (AuthenticationSASLFinal, AuthenticationOk) travels with the greeting or the error that
+    /// follows, so the client wakes once for them, not three times.
+    pub fn hold(&mut self, bytes: &[u8]) {
+        self.held.extend_from_slice(bytes);
+    }
+
+    /// Writes all of `bytes` (after the bytes held, if any).
     pub fn write_all(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), ConnError> {
+        if !self.held.is_empty() {
+            let mut out = std::mem::take(&mut self.held);
+            out.extend_from_slice(bytes);
+            return self.write_all(&out, deadline);
+        }
         match &mut self.transport {
             Transport::Plain(s) => s.write_all(bytes, deadline)?,
             Transport::Tls(t) => t.write_all(bytes, deadline)?,

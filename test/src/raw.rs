@@ -42,12 +42,19 @@ impl Message {
 pub struct RawConn {
     sock: TcpStream,
     buf: Vec<u8>,
+    reads: usize,
 }
 
 impl RawConn {
     /// The client's own port (to find the connection in `ss`).
     pub fn local_port(&self) -> u16 {
         self.sock.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// How many reads of the socket brought bytes so far (the packets the peer's writes
+    /// arrived in, give or take how the reads met them).
+    pub fn reads(&self) -> usize {
+        self.reads
     }
 
     /// Connects to `127.0.0.1:port` with read and write timeouts.
@@ -60,6 +67,7 @@ impl RawConn {
         Ok(RawConn {
             sock,
             buf: Vec::new(),
+            reads: 0,
         })
     }
 
@@ -70,6 +78,7 @@ impl RawConn {
         Ok(RawConn {
             sock,
             buf: Vec::new(),
+            reads: 0,
         })
     }
 
@@ -124,6 +133,7 @@ impl RawConn {
             if n == 0 {
                 return Ok(None);
             }
+            self.reads += 1;
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }

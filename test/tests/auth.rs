@@ -5,6 +5,7 @@
 use odyssey_test::clients::{current_user, login_error};
 use odyssey_test::pg::error::SqlState;
 use odyssey_test::pooler::config;
+use odyssey_test::raw::RawConn;
 use odyssey_test::{AuthMethod, Cluster, ClusterOptions, ConnParams, Pooler};
 
 /// Rules by user name; no `user default`, so other users have no route.
@@ -159,4 +160,33 @@ fn pooler_logs_into_postgres_with_md5_and_scram_passwords() {
         "{}",
         cluster.log()
     );
+}
+
+/// The end of a login travels in one packet, as PostgreSQL sends it: the client reads
+/// AuthenticationSASLFinal (or, for md5, nothing before), AuthenticationOk, the ParameterStatus
+/// messages, BackendKeyData and ReadyForQuery in one read — even for the first client of a
+/// route, whose greeting waits for a server connection to learn the parameters.
+#[test]
+fn the_end_of_a_login_comes_in_one_packet() {
+    let (_cluster, pooler) = start();
+    // (user, password, reads: one per flight of the pooler's — SCRAM: SASL, SASLContinue,
+    // the end; md5: the salt, the end)
+    for (user, password, flights) in [
+        ("scram_client", "scram pass", 3),
+        ("scram_client", "scram pass", 3),
+        ("md5_client", "md5 pass", 2),
+    ] {
+        let mut c =
+            RawConn::connect(pooler.port(), std::time::Duration::from_secs(10)).expect("connect");
+        c.startup(&[("user", user), ("database", "postgres")])
+            .expect("startup");
+        c.authenticate(user, password).expect("login");
+        let greeting = c.until_ready().expect("greeting");
+        assert_eq!(greeting.last().map(|m| m.tag), Some(b'Z'), "{user}");
+        assert!(
+            greeting.iter().any(|m| m.tag == b'S'),
+            "ParameterStatus: {user}"
+        );
+        assert_eq!(c.reads(), flights, "{user}: reads of the login");
+    }
 }

@@ -141,7 +141,8 @@ impl From<ConnError> for AuthError {
     }
 }
 
-/// Authenticates the client by its rule's method. On success AuthenticationOk has been sent;
+/// Authenticates the client by its rule's method. On success AuthenticationOk is held in the
+/// connection, to go out with the next write (the greeting);
 /// on failure the ErrorResponse has been sent (when the connection still works).
 pub fn authenticate(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated, AuthError> {
     let outcome = match a.rule.auth.method {
@@ -159,7 +160,10 @@ pub fn authenticate(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
     };
     match outcome {
         Ok(done) => {
-            send(conn, a, &Authentication::Ok)?;
+            // Goes out with the greeting (or the error) that comes next, as PostgreSQL does.
+            let mut out = Vec::new();
+            Authentication::Ok.encode(&mut out);
+            conn.hold(&out);
             Ok(done)
         }
         Err(e) => Err(reject(conn, a, e)),

@@ -51,8 +51,13 @@ pub(super) fn scram(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
     if secret.is_fake() {
         return Err(final_error(a, &ScramError::InvalidProof));
     }
-    let data = &server_final;
-    send(conn, a, &Authentication::SaslFinal { data })?;
+    // Held, to go out with AuthenticationOk and the greeting in one packet.
+    let mut out = Vec::new();
+    Authentication::SaslFinal {
+        data: &server_final,
+    }
+    .encode(&mut out);
+    conn.hold(&out);
     Ok(Authenticated {
         scram_keys: server.keys(),
         secret: secret.keep(),
