@@ -281,6 +281,14 @@ impl Conn {
         self.held.extend_from_slice(bytes);
     }
 
+    /// Writes the bytes held, if any, on their own.
+    pub fn flush(&mut self, deadline: Deadline) -> Result<(), ConnError> {
+        match self.held.is_empty() {
+            true => Ok(()),
+            false => self.write_all(&[], deadline),
+        }
+    }
+
     /// Writes all of `bytes` (after the bytes held, if any).
     pub fn write_all(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), ConnError> {
         if !self.held.is_empty() {

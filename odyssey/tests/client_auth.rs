@@ -54,6 +54,9 @@ fn login<T: Send + 'static>(
             pooler: None,
         };
         let outcome = authenticate(&mut conn, &a);
+        // What the session sends next (the greeting) carries AuthenticationOk; here it goes
+        // alone.
+        let _ = conn.flush(Deadline::after(TIMEOUT));
         drop(conn); // the client sees EOF after the last reply
         (outcome, peer.join().expect("client thread"))
     })

@@ -157,6 +157,7 @@ fn login<T: Send + 'static>(
             pooler: None,
         };
         let outcome = authenticate(&mut conn, &a);
+        let _ = conn.flush(deadline); // AuthenticationOk, which the greeting would carry
         drop(conn);
         (outcome, peer.join().expect("client"))
     })
