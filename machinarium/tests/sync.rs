@@ -34,16 +34,16 @@ fn cond_wait_deadline_fires_on_time() {
 fn cond_signalled_from_another_machine() {
     let cond = Cond::new();
     let remote_cond = cond.clone();
+    // Timed from before the signaller starts: its 30 ms may begin before this machine's
+    // waiter does (under valgrind a machine takes milliseconds to start), never after.
+    let t = Instant::now();
     let other = machine_create("signaller", MachineConfig::default(), move || {
         machinarium::sleep(Duration::from_millis(30)).expect("sleep");
         remote_cond.signal();
     })
     .expect("machine");
-    let (r, elapsed) = machinarium::run(move || {
-        let t = Instant::now();
-        (cond.wait(Duration::from_secs(5)), t.elapsed())
-    })
-    .expect("run");
+    let (r, elapsed) =
+        machinarium::run(move || (cond.wait(Duration::from_secs(5)), t.elapsed())).expect("run");
     other.join().expect("join");
     assert!(r.is_ok(), "{r:?}");
     within(elapsed, Duration::from_millis(25), Duration::from_secs(2));
