@@ -340,7 +340,7 @@ echo "round,scenario,target,txns,p50_ms,p99_ms,p999_ms" >"$OUT/latency.csv"
 echo "round,scenario,target,syscall,count" >"$OUT/syscalls.csv"
 
 # BENCH_PERF=1: perf attached to a pooler for one pgbench run. Counting system calls costs
-# little; odyssey's profile (perf record) costs more. Both stop with SIGINT after the run.
+# little; each pooler's profile (perf record) costs more. Both stop with SIGINT after the run.
 PERF_PIDS=()
 PERF_CALLS=
 # The system calls counted one by one (the total counts them all), and the context switches of

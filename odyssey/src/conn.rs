@@ -283,10 +283,10 @@ impl Conn {
 
     /// Writes the bytes held, if any, on their own.
     pub fn flush(&mut self, deadline: Deadline) -> Result<(), ConnError> {
-        match self.held.is_empty() {
-            true => Ok(()),
-            false => self.write_all(&[], deadline),
+        if self.held.is_empty() {
+            return Ok(());
         }
+        self.write_all(&[], deadline)
     }
 
     /// Writes all of `bytes` (after the bytes held, if any).

@@ -161,9 +161,7 @@ pub fn authenticate(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
     match outcome {
         Ok(done) => {
             // Goes out with the greeting (or the error) that comes next, as PostgreSQL does.
-            let mut out = Vec::new();
-            Authentication::Ok.encode(&mut out);
-            conn.hold(&out);
+            hold(conn, &Authentication::Ok);
             Ok(done)
         }
         Err(e) => Err(reject(conn, a, e)),
@@ -202,6 +200,14 @@ fn send(conn: &mut Conn, a: &ClientAuth<'_>, m: &Authentication<'_>) -> Result<(
     m.encode(&mut out);
     conn.write_all(&out, a.deadline)?;
     Ok(())
+}
+
+/// Keeps the last authentication message(s) of a login to go out with the greeting that
+/// follows, in one packet (see `Conn::hold`).
+fn hold(conn: &mut Conn, m: &Authentication<'_>) {
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    conn.hold(&out);
 }
 
 /// Waits for the client's `p` message and returns its body; other messages are discarded, as

@@ -7,7 +7,7 @@ use kiwi::frontend::SaslInitialResponse;
 use kiwi::scram::{ScramError, ScramServer, tls_server_end_point_of};
 use kiwi::sqlstate::{self, SqlState};
 
-use super::{AuthError, Authenticated, ClientAuth, read_response, rule_secret, send};
+use super::{AuthError, Authenticated, ClientAuth, hold, read_response, rule_secret, send};
 use crate::conn::Conn;
 use crate::reply::Reply;
 
@@ -52,12 +52,8 @@ pub(super) fn scram(conn: &mut Conn, a: &ClientAuth<'_>) -> Result<Authenticated
         return Err(final_error(a, &ScramError::InvalidProof));
     }
     // Held, to go out with AuthenticationOk and the greeting in one packet.
-    let mut out = Vec::new();
-    Authentication::SaslFinal {
-        data: &server_final,
-    }
-    .encode(&mut out);
-    conn.hold(&out);
+    let data = &server_final;
+    hold(conn, &Authentication::SaslFinal { data });
     Ok(Authenticated {
         scram_keys: server.keys(),
         secret: secret.keep(),

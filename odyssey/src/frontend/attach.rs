@@ -144,16 +144,15 @@ impl Session {
         // sets no parameter: the server's parameters stay as they are, and nothing the server
         // reports is new.
         let maintain = self.route.rule().maintain_params;
-        let deployed = match maintain {
-            true => crate::deploy::deploy(
+        let deployed = maintain.then(|| {
+            crate::deploy::deploy(
                 &self.client.vars,
                 &server.info.vars,
                 &server.info.defaults,
                 smart,
-            ),
-            false => None,
-        };
-        let (mut sql, after) = match deployed {
+            )
+        });
+        let (mut sql, after) = match deployed.flatten() {
             Some((sql, after)) => (sql, Some(after)),
             None => (Vec::new(), None),
         };

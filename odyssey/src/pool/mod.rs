@@ -332,12 +332,10 @@ impl ServerPool {
 /// else the most recently idled one.
 fn take_idle(idle: &mut Vec<DetachedServer>) -> Option<DetachedServer> {
     let here = machinarium::current_machine_id();
-    let last = idle.len();
-    let local = idle[last.saturating_sub(AFFINITY_SCAN)..]
-        .iter()
-        .rposition(|v| here.is_some() && v.home() == here);
+    let start = idle.len().saturating_sub(AFFINITY_SCAN);
+    let local = here.and_then(|_| idle[start..].iter().rposition(|v| v.home() == here));
     match local {
-        Some(i) => Some(idle.remove(last.saturating_sub(AFFINITY_SCAN) + i)),
+        Some(i) => Some(idle.remove(start + i)),
         None => idle.pop(),
     }
 }

@@ -223,8 +223,9 @@ enum Detached {
 
 impl Server {
     /// Lets go of the socket (and its TLS session, if any) so the server can go to any
-    /// machine; it stays registered with this one, where taking it again is cheapest. When it cannot move (bytes still buffered, here or inside TLS) the connection
-    /// is closed and the reason returned with its info.
+    /// machine; it stays registered with this one, where taking it again is cheapest. When it
+    /// cannot move (bytes still buffered, here or inside TLS) the connection is closed and the
+    /// reason returned with its info.
     pub fn detach(self) -> Result<DetachedServer, Box<(ServerInfo, &'static str)>> {
         if self.conn.has_pending_input() {
             return Err(Box::new((self.info, "unread bytes left from the server")));
