@@ -167,6 +167,12 @@ impl Stream {
     pub fn read(&mut self, buf: &mut [u8], deadline: impl Into<Deadline>) -> Result<usize> {
         let deadline = deadline.into();
         loop {
+            // A short read cleared the readiness: the recv would say EAGAIN, so wait first.
+            if let Some(m) = machine::current()
+                && !m.reactor.is_ready(self.io, READ)
+            {
+                wait_io(self.io, READ, deadline)?;
+            }
             match self.sock.read(buf) {
                 Ok(n) => {
                     self.after_read(n, buf.len());
