@@ -1,6 +1,7 @@
 //! The machinarium echo server (as `examples/echo.rs`: an acceptor machine hands sockets to N
-//! worker machines) against a tokio echo server (multi-thread runtime with N workers, one task
-//! per connection), under the same load, in the same run.
+//! worker machines) against a tokio echo server (one task per connection: with one thread a
+//! current-thread runtime, with N > 1 a multi-thread runtime with N workers), under the same
+//! load, in the same run.
 //!
 //! Load: C loopback connections driven by one client thread (mio, edge-triggered), the same
 //! code for both servers. Every connection does round trips of 64 bytes: write 64, read 64,
@@ -131,6 +132,9 @@ async fn tokio_echo(mut s: tokio::net::TcpStream) {
 }
 
 fn start_tokio(threads: usize) -> Server {
+    if threads == 1 {
+        return start_tokio_current_thread();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_io()
@@ -148,6 +152,50 @@ fn start_tokio(threads: usize) -> Server {
     Server {
         addr,
         stop: Box::new(move || rt.shutdown_timeout(Duration::from_secs(5))),
+    }
+}
+
+/// Tokio's single-threaded flavour: the runtime and every task on one thread, as a
+/// one-worker machinarium runs its coroutines (and without the multi-thread runtime's
+/// work-stealing and its thread that only waits in `block_on`).
+fn start_tokio_current_thread() -> Server {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("tokio-current".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let _ = addr_tx.send(listener.local_addr().expect("addr"));
+                let accept = async {
+                    while let Ok((s, _)) = listener.accept().await {
+                        tokio::spawn(tokio_echo(s));
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stop_rx => {}
+                }
+            });
+            // Dropping the runtime drops every connection's task.
+            rt.shutdown_timeout(Duration::from_secs(5));
+        })
+        .expect("tokio thread");
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server address");
+    Server {
+        addr,
+        stop: Box::new(move || {
+            let _ = stop_tx.send(());
+            thread.join().expect("tokio thread");
+        }),
     }
 }
 
@@ -212,7 +260,11 @@ fn drive(addr: SocketAddr, conns: usize, warmup: Duration, secs: Duration) -> Lo
     let warm_end = start + warmup;
     let end = warm_end + secs;
     let mut at_warm: Option<(u64, Instant, f64, f64)> = None;
-    // Service one connection until its socket says WouldBlock (edge-triggered).
+    // Service one connection until it waits: for room to write, or for the reply. With
+    // edge-triggered readiness every arrival of data is an event, so after a request is written
+    // (or a short read) the reply is awaited from the poll rather than tried for with a read
+    // that would say WouldBlock: the client makes one read and one write per round trip, and so
+    // has more of its core for load.
     let mut step = |c: &mut Conn, count: &mut u64, errors: &mut u64| loop {
         if c.to_write > 0 {
             match c.s.write(&request[MSG - c.to_write..]) {
@@ -223,6 +275,9 @@ fn drive(addr: SocketAddr, conns: usize, warmup: Duration, secs: Duration) -> Lo
                     return;
                 }
             }
+            if c.to_write == 0 {
+                return;
+            }
             continue;
         }
         match c.s.read(&mut reply[..MSG - c.got]) {
@@ -232,11 +287,12 @@ fn drive(addr: SocketAddr, conns: usize, warmup: Duration, secs: Duration) -> Lo
             }
             Ok(n) => {
                 c.got += n;
-                if c.got == MSG {
-                    *count += 1;
-                    c.got = 0;
-                    c.to_write = MSG;
+                if c.got < MSG {
+                    return;
                 }
+                *count += 1;
+                c.got = 0;
+                c.to_write = MSG;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(_) => {
