@@ -1,8 +1,8 @@
 //! A client connection after login: its connection, who it is, its session parameters and
 //! the key it may send back in a CancelRequest.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kiwi::startup::ProtocolVersion;
@@ -20,9 +20,9 @@ pub struct Client {
     /// Its connection.
     pub conn: Conn,
     /// User from the startup packet.
-    pub user: String,
+    pub user: Arc<str>,
     /// Database from the startup packet (the user when absent).
-    pub database: String,
+    pub database: Arc<str>,
     /// Tracked session parameters: from the startup packet, then its own SETs.
     pub vars: Vars,
     /// What log lines say about it.

@@ -39,9 +39,9 @@ pub struct ClientEntry {
     /// Its id.
     pub id: ClientId,
     /// Startup user.
-    pub user: String,
+    pub user: Arc<str>,
     /// Startup database.
-    pub database: String,
+    pub database: Arc<str>,
     /// Its address (None: unix socket).
     pub addr: Option<SocketAddr>,
     /// Our address it connected to.
@@ -60,7 +60,7 @@ impl ClientEntry {
     /// An entry for a client that has just logged in.
     pub fn new(
         id: ClientId,
-        (user, database): (String, String),
+        (user, database): (Arc<str>, Arc<str>),
         (addr, local): (Option<SocketAddr>, Option<SocketAddr>),
         tls: bool,
         route: Option<Arc<Route>>,

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use machinarium::Deadline;
 
-use crate::auth::Authenticated;
 use crate::auth::backend::backend_credentials;
 use crate::config::rule::RuleKind;
 use crate::instance::Instance;
@@ -96,9 +95,7 @@ pub fn check_groups(inst: Arc<Instance>) {
                 sql,
                 params: &[],
                 deadline: Deadline::after(interval.max(Duration::from_secs(1))),
-                credentials: &|rule, user| {
-                    backend_credentials(rule, user, &Authenticated::default())
-                },
+                credentials: &|rule, user| backend_credentials(rule, user, None),
             };
             match internal::rows(&inst, None, &q) {
                 Ok(rows) => {
@@ -190,7 +187,7 @@ fn min_pool(inst: &Instance) {
         if rule.auth.password_passthrough && !configured {
             continue;
         }
-        let credentials = || backend_credentials(rule, &route.key.user, &Authenticated::default());
+        let credentials = || backend_credentials(rule, &route.key.user, None);
         let via = Connector {
             credentials: &credentials,
             resolver: &inst.resolver,

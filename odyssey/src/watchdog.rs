@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use machinarium::Deadline;
 
-use crate::auth::Authenticated;
 use crate::auth::backend::backend_credentials;
 use crate::backend::{self, BackendError};
 use crate::config::{Config, Storage};
@@ -105,7 +104,7 @@ fn connect(
     let rule = &storage.watchdog.as_ref().expect("a watchdog storage").rule;
     let user = rule.storage_user.as_deref().unwrap_or("watchdog_int");
     let login = HostLogin {
-        credentials: &backend_credentials(rule, user, &Authenticated::default()),
+        credentials: &backend_credentials(rule, user, None),
         database: rule.storage_db.as_deref().unwrap_or("watchdog_int"),
         startup: &rule.backend_startup_options,
         login_timeout: POLL_TIMEOUT,

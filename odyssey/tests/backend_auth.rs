@@ -15,6 +15,7 @@ use machinarium::net::Stream;
 use odyssey::auth::Authenticated;
 use odyssey::auth::backend::{
     BackendAuthError, BackendCredentials, authenticate_server, backend_credentials,
+    is_plain_password, retained_for_servers,
 };
 use odyssey::config;
 use odyssey::conn::{Conn, DEFAULT_MAX_MESSAGE, Transport};
@@ -165,7 +166,7 @@ fn password_precedence_is_storage_then_rule_then_passthrough() {
         "authentication \"clear_text\"\npassword \"rule_pw\"\npassword_passthrough yes\n\
          storage_user \"backend\"\nstorage_password \"storage_pw\"",
     );
-    let c = backend_credentials(&full, "alice", &received);
+    let c = backend_credentials(&full, "alice", Some(&received));
     assert_eq!(
         (c.user.as_str(), c.password.as_deref()),
         ("backend", Some(&b"storage_pw"[..]))
@@ -173,7 +174,7 @@ fn password_precedence_is_storage_then_rule_then_passthrough() {
 
     let no_storage =
         rule("authentication \"clear_text\"\npassword \"rule_pw\"\npassword_passthrough yes");
-    let c = backend_credentials(&no_storage, "alice", &received);
+    let c = backend_credentials(&no_storage, "alice", Some(&received));
     assert_eq!(
         (c.user.as_str(), c.password.as_deref()),
         ("alice", Some(&b"rule_pw"[..]))
@@ -181,12 +182,12 @@ fn password_precedence_is_storage_then_rule_then_passthrough() {
 
     let mut passthrough = no_storage.clone();
     passthrough.auth.password = None;
-    let c = backend_credentials(&passthrough, "alice", &received);
+    let c = backend_credentials(&passthrough, "alice", Some(&received));
     assert_eq!(c.password.as_deref(), Some(&b"typed"[..]));
 
     passthrough.auth.password_passthrough = false;
     assert_eq!(
-        backend_credentials(&passthrough, "alice", &received).password,
+        backend_credentials(&passthrough, "alice", Some(&received)).password,
         None
     );
 }
@@ -199,11 +200,86 @@ fn an_auth_query_md5_hash_goes_first_and_a_verifier_leaves_it_to_the_keys() {
         ..Authenticated::default()
     };
     let r = rule("authentication \"none\"\nstorage_password \"storage_pw\"");
-    let c = backend_credentials(&r, "alice", &looked_up(&hash));
+    let c = backend_credentials(&r, "alice", Some(&looked_up(&hash)));
     assert_eq!(c.password.as_deref(), Some(hash.as_bytes()));
     let verifier = kiwi::scram::ScramVerifier::from_password(b"pw", b"salt", 16)
         .unwrap()
         .to_string();
-    let c = backend_credentials(&r, "alice", &looked_up(&verifier));
+    let c = backend_credentials(&r, "alice", Some(&looked_up(&verifier)));
     assert_eq!(c.password.as_deref(), Some(&b"storage_pw"[..]));
+}
+
+/// What a session keeps of a login (`retained_for_servers`) logs into servers exactly as the
+/// whole login result would, under each way the rule can choose the server password; and it
+/// keeps nothing when nothing of the login is used.
+#[test]
+fn a_session_keeps_of_its_login_what_server_logins_use_and_nothing_more() {
+    let keys = ScramKeys::derive(b"pw", b"salt", 16).expect("keys");
+    let verifier = ScramVerifier::from_password(b"pw", b"salt", 16)
+        .unwrap()
+        .to_string();
+    let hash = kiwi::md5::md5_password_hash(b"alice", b"pw");
+    let login = |secret: Option<&str>| Authenticated {
+        password: Some(b"typed".to_vec()),
+        scram_keys: Some(keys.clone()),
+        secret: secret.map(str::to_string),
+        external_id: Some("ext".into()),
+        ldap_storage: None,
+    };
+    // Pass-through of what the client typed applies when the rule has no password of its
+    // own (its password comes from auth_query, say).
+    let mut passthrough =
+        rule("authentication \"clear_text\"\npassword \"x\"\npassword_passthrough yes");
+    passthrough.auth.password = None;
+    // (what, the rule, the login, whether anything is kept)
+    let cases = [
+        (
+            "storage_password, plain",
+            rule("authentication \"scram-sha-256\"\npassword \"pw\"\nstorage_password \"s\""),
+            login(None),
+            false,
+        ),
+        (
+            "the rule's plain password",
+            rule("authentication \"scram-sha-256\"\npassword \"pw\""),
+            login(None),
+            false,
+        ),
+        (
+            "the rule's password is a verifier: the keys log in",
+            rule(&format!(
+                "authentication \"scram-sha-256\"\npassword \"{verifier}\""
+            )),
+            login(None),
+            true,
+        ),
+        ("pass-through", passthrough, login(None), true),
+        (
+            "auth_query's md5 hash",
+            rule("authentication \"md5\"\npassword \"x\""),
+            login(Some(&hash)),
+            true,
+        ),
+        (
+            "auth_query's verifier, storage_password",
+            rule("authentication \"scram-sha-256\"\npassword \"x\"\nstorage_password \"s\""),
+            login(Some(&verifier)),
+            false,
+        ),
+    ];
+    for (body, r, auth, kept) in cases {
+        let whole = backend_credentials(&r, "alice", Some(&auth));
+        let retained = retained_for_servers(&r, auth);
+        assert_eq!(retained.is_some(), kept, "{body}: kept");
+        let from_kept = backend_credentials(&r, "alice", retained.as_deref());
+        assert_eq!(
+            (&from_kept.user, &from_kept.password),
+            (&whole.user, &whole.password),
+            "{body}: user and password"
+        );
+        // The keys answer SCRAM only when there is no plain password: then they must be kept.
+        if !whole.password.as_deref().is_some_and(is_plain_password) {
+            assert_eq!(from_kept.scram_keys, whole.scram_keys, "{body}: keys");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use kiwi::scram::ScramVerifier;
 use kiwi::sqlstate;
 
 use super::backend::backend_credentials;
-use super::{AuthError, Authenticated, ClientAuth, Pooler};
+use super::{AuthError, ClientAuth, Pooler};
 use crate::backend::rows::Row;
 use crate::internal::{self, InternalQuery};
 use crate::reply::Reply;
@@ -116,7 +116,7 @@ fn fetch(a: &ClientAuth<'_>, p: &Pooler<'_>) -> Result<Option<String>, String> {
         sql: &sql,
         params: &[a.user.as_bytes()],
         deadline: a.deadline,
-        credentials: &|rule, user| backend_credentials(rule, user, &Authenticated::default()),
+        credentials: &|rule, user| backend_credentials(rule, user, None),
     };
     let rows = internal::rows(p.inst, Some(p.info), &q).map_err(|e| format!("auth {e}"))?;
     password_of(&rows)

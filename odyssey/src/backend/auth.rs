@@ -175,16 +175,19 @@ fn md5_answer(cred: &BackendCredentials, salt: [u8; 4]) -> Result<String, Backen
     Ok(md5::md5_response(cred.user.as_bytes(), password, salt))
 }
 
+/// Whether a configured password is one to log in with, rather than a SCRAM verifier (which
+/// can answer no SCRAM challenge: the client's keys do that).
+pub fn is_plain_password(p: &[u8]) -> bool {
+    !p.starts_with(b"SCRAM-SHA-256$")
+}
+
 /// A SCRAM client: with the plain password when there is one, else with the client's keys.
 fn scram_client(
     cred: &BackendCredentials,
     mechanisms: &[&str],
     cert_hash: Option<&[u8]>,
 ) -> Result<ScramClient, BackendAuthError> {
-    let plain = cred
-        .password
-        .as_deref()
-        .filter(|p| !p.starts_with(b"SCRAM-SHA-256$"));
+    let plain = cred.password.as_deref().filter(|p| is_plain_password(p));
     let client = match (plain, &cred.scram_keys) {
         (Some(password), _) => ScramClient::new(password),
         (None, Some(keys)) => ScramClient::with_keys(keys.clone()),

@@ -221,7 +221,7 @@ fn login(p: &ConnectParams<'_>, tls: Option<&ServerTls<'_>>) -> Result<Server, B
         BackendAuthError::Conn(c) => BackendError::Conn(c),
         other => BackendError::Auth(other),
     })?;
-    let mut info = ServerInfo::new(p.address.clone());
+    let mut info = Box::new(ServerInfo::new(p.address.clone()));
     info.tls = cancel_tls;
     info.auth_method = method;
     read_startup_answers(&mut conn, &mut info, deadline)?;

@@ -58,7 +58,8 @@ impl Session {
     fn checkout(&mut self) -> Result<(), End> {
         self.wait_while_paused()?;
         self.entry.set_state(ClientState::Queue);
-        let credentials = || backend_credentials(self.route.rule(), &self.client.user, &self.auth);
+        let credentials =
+            || backend_credentials(self.route.rule(), &self.client.user, self.auth.as_deref());
         let via = Connector {
             credentials: &credentials,
             resolver: &self.inst.resolver,

@@ -13,7 +13,6 @@ use machinarium::net::StreamWaker;
 
 use super::end::End;
 use super::session::Session;
-use crate::auth::backend::backend_credentials;
 use crate::id::ClientId;
 use crate::listen::{CONFIRM_TIMEOUT, ListenOp, MAILBOX_MAX, Mailbox, listener};
 use crate::od_info;
@@ -167,7 +166,7 @@ impl Session {
         let mailbox = listening.mailbox.clone();
         let (confirm, start) = hub.listen(client, &mailbox, channel);
         if start.0 {
-            let credentials = backend_credentials(route.rule(), &self.client.user, &self.auth);
+            let credentials = self.credentials();
             let services = listener::Services {
                 logger: self.inst.logger.clone(),
                 resolver: self.inst.resolver.clone(),
@@ -198,13 +197,13 @@ impl Session {
     fn listening(&mut self) -> Result<&mut Listening, End> {
         if self.listening.is_none() {
             let waker = StreamWaker::new(&self.client.conn.park_key()).ok_or(End::Cancelled)?;
-            self.listening = Some(Listening {
+            self.listening = Some(Box::new(Listening {
                 route: self.route.clone(),
                 client: self.client.id,
                 mailbox: Arc::new(Mailbox::new(waker)),
                 channels: BTreeSet::new(),
                 pending: Vec::new(),
-            });
+            }));
         }
         Ok(self.listening.as_mut().expect("made above"))
     }

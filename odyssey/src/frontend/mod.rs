@@ -249,8 +249,8 @@ impl Login<'_> {
                     self.tls = true;
                 }
                 Ok(Hello::Session(request)) => {
-                    self.info.user = Some(request.user.clone());
-                    self.info.database = Some(request.database.clone());
+                    self.info.user = Some(request.user.as_str().into());
+                    self.info.database = Some(request.database.as_str().into());
                     return Ok((conn, request));
                 }
                 Ok(Hello::Cancel { pid, secret }) => {
@@ -390,8 +390,12 @@ impl Login<'_> {
         Client {
             id: self.info.id,
             conn,
-            user: request.user,
-            database: request.database,
+            user: self
+                .info
+                .user
+                .clone()
+                .unwrap_or_else(|| request.user.into()),
+            database: (self.info.database.clone()).unwrap_or_else(|| request.database.into()),
             vars: request.vars,
             info: self.info.clone(),
             show_id: self.show_id,

@@ -7,12 +7,11 @@ use kiwi::frontend::{FrontendMessage, Target};
 /// Messages longer than this are not held for logging (a line is cut at 1024 bytes anyway).
 const HOLD_MAX: usize = 64 * 1024;
 
-/// Framing state over the client's consumed bytes, kept only while logging is on (it costs
-/// nothing when off): it starts at a message boundary, and stops when logging is turned off.
+/// Framing state over the client's consumed bytes, kept only while logging is on (the session
+/// holds none when off): it starts at a message boundary, and is dropped when logging is
+/// turned off.
 #[derive(Default)]
 pub struct QueryLog {
-    /// Logging is on and the framing follows the stream.
-    on: bool,
     /// The start of the current message (header and body so far), while it is short enough.
     held: Vec<u8>,
     /// Bytes of a long message still to pass unlogged.
@@ -20,21 +19,6 @@ pub struct QueryLog {
 }
 
 impl QueryLog {
-    /// Logging is off: forget the framing.
-    pub fn stop(&mut self) {
-        *self = QueryLog::default();
-    }
-
-    /// Whether the framing follows the stream; else it may start only at a message boundary.
-    pub fn started(&self) -> bool {
-        self.on
-    }
-
-    /// Logging is on and the next consumed byte starts a message.
-    pub fn start(&mut self) {
-        self.on = true;
-    }
-
     /// Takes the next consumed client bytes; returns `(context, message)` for each request
     /// message completed in them (nothing when `log` is false, but the framing is kept).
     pub fn consumed(&mut self, mut bytes: &[u8], log: bool) -> Vec<(&'static str, String)> {

@@ -55,7 +55,7 @@ pub fn serve(
     (value, auth): (&str, &Authenticated),
     admission: &mut Admission,
 ) -> End {
-    let credentials = || backend_credentials(route.rule(), &client.user, auth);
+    let credentials = || backend_credentials(route.rule(), &client.user, Some(auth));
     let via = Connector {
         credentials: &credentials,
         resolver: &inst.resolver,

@@ -15,6 +15,7 @@ use super::end::{self, End, Idle, ServerFate};
 use super::querylog::QueryLog;
 use super::setup;
 use crate::auth::Authenticated;
+use crate::auth::backend::{BackendCredentials, backend_credentials, retained_for_servers};
 use crate::client::{CancelSlot, Client, ClientKey};
 use crate::clients::{ClientEntry, ClientState};
 use crate::config::{PoolMode, QueryParsingMode};
@@ -30,24 +31,24 @@ pub struct Session {
     pub(super) inst: Arc<Instance>,
     pub(super) client: Client,
     pub(super) route: Arc<Route>,
-    /// What the client proved at login (for password pass-through to servers).
-    pub(super) auth: Authenticated,
+    /// What of the client's login its server logins use (password pass-through, SCRAM keys,
+    /// an auth_query hash); `None` when they use nothing of it.
+    pub(super) auth: Option<Box<Authenticated>>,
     /// The key the client was told, and where a cancel with it goes.
     pub(super) key: ClientKey,
     pub(super) cancel: Arc<CancelSlot>,
     /// The server it holds, if any.
     pub(super) server: Option<Checkout>,
     pub(super) relay: Relay,
-    /// How long a write waits for a peer that reads nothing.
-    pub(super) stall: Duration,
     /// `log_query` framing over what the client sent.
-    query_log: QueryLog,
+    query_log: Option<Box<QueryLog>>,
     /// When the query and the transaction in flight started (for their times).
     pub(super) clock: Clock,
     /// What the console sees of the client (its state; whether it was killed).
     pub(super) entry: Arc<ClientEntry>,
-    /// Its LISTENs (transaction and statement pooling), from its first.
-    pub(super) listening: Option<super::listen::Listening>,
+    /// Its LISTENs (transaction and statement pooling), from its first; boxed, as few
+    /// clients listen.
+    pub(super) listening: Option<Box<super::listen::Listening>>,
     /// Counts the client in the instance and the route; last to go.
     pub(super) admission: Admission,
 }
@@ -80,7 +81,7 @@ impl Session {
                 .virtual_processing
                 .then_some(route.key.tsa),
         });
-        let stall = crate::conn::stall_timeout(&route.config().global);
+        let auth = retained_for_servers(route.rule(), auth);
         Session {
             inst,
             client,
@@ -90,13 +91,23 @@ impl Session {
             cancel,
             server: None,
             relay,
-            stall,
-            query_log: QueryLog::default(),
+            query_log: None,
             clock: Clock::default(),
             entry,
             listening: None,
             admission,
         }
+    }
+
+    /// How long a write waits for a peer that reads nothing (from the keepalive settings;
+    /// computed, not kept, to keep an idle session small).
+    pub(super) fn stall(&self) -> Duration {
+        crate::conn::stall_timeout(&self.route.config().global)
+    }
+
+    /// The credentials the client's server logins use.
+    pub(super) fn credentials(&self) -> BackendCredentials {
+        backend_credentials(self.route.rule(), &self.client.user, self.auth.as_deref())
     }
 
     /// Tells the client its parameters and key, then relays until the end.
@@ -210,15 +221,16 @@ impl Session {
             checkout.server_mut().conn.shrink();
         }
         let (keys, n) = self.park_keys();
-        let timeout = self.idle_timeout();
-        machinarium::net::park_any(
-            &keys[..n],
-            timeout.map_or(Deadline::Never, |(t, _)| Deadline::after(t)),
-            move |_, ev| match (ev, timeout) {
-                (ParkEvent::TimedOut, Some((_, idle))) => self.end(End::IdleTimeout(idle)),
-                _ => self.serve(),
-            },
-        );
+        let (deadline, idle) = match self.idle_timeout() {
+            Some((t, idle)) => (Deadline::after(t), Some(idle)),
+            None => (Deadline::Never, None),
+        };
+        // The closure holds the session's pointer and the kind of timeout only: it is what an
+        // idle client costs besides its session.
+        machinarium::net::park_any(&keys[..n], deadline, move |_, ev| match (ev, idle) {
+            (ParkEvent::TimedOut, Some(idle)) => self.end(End::IdleTimeout(idle)),
+            _ => self.serve(),
+        });
     }
 
     /// A draining process may drop this idle client now: at once when it never had a
@@ -293,6 +305,7 @@ impl Session {
                 return Ok(true);
             }
             ClientStep::Forward(n) => {
+                let deadline = Deadline::after(self.stall());
                 let Some(checkout) = self.server.as_mut() else {
                     return Err(End::Cancelled);
                 };
@@ -300,7 +313,7 @@ impl Session {
                 checkout
                     .server_mut()
                     .conn
-                    .write_all(bytes, Deadline::after(self.stall))
+                    .write_all(bytes, deadline)
                     .map_err(End::ServerGone)?;
                 self.count_in(n);
                 self.log_queries(n, boundary);
@@ -312,7 +325,7 @@ impl Session {
                 client,
             } => {
                 if !server.is_empty() {
-                    let stall = self.stall;
+                    let stall = self.stall();
                     self.attached()?
                         .conn
                         .write_all(&server, Deadline::after(stall))
@@ -347,18 +360,19 @@ impl Session {
     fn log_queries(&mut self, n: usize, boundary: bool) {
         let on = self.inst.logger.flags().query || self.route.rule().log_query;
         if !on {
-            self.query_log.stop();
+            self.query_log = None;
             return;
         }
-        if !self.query_log.started() {
-            if !boundary {
-                return;
-            }
-            self.query_log.start();
+        // The framing starts at a message boundary; boxed, as few sessions log their queries.
+        if self.query_log.is_none() && boundary {
+            self.query_log = Some(Box::default());
         }
+        let Some(query_log) = self.query_log.as_mut() else {
+            return;
+        };
         let bytes = &self.client.conn.buffered()[..n];
         let server = self.server.as_ref().map(|c| c.id());
-        for (context, line) in self.query_log.consumed(bytes, on) {
+        for (context, line) in query_log.consumed(bytes, on) {
             od_info!(
                 self.inst.logger,
                 context,
@@ -397,10 +411,10 @@ impl Session {
         if status == TransactionStatus::Idle && step.queries > 0 {
             self.listen_at_transaction_end();
         }
+        let deadline = Deadline::after(self.stall());
         let Some(Server { conn, .. }) = self.server.as_mut().map(Checkout::server_mut) else {
             return Err(End::Cancelled);
         };
-        let deadline = Deadline::after(self.stall);
         match &step.reply {
             RelayReply::Same => self
                 .client
@@ -431,7 +445,7 @@ impl Session {
         }
         self.client
             .conn
-            .write_all(bytes, Deadline::after(self.stall))
+            .write_all(bytes, Deadline::after(self.stall()))
             .map_err(End::ClientGone)
     }
 

@@ -140,8 +140,8 @@ impl Format {
     }
 }
 
-fn or_none(value: Option<&String>) -> &str {
-    value.map_or("none", String::as_str)
+fn or_none<S: AsRef<str> + ?Sized>(value: Option<&S>) -> &str {
+    value.map_or("none", AsRef::as_ref)
 }
 
 fn render_text(pieces: &[Piece], rec: &Record<'_>) -> String {
@@ -264,10 +264,10 @@ fn render_json(rec: &Record<'_>) -> String {
             push_json_field(&mut out, "port", &addr.port().to_string(), true);
         }
         let optional = [
-            ("user", &client.user),
-            ("database", &client.database),
-            ("external_id", &client.external_id),
-            ("server_host", &client.storage_host),
+            ("user", client.user.as_deref()),
+            ("database", client.database.as_deref()),
+            ("external_id", client.external_id.as_deref()),
+            ("server_host", client.storage_host.as_deref()),
         ];
         for (key, value) in optional {
             if let Some(value) = value {

@@ -85,10 +85,10 @@ impl fmt::Display for Level {
 pub struct ClientInfo {
     /// `%i`.
     pub id: ClientId,
-    /// `%u`: the startup user.
-    pub user: Option<String>,
+    /// `%u`: the startup user (shared with the client and its console entry).
+    pub user: Option<Arc<str>>,
     /// `%d`: the startup database.
-    pub database: Option<String>,
+    pub database: Option<Arc<str>>,
     /// `%h` (ip) and `%r` (port); `None` for unix socket clients.
     pub addr: Option<SocketAddr>,
     /// `%x`: the id external auth or the IAM proxy returned.

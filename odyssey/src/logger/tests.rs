@@ -18,8 +18,8 @@ fn fixed_time() -> SystemTime {
 fn full_client() -> ClientInfo {
     ClientInfo {
         id: ClientId::new(),
-        user: Some("alice".to_string()),
-        database: Some("db1".to_string()),
+        user: Some("alice".into()),
+        database: Some("db1".into()),
         addr: Some("10.1.2.3:5544".parse::<SocketAddr>().unwrap()),
         external_id: Some("ext-7".to_string()),
         storage_host: Some("pg.local".to_string()),
@@ -297,7 +297,7 @@ fn json_line_has_the_upstream_shape() {
 fn json_escapes_quotes_newlines_and_control_chars() {
     let message = "say \"hi\"\n\\ back/slash\t\r\u{1}\u{8}\u{c}\u{1f} é";
     let mut client = ClientInfo::new(ClientId::new());
-    client.user = Some("we\"ird\u{2}".to_string());
+    client.user = Some("we\"ird\u{2}".into());
     let line = render("json", &record(Level::Error, Some(&client), None, message));
     assert!(
         line.ends_with("}\n") && line.matches('\n').count() == 1,

@@ -92,7 +92,9 @@ pub struct Relay {
     copy_in: bool,
     deferred_begin: bool,
     dirty: bool,
-    statements: Option<Statements>,
+    /// Boxed: only with `pool_reserve_prepared_statement`, and a session keeps its relay
+    /// while idle.
+    statements: Option<Box<Statements>>,
     sets: SetTracker,
     /// Parse messages forwarded as they are (the statements relay counts its own).
     parses: u32,
@@ -209,7 +211,7 @@ impl Relay {
     pub fn new(settings: Settings) -> Relay {
         let tsa = settings.target_session_attrs;
         let statements = (settings.mode != PoolMode::Session && settings.prepared_statements)
-            .then(|| Statements::new(settings.registry.clone()));
+            .then(|| Box::new(Statements::new(settings.registry.clone())));
         Relay {
             settings,
             client_scan: Scanner::default(),
@@ -270,7 +272,7 @@ impl Relay {
     /// soon, so the session waits rather than parks.
     pub fn busy(&self) -> bool {
         self.pending > 0
-            || self.statements.as_ref().is_some_and(Statements::owed)
+            || self.statements.as_deref().is_some_and(Statements::owed)
             || !self.server_scan.at_boundary()
             || !self.client_scan.at_boundary()
     }
@@ -282,7 +284,7 @@ impl Relay {
         self.client_scan.at_boundary()
             && !self.unsynced
             && !self.deferred_begin
-            && !self.statements.as_ref().is_some_and(Statements::owed)
+            && !self.statements.as_deref().is_some_and(Statements::owed)
             && match server_tx {
                 None => true,
                 Some(tx) => {

@@ -34,7 +34,7 @@ impl Relay {
         tx: &mut TransactionStatus,
         client_vars: &mut Vars,
     ) -> Result<ServerStep, BadFrame> {
-        let track = self.statements.as_ref().is_some_and(Statements::owed);
+        let track = self.statements.as_deref().is_some_and(Statements::owed);
         let mut seen = Seen::default();
         let used = self.follow_server(buf, track, info, tx, client_vars, &mut seen)?;
         if used == 0 {

@@ -263,8 +263,7 @@ pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
                 close_for_other_route(other, logger, Some(client));
             }
         }
-        Err(failed) => {
-            let (info, why) = *failed;
+        Err((info, why)) => {
             od_info!(
                 logger,
                 "reset",

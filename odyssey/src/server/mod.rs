@@ -200,8 +200,9 @@ impl ServerInfo {
 
 /// An attached server connection (on this machine).
 pub struct Server {
-    /// Identity, key, parameters.
-    pub info: ServerInfo,
+    /// Identity, key, parameters. Boxed: a server moves between its pool and a client's
+    /// session at every transaction, and a session keeps room for one while idle.
+    pub info: Box<ServerInfo>,
     /// The connection.
     pub conn: Conn,
     /// Transaction status from the last ReadyForQuery.
@@ -211,7 +212,7 @@ pub struct Server {
 /// A server connection not attached to any machine: what an idle pool holds.
 pub struct DetachedServer {
     /// Identity, key, parameters.
-    pub info: ServerInfo,
+    pub info: Box<ServerInfo>,
     stream: Detached,
 }
 
@@ -226,9 +227,9 @@ impl Server {
     /// machine; it stays registered with this one, where taking it again is cheapest. When it
     /// cannot move (bytes still buffered, here or inside TLS) the connection is closed and the
     /// reason returned with its info.
-    pub fn detach(self) -> Result<DetachedServer, Box<(ServerInfo, &'static str)>> {
+    pub fn detach(self) -> Result<DetachedServer, (Box<ServerInfo>, &'static str)> {
         if self.conn.has_pending_input() {
-            return Err(Box::new((self.info, "unread bytes left from the server")));
+            return Err((self.info, "unread bytes left from the server"));
         }
         let Server { info, conn, .. } = self;
         match conn.into_transport() {
@@ -237,7 +238,7 @@ impl Server {
                     info,
                     stream: Detached::Plain(stream),
                 }),
-                Err(_) => Err(Box::new((info, "socket could not be detached"))),
+                Err(_) => Err((info, "socket could not be detached")),
             },
             (Transport::Tls(tls), _) => Ok(DetachedServer {
                 info,
