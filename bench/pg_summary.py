@@ -184,6 +184,16 @@ def main():
             p(f"| {r['target']} | {r['ok']} | {r['failed']} | {r['rss_before_kb']} | {r['rss_with_kb']} "
               f"| {r['rss_after_kb']} | {fmt(per[r['target']])} |")
         p(f"\nodyssey/pgbouncer bytes per idle client: **{ratio(per.get('odyssey'), per.get('pgbouncer'))}**")
+        if "baseline" in per:
+            p(f"odyssey/baseline bytes per idle client: **{ratio(per.get('odyssey'), per.get('baseline'))}**")
+        rest = {r["target"]: num(r["rss_before_kb"]) for r in idle}
+        if per.get("odyssey") is not None:
+            met = "met" if per["odyssey"] <= 1536 else "not met"
+            p(f"issue 16: bytes per idle client {fmt(per['odyssey'])} (goal <= 1,536 at 15,000 clients): {met}")
+        if rest.get("odyssey") and rest.get("pgbouncer"):
+            met = "met" if rest["odyssey"] <= rest["pgbouncer"] else "not met"
+            p(f"issue 16: RSS at rest odyssey/pgbouncer {ratio(rest['odyssey'], rest['pgbouncer'])} "
+              f"(goal <= 1.0): {met}")
         if "odyssey_tls" in per:
             p(f"odyssey/pgbouncer bytes per idle TLS client: "
               f"**{ratio(per.get('odyssey_tls'), per.get('pgbouncer_tls'))}**")

@@ -36,7 +36,7 @@
 # next to it: both slow the poolers, so these runs
 # are for finding where the time goes, not for the ratios; BENCH_PERF=record only records, at
 # BENCH_PERF_HZ samples a second, 499), BENCH_QUICK=1
-# (T=3, R=1: a smoke run), BENCH_IDLE_N (default 2000), KEEP=1 (keep the temp dir), CARGO,
+# (T=3, R=1: a smoke run), BENCH_IDLE_N (default 15000, issue 16's figure), KEEP=1 (keep the temp dir), CARGO,
 # CARGO_TARGET_DIR (where the odyssey binary is built; default target/).
 # Results: build/bench/<timestamp>/ (summary.md, results.csv, idle.csv, meta.txt, logs/).
 # Loopback only. Every process started here is stopped by pid on exit.
@@ -47,7 +47,7 @@ ROOT=$PWD
 T=${BENCH_T:-10}
 R=${BENCH_ROUNDS:-3}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then T=${BENCH_T:-3} R=${BENCH_ROUNDS:-1}; fi
-IDLE_N=${BENCH_IDLE_N:-2000}
+IDLE_N=${BENCH_IDLE_N:-15000}
 MANY=${BENCH_MANY:-1000}
 WORKERS=${BENCH_WORKERS:-2}
 PERF=${BENCH_PERF:-0}
@@ -89,7 +89,7 @@ if [ ! -x "$PGBOUNCER" ]; then
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
-# 2,000 idle clients need file descriptors in the poolers (which inherit this limit) and here.
+# 15,000 idle clients need file descriptors in the poolers (which inherit this limit) and here.
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=65536
 [ "$hard" -gt 65536 ] && hard=65536
@@ -259,7 +259,7 @@ pool_mode = transaction
 default_pool_size = $POOL_SIZE
 min_pool_size = 0
 reserve_pool_size = 0
-max_client_conn = 3000
+max_client_conn = $((IDLE_N + MANY + 500))
 log_connections = 0
 log_disconnections = 0
 stats_period = 60
@@ -483,9 +483,11 @@ fi
 echo "target,n,ok,failed,rss_before_kb,rss_with_kb,rss_after_kb,bytes_per_client" >"$OUT/idle.csv"
 run_idle() { # kind [tls]: a fresh pooler, then IDLE_N idle clients logged in with SCRAM
   local kind=$1 tls=${2:-no} name=$1-idle pid r0 r1 r2 i ready out=$OUT/logs/idle_mem-$1.txt
-  local target=$kind tls_arg=()
+  local target=$kind tls_arg=() bin=""
   if [ "$tls" = yes ]; then name=$kind-tls-idle target=${kind}_tls tls_arg=(--tls) out=$OUT/logs/idle_mem-$target.txt; fi
-  start_pooler "$name" "$kind" "" "$tls"
+  # The baseline is an older odyssey binary.
+  if [ "$kind" = baseline ]; then bin=$TMP/baseline-odyssey kind=odyssey; fi
+  start_pooler "$name" "$kind" "$bin" "$tls"
   pid=${PID[$name]}
   sleep 1
   r0=$(rss_kb "$pid")
@@ -512,6 +514,7 @@ run_idle() { # kind [tls]: a fresh pooler, then IDLE_N idle clients logged in wi
 }
 run_idle odyssey
 run_idle pgbouncer
+[ -z "${BENCH_BASELINE:-}" ] || run_idle baseline
 if [ $NEED_TLS = yes ]; then
   run_idle odyssey yes
   run_idle pgbouncer yes
