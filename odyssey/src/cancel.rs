@@ -18,7 +18,8 @@ use crate::tls::{self, TlsError};
 
 /// Every connected client's key, process-wide, and the gate outgoing cancels pass.
 pub struct CancelRegistry {
-    map: Mutex<HashMap<ClientKey, Arc<CancelSlot>>>,
+    /// Keyed by the pid we told each client (unique among them); the slot holds the secret.
+    map: Mutex<HashMap<i32, Arc<CancelSlot>>>,
     /// `cancel_max_inflight` slots (sized at start, as upstream's semaphore).
     inflight: Arc<Gate>,
 }
@@ -40,7 +41,6 @@ impl CancelRegistry {
     /// A fresh random key for a new client speaking `protocol`, and its slot: a 32-byte
     /// secret for protocol 3.2, 4 bytes for 3.0.
     pub fn register(&self, protocol: ProtocolVersion) -> (ClientKey, Arc<CancelSlot>) {
-        let slot = Arc::new(CancelSlot::default());
         let len = if protocol >= ProtocolVersion::V3_2 {
             ClientKey::LONG
         } else {
@@ -56,30 +56,35 @@ impl CancelRegistry {
             let Some(key) = ClientKey::new(pid, &random[4..4 + len]) else {
                 continue;
             };
-            if let std::collections::hash_map::Entry::Vacant(e) = map.entry(key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = map.entry(pid) {
+                let slot = Arc::new(CancelSlot::new(key));
                 e.insert(slot.clone());
                 return (key, slot);
             }
         }
     }
 
-    /// The client left.
-    pub fn unregister(&self, key: ClientKey) {
+    /// The client told this pid left.
+    pub fn unregister(&self, pid: i32) {
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+            .remove(&pid);
     }
 
     /// The server behind a client key, if that client holds one now.
     pub fn lookup(&self, pid: i32, secret: &[u8]) -> Option<CancelTarget> {
-        let key = ClientKey::new(pid, secret)?;
         let slot = self
             .map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)?
+            .get(&pid)?
             .clone();
+        // Compared in constant time: the secret is what makes a cancel legitimate.
+        let told = slot.key();
+        if told.secret().len() != secret.len() || !openssl::memcmp::eq(told.secret(), secret) {
+            return None;
+        }
         let target = slot.get();
         if target.is_some() {
             slot.forwarding();

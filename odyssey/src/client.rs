@@ -35,15 +35,29 @@ pub struct Client {
     pub protocol: ProtocolVersion,
 }
 
-/// The slot a client updates on attach/detach and a cancel reads.
-#[derive(Default)]
+/// The slot a client updates on attach/detach and a cancel reads, with the key it was told.
 pub struct CancelSlot {
+    key: ClientKey,
     target: Mutex<Option<CancelTarget>>,
     /// Cancels forwarded for the client, not yet counted on its route.
     forwarded: AtomicU32,
 }
 
 impl CancelSlot {
+    /// The slot of a client told `key`, holding no server.
+    pub fn new(key: ClientKey) -> CancelSlot {
+        CancelSlot {
+            key,
+            target: Mutex::new(None),
+            forwarded: AtomicU32::new(0),
+        }
+    }
+
+    /// The key the client was told.
+    pub fn key(&self) -> ClientKey {
+        self.key
+    }
+
     /// The client got a server (or lost it: `None`).
     pub fn set(&self, target: Option<CancelTarget>) {
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;

@@ -21,7 +21,8 @@ pub struct Admission {
     /// Clients connected when this one was counted in (itself included).
     clients: u32,
     ticket: Option<RouteTicket>,
-    key: Option<ClientKey>,
+    /// The pid of its cancel key, once it has one (the registry is keyed by it).
+    cancel_pid: Option<i32>,
     /// Its id, once on the client list.
     listed: Option<ClientId>,
 }
@@ -35,7 +36,7 @@ impl Admission {
             inst: inst.clone(),
             clients,
             ticket: None,
-            key: None,
+            cancel_pid: None,
             listed: None,
         }
     }
@@ -76,7 +77,7 @@ impl Admission {
     /// Gives the client a cancel key of its own, forgotten when the client goes.
     pub fn register_cancel(&mut self, protocol: ProtocolVersion) -> (ClientKey, Arc<CancelSlot>) {
         let (key, slot) = self.inst.cancels.register(protocol);
-        if let Some(old) = self.key.replace(key) {
+        if let Some(old) = self.cancel_pid.replace(key.pid) {
             self.inst.cancels.unregister(old);
         }
         (key, slot)
@@ -85,8 +86,8 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.inst.cancels.unregister(key);
+        if let Some(pid) = self.cancel_pid.take() {
+            self.inst.cancels.unregister(pid);
         }
         if let Some(id) = self.listed.take() {
             self.inst.client_list.remove(id);

@@ -84,10 +84,10 @@ impl Session {
         self.cancel.set(Some(info.cancel_target()));
         if self.route.listen.is_active() {
             // Its notifications name this client as their sender.
-            self.route.listen.held(info.key.pid, self.key.pid);
+            self.route.listen.held(info.key.pid, self.cancel.key().pid);
         }
         self.relay.server_attached();
-        self.server = Some(checkout);
+        self.server = Some(Box::new(checkout));
         self.entry.set_state(ClientState::Active);
         Ok(())
     }
@@ -262,8 +262,8 @@ impl Session {
         };
         self.relay.server_gone();
         match verdict {
-            Ok(()) => router::detach(checkout, &self.inst.logger, &self.client.info),
-            Err(why) => router::close(checkout, why, &self.inst.logger, &self.client.info),
+            Ok(()) => router::detach(*checkout, &self.inst.logger, &self.client.info),
+            Err(why) => router::close(*checkout, why, &self.inst.logger, &self.client.info),
         }
     }
 }

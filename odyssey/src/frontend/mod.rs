@@ -186,7 +186,7 @@ impl Login<'_> {
         }
         let authenticated =
             self.authenticate(conn, &request, (rule, admission.route()), deadline)?;
-        self.info.external_id.clone_from(&authenticated.external_id);
+        self.info.external_id = authenticated.external_id.as_deref().map(Box::from);
         // soft_oom refuses remote logins only: the console stays reachable.
         if admission.route().is_some() && self.inst.memory_over.load(Ordering::Acquire) {
             return Err(End::SoftOom);

@@ -16,7 +16,7 @@ use super::querylog::QueryLog;
 use super::setup;
 use crate::auth::Authenticated;
 use crate::auth::backend::{BackendCredentials, backend_credentials, retained_for_servers};
-use crate::client::{CancelSlot, Client, ClientKey};
+use crate::client::{CancelSlot, Client};
 use crate::clients::{ClientEntry, ClientState};
 use crate::config::{PoolMode, QueryParsingMode};
 use crate::instance::Instance;
@@ -35,10 +35,10 @@ pub struct Session {
     /// an auth_query hash); `None` when they use nothing of it.
     pub(super) auth: Option<Box<Authenticated>>,
     /// The key the client was told, and where a cancel with it goes.
-    pub(super) key: ClientKey,
     pub(super) cancel: Arc<CancelSlot>,
-    /// The server it holds, if any.
-    pub(super) server: Option<Checkout>,
+    /// The server it holds, if any; boxed, so that a session of a transaction pool, idle
+    /// without one most of its life, keeps no room for it.
+    pub(super) server: Option<Box<Checkout>>,
     pub(super) relay: Relay,
     /// `log_query` framing over what the client sent.
     query_log: Option<Box<QueryLog>>,
@@ -62,7 +62,7 @@ impl Session {
         mut admission: Admission,
         auth: Authenticated,
     ) -> Session {
-        let (key, cancel) = admission.register_cancel(client.protocol);
+        let (_, cancel) = admission.register_cancel(client.protocol);
         let rule = route.rule();
         let relay = Relay::new(relay::Settings {
             mode: rule.pool.mode.unwrap_or(PoolMode::Session),
@@ -87,7 +87,6 @@ impl Session {
             client,
             route,
             auth,
-            key,
             cancel,
             server: None,
             relay,
@@ -130,7 +129,7 @@ impl Session {
             self.attach_for_setup()?;
         }
         let params = self.route.params().unwrap_or_default();
-        let out = setup::greeting(&params, &self.client.vars, self.key);
+        let out = setup::greeting(&params, &self.client.vars, self.cancel.key());
         self.write_client(&out)?;
         self.clock.answered = Some(Instant::now());
         if self.inst.logger.flags().session {
@@ -412,7 +411,7 @@ impl Session {
             self.listen_at_transaction_end();
         }
         let deadline = Deadline::after(self.stall());
-        let Some(Server { conn, .. }) = self.server.as_mut().map(Checkout::server_mut) else {
+        let Some(Server { conn, .. }) = self.server.as_deref_mut().map(Checkout::server_mut) else {
             return Err(End::Cancelled);
         };
         match &step.reply {
@@ -431,7 +430,7 @@ impl Session {
     /// The attached server (the relay asked for it only with one attached).
     fn attached(&mut self) -> Result<&mut Server, End> {
         self.server
-            .as_mut()
+            .as_deref_mut()
             .map(Checkout::server_mut)
             .ok_or(End::Cancelled)
     }

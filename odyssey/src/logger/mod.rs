@@ -92,9 +92,9 @@ pub struct ClientInfo {
     /// `%h` (ip) and `%r` (port); `None` for unix socket clients.
     pub addr: Option<SocketAddr>,
     /// `%x`: the id external auth or the IAM proxy returned.
-    pub external_id: Option<String>,
+    pub external_id: Option<Box<str>>,
     /// `%H`: the host of the route's storage.
-    pub storage_host: Option<String>,
+    pub storage_host: Option<Box<str>>,
     /// The client's rule has `log_debug`: its debug lines are written even when the global
     /// `log_debug` is off.
     pub debug: bool,

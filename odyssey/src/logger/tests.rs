@@ -21,8 +21,8 @@ fn full_client() -> ClientInfo {
         user: Some("alice".into()),
         database: Some("db1".into()),
         addr: Some("10.1.2.3:5544".parse::<SocketAddr>().unwrap()),
-        external_id: Some("ext-7".to_string()),
-        storage_host: Some("pg.local".to_string()),
+        external_id: Some("ext-7".into()),
+        storage_host: Some("pg.local".into()),
         debug: false,
     }
 }
