@@ -28,8 +28,9 @@
 # Order: for each round, each scenario, each target (target order reversed on even rounds),
 # so that drift on a shared machine spreads over all targets; figures are medians over rounds.
 #
-# Environment: BENCH_BASELINE (another odyssey binary, e.g. an older build: run as the target
-# "baseline" in the same rounds, compared with this one), BENCH_T (seconds per run, default
+# Environment: BENCH_BASELINE (another odyssey binary, e.g. an older build or upstream's C
+# Odyssey (it reads the same config): run as the target "baseline" in the same rounds,
+# compared with this one), BENCH_T (seconds per run, default
 # 10), BENCH_ROUNDS (default 3), BENCH_WORKERS (odyssey's workers, 2), BENCH_MANY (clients of sel_many, 1000), BENCH_PERF=1 (count the
 # poolers' system calls, context switches and calls to malloc per transaction with perf stat,
 # and record each pooler's profile with perf record into logs/perf-*.data and a flat report
@@ -229,6 +230,7 @@ database "$DB" {
 		pool_discard no
 		pool_cancel yes
 		pool_rollback yes
+		pool_reserve_prepared_statement yes
 		client_fwd_error yes
 	}
 }

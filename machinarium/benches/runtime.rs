@@ -10,6 +10,9 @@
 //!   where the resumed side returns through its callers, part of that gain may not carry over).
 //! - `spawn_join/*`: spawn a coroutine and join it (stacks come from the machine's pool).
 //! - `cross_machine/*`: a message round trip between two machines over two channels.
+//! - `*/tokio_*_reference`: the same operation on a tokio current-thread runtime, measured in
+//!   the same run as a reference: a task's `yield_now` (one pass through tokio's scheduler, not
+//!   a stack switch: tokio's tasks are state machines) and `spawn` + awaiting the handle.
 //!
 //! `BENCH_QUICK=1` shortens warm-up and measurement for a smoke run.
 
@@ -63,6 +66,13 @@ fn yield_round(n: u64, k: u64) -> Duration {
     .expect("run")
 }
 
+/// A tokio current-thread runtime: the reference the issue names for machinarium's figures.
+fn tokio_reference() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio runtime")
+}
+
 fn bench_switch(c: &mut Criterion) {
     let mut g = c.benchmark_group("switch");
     for n in [2u64, 100, 1000] {
@@ -86,6 +96,29 @@ fn bench_switch(c: &mut Criterion) {
             b.iter_custom(|iters| raw::ping_pong(iters, raw::Kind::Jmp))
         });
     }
+    g.bench_function("tokio_yield_2_tasks_reference", |b| {
+        b.iter_custom(|iters| {
+            // Two tasks taking turns, as yield_2_coroutines: each yield is one "switch".
+            let rt = tokio_reference();
+            rt.block_on(async move {
+                let per_task = iters.div_ceil(2).max(1);
+                let t = Instant::now();
+                let tasks: Vec<_> = (0..2)
+                    .map(|_| {
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                tokio::task::yield_now().await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                scale(t.elapsed(), 2 * per_task, iters)
+            })
+        })
+    });
     g.finish();
 }
 
@@ -104,6 +137,19 @@ fn bench_spawn_join(c: &mut Criterion) {
                 t.elapsed()
             })
             .expect("run")
+        })
+    });
+    g.bench_function("tokio_spawn_await_reference", |b| {
+        b.iter_custom(|iters| {
+            let rt = tokio_reference();
+            rt.block_on(async move {
+                let t = Instant::now();
+                for i in 0..iters {
+                    let v = tokio::spawn(async move { black_box(i) }).await;
+                    black_box(v.expect("task"));
+                }
+                t.elapsed()
+            })
         })
     });
     const BATCH: u64 = 100;
