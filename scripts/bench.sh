@@ -7,6 +7,8 @@
 # Scenarios, for each target (pgbench -n -j 2 -T $T, user `bench`):
 #   sel_simple   -S -M simple   -c 50     sel_ext  -S -M extended -c 50
 #   tpcb         tpcb-like      -c 50     storm_scram  -S -C -c 20 (a SCRAM login per transaction)
+#   storm_md5    -S -C -c 20 as user bench_md5, whose password both poolers and PostgreSQL keep
+#                as an md5 hash (an MD5 login per transaction)
 #   sel_c20      -S -M simple   -c 20     (for direct: PostgreSQL at the pool's concurrency)
 #   sel_sqlprep  -M simple -f sqlprep.sql -c 50: pgbench's select-only through SQL PREPARE
 #                once per client and EXECUTE per transaction (compare with sel_prep; PgBouncer
@@ -55,7 +57,7 @@ PERF=${BENCH_PERF:-0}
 KEEP=${KEEP:-0}
 CARGO=${CARGO:-cargo}
 # BENCH_SCENARIOS: a subset, e.g. "sel_simple sel_ext".
-read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep sel_sqlprep tpcb storm_scram sel_c20 sel_many tls_sel tls_storm tls_large}"
+read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep sel_sqlprep tpcb storm_scram storm_md5 sel_c20 sel_many tls_sel tls_storm tls_large}"
 NEED_TLS=no
 for sc in "${SCENARIOS[@]}"; do case $sc in tls_*) NEED_TLS=yes ;; esac; done
 TARGETS=(odyssey pgbouncer direct)
@@ -64,6 +66,8 @@ SCALE=10
 DB=bench
 USER_NAME=bench
 export PGPASSWORD=bench-scram-pw # the bench role's password, for pgbench, psql and idle clients
+MD5_USER=bench_md5 # storm_md5's role, its password stored as an md5 hash
+MD5_PASSWORD=bench-md5-pw
 export PGCONNECT_TIMEOUT=5
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -162,6 +166,7 @@ fi
 cat >"$PGDATA/pg_hba.conf" <<EOF
 local all postgres trust
 host $DB $USER_NAME 127.0.0.1/32 scram-sha-256
+host $DB $MD5_USER 127.0.0.1/32 md5
 EOF
 pg_start "$PGDATA" "$TMP/postgres.log"
 PG_STARTED=yes
@@ -171,10 +176,15 @@ psql_su -d postgres -c "CREATE ROLE $USER_NAME LOGIN PASSWORD '$PGPASSWORD'" \
   -c "CREATE DATABASE $DB OWNER $USER_NAME"
 SCRAM_SECRET=$(psql_su -d postgres -Atc "SELECT rolpassword FROM pg_authid WHERE rolname = '$USER_NAME'")
 case "$SCRAM_SECRET" in SCRAM-SHA-256\$*) ;; *) die "bench's password is not stored as SCRAM" ;; esac
+psql_su -d postgres -c "SET password_encryption = 'md5'" \
+  -c "CREATE ROLE $MD5_USER LOGIN PASSWORD '$MD5_PASSWORD'"
+MD5_SECRET=$(psql_su -d postgres -Atc "SELECT rolpassword FROM pg_authid WHERE rolname = '$MD5_USER'")
+case "$MD5_SECRET" in md5*) ;; *) die "$MD5_USER's password is not stored as md5" ;; esac
 
 log "pgbench -i -s $SCALE"
 timeout 600 "$PGBIN/pgbench" -i -q -s $SCALE -h 127.0.0.1 -p "${PORT[direct]}" -U $USER_NAME $DB \
   >"$OUT/logs/pgbench-init.txt" 2>&1 || { cat "$OUT/logs/pgbench-init.txt" >&2; die "pgbench -i failed"; }
+psql_su -d $DB -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO $MD5_USER" >/dev/null
 
 # ---------------------------------------------------------------- pooler configs
 # Both poolers check the client's SCRAM proof against the verifier PostgreSQL stores (no PBKDF2
@@ -233,12 +243,26 @@ database "$DB" {
 		pool_reserve_prepared_statement yes
 		client_fwd_error yes
 	}
+	user "$MD5_USER" {
+		authentication "md5"
+		password "$MD5_SECRET"
+		storage "pg"
+		storage_user "$MD5_USER"
+		storage_password "$MD5_PASSWORD"
+		pool "transaction"
+		pool_size $POOL_SIZE
+		pool_timeout 0
+		pool_discard no
+		pool_cancel yes
+		pool_rollback yes
+		client_fwd_error yes
+	}
 }
 EOF
 }
 
 pgbouncer_ini() { # name port tls(yes|no) -> $TMP/name.ini
-  printf '"%s" "%s"\n' "$USER_NAME" "$SCRAM_SECRET" >"$TMP/userlist.txt"
+  printf '"%s" "%s"\n"%s" "%s"\n' "$USER_NAME" "$SCRAM_SECRET" "$MD5_USER" "$MD5_SECRET" >"$TMP/userlist.txt"
   local tls="server_tls_sslmode = disable"
   if [ "$3" = yes ]; then
     tls="client_tls_sslmode = require
@@ -255,7 +279,8 @@ listen_addr = 127.0.0.1
 listen_port = $2
 unix_socket_dir =
 logfile = $TMP/$1.log
-auth_type = scram-sha-256
+# md5: users with an md5 hash log in with MD5, users with a SCRAM secret with SCRAM.
+auth_type = md5
 auth_file = $TMP/userlist.txt
 pool_mode = transaction
 default_pool_size = $POOL_SIZE
@@ -303,6 +328,12 @@ cpu_ticks() { # pid -> utime+stime of the whole process (all threads), in clock 
   read -ra f <<<"${s##*) }" # fields after "pid (comm) ": f[0] is field 3 (state)
   echo $((f[11] + f[12]))
 }
+cpu_sys_ticks() { # pid -> stime of the whole process: the kernel's share of cpu_ticks
+  local s f
+  s=$(<"/proc/$1/stat")
+  read -ra f <<<"${s##*) }"
+  echo "${f[12]}"
+}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # ---------------------------------------------------------------- metadata
@@ -337,7 +368,7 @@ if [ $NEED_TLS = yes ]; then
   [ -z "${BENCH_BASELINE:-}" ] || start_pooler baseline_tls odyssey "$TMP/baseline-odyssey" yes
 fi
 
-echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn,syscalls_per_txn" >"$OUT/results.csv"
+echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn,syscalls_per_txn,kernel_share" >"$OUT/results.csv"
 echo "round,scenario,target,txns,p50_ms,p99_ms,p999_ms" >"$OUT/latency.csv"
 echo "round,scenario,target,syscall,count" >"$OUT/syscalls.csv"
 
@@ -408,7 +439,8 @@ latency_percentiles() { # round scenario target prefix
 }
 
 run_pgbench() { # round scenario target
-  local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 inst=$3 ssl=disable pid args
+  local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 k0=0 k1=0 inst=$3 ssl=disable pid args
+  local user=$USER_NAME password=$PGPASSWORD
   # TLS scenarios: the target's TLS instance (direct: PostgreSQL itself), sslmode=require.
   case $sc in tls_*) ssl=require; [ "$tg" = direct ] || inst=${tg}_tls ;; esac
   pid=${PID[$inst]:-}
@@ -422,6 +454,7 @@ run_pgbench() { # round scenario target
       psql_su -d $DB -c "VACUUM pgbench_branches" -c "VACUUM pgbench_tellers" \
         -c "TRUNCATE pgbench_history" >/dev/null ;;
     storm_scram) args=(-S -M simple -C -c 20) ;;
+    storm_md5) args=(-S -M simple -C -c 20) user=$MD5_USER password=$MD5_PASSWORD ;;
     sel_c20) args=(-S -M simple -c 20) ;;
     sel_many) [ "$tg" != direct ] || return 0 # PostgreSQL here allows 300 connections
       args=(-S -M simple -c "$MANY" -l --log-prefix="$OUT/logs/lat-r$round-$tg") ;;
@@ -432,17 +465,18 @@ run_pgbench() { # round scenario target
   out=$OUT/logs/r$round-$sc-$tg.txt
   if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
     echo "$tg is not running" >"$out"
-    echo "$round,$sc,$tg,dead,0,0,,,," >>"$OUT/results.csv"
+    echo "$round,$sc,$tg,dead,0,0,,,,,," >>"$OUT/results.csv"
     log "r$round $sc $tg: NOT RUNNING"
     return 0
   fi
   perf_start "$pid" "$inst" "r$round-$sc-$tg"
-  [ -z "$pid" ] || c0=$(cpu_ticks "$pid")
-  PGSSLMODE=$ssl timeout $((T + 60)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORT[$inst]}" -U $USER_NAME \
+  [ -z "$pid" ] || { c0=$(cpu_ticks "$pid"); k0=$(cpu_sys_ticks "$pid"); }
+  PGPASSWORD=$password PGSSLMODE=$ssl timeout $((T + 60)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORT[$inst]}" -U "$user" \
     "${args[@]}" -j 2 -T "$T" $DB >"$out" 2>&1 || rc=$?
   [ -z "$pid" ] || c1=$(cpu_ticks "$pid" 2>/dev/null || echo "$c0")
+  [ -z "$pid" ] || k1=$(cpu_sys_ticks "$pid" 2>/dev/null || echo "$k0")
   perf_stop "$round" "$sc" "$tg"
-  awk -v round="$round" -v sc="$sc" -v tg="$tg" -v rc="$rc" -v ticks=$((c1 - c0)) \
+  awk -v round="$round" -v sc="$sc" -v tg="$tg" -v rc="$rc" -v ticks=$((c1 - c0)) -v kticks=$((k1 - k0)) \
     -v hz="$CLK_TCK" -v pooled="${pid:+1}" -v calls="$PERF_CALLS" '
     /^number of transactions actually processed:/ { txns = $6 }
     /^number of failed transactions:/ { failed = $5 }
@@ -451,8 +485,9 @@ run_pgbench() { # round scenario target
     END {
       cpu = (pooled && txns > 0) ? sprintf("%.2f", ticks * 1e6 / hz / txns) : ""
       sys = (calls != "" && txns > 0) ? sprintf("%.2f", calls / txns) : ""
-      printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s\n", round, sc, tg, rc, txns, failed, tps, lat,
-        pooled ? ticks : "", cpu, sys
+      kshare = (pooled && ticks > 0) ? sprintf("%.3f", kticks / ticks) : ""
+      printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s\n", round, sc, tg, rc, txns, failed, tps, lat,
+        pooled ? ticks : "", cpu, sys, kshare
     }' "$out" >>"$OUT/results.csv"
   log "r$round $sc $tg: $(tail -1 "$OUT/results.csv")"
   if [ "$sc" = sel_many ]; then
