@@ -215,6 +215,7 @@ impl Session {
         }
         self.count_cancels();
         self.client.conn.shrink();
+        self.relay.shed();
         if let Some(checkout) = self.server.as_mut() {
             checkout.server_mut().info.publish_statements();
             checkout.server_mut().conn.shrink();

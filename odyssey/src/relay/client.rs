@@ -41,7 +41,10 @@ impl Relay {
             return Ok(step);
         }
         if self.uses_statements_relay(buf) {
-            if self.statements.as_ref().is_some_and(|s| !s.owed()) && self.pending > 0 {
+            if self.statements_on()
+                && !self.statements.as_deref().is_some_and(Statements::owed)
+                && self.pending > 0
+            {
                 // Replies to bulk-relayed requests first: the queue of owed replies starts
                 // empty.
                 return Ok(ClientStep::Wait);
@@ -71,7 +74,12 @@ impl Relay {
         if let Some(step) = self.virtual_transaction(buf)? {
             return Ok(step);
         }
-        if let Some(statements) = self.statements.as_mut() {
+        // Only a run of Parse/Close/Flush ending in Sync is answered here (a relay with
+        // nothing in it answers a bare Sync too, as a fresh one did): nothing else needs one.
+        let local = buf
+            .first()
+            .is_some_and(|t| matches!(*t, fe::PARSE | fe::CLOSE | fe::FLUSH | fe::SYNC));
+        if local && let Some(statements) = self.statements_mut() {
             // Preparing needs no server: a client waiting for one to prepare would hold up
             // nothing, but a client that prepares synchronously while others of its thread
             // hold every server would wait for ever (pgbench -M prepared does).
@@ -94,12 +102,13 @@ impl Relay {
     /// Whether the client's next messages go through the statements relay: it has named
     /// statements, replies are owed, or the next message is one the relay rewrites.
     fn uses_statements_relay(&self, buf: &[u8]) -> bool {
-        let Some(statements) = &self.statements else {
+        if !self.statements_on() {
             return false;
-        };
+        }
+        let statements = self.statements.as_deref();
         self.client_scan.at_boundary()
-            && (statements.has_names()
-                || statements.owed()
+            && (statements.is_some_and(Statements::has_names)
+                || statements.is_some_and(Statements::owed)
                 || buf.first().is_some_and(|t| Statements::needed_for(*t))
                 || (self.settings.parse_queries && sql_prepare_first(buf)))
     }
@@ -107,8 +116,8 @@ impl Relay {
     /// Forwards whole headers (bodies may stream) up to the first message the statements
     /// relay must see; counts requests, follows extended sequences, notes tracked SETs.
     fn forward_bulk(&mut self, buf: &[u8]) -> Result<ClientStep, Violation> {
-        let limit = match &self.statements {
-            Some(_) => {
+        let limit = match self.statements_on() {
+            true => {
                 let rest = self.client_scan.remaining().min(buf.len());
                 let parse_queries = self.settings.parse_queries;
                 rest + first_message(&buf[rest..], |tag, body| {
@@ -116,7 +125,7 @@ impl Relay {
                         || (parse_queries && tag == fe::QUERY && sql::starts_prepare(body))
                 })
             }
-            None => buf.len(),
+            false => buf.len(),
         };
         let mut sets: Vec<(String, String)> = Vec::new();
         let mut ended = None;
@@ -270,7 +279,7 @@ impl Relay {
                     out.extend_from_slice(&rest[..scan.forward]);
                     used = scan.forward;
                     // Its reply is owed like a whole one's.
-                    if let Some(statements) = self.statements.as_mut() {
+                    if let Some(statements) = self.statements_mut() {
                         statements.expect.extend(expect_for(header.tag));
                     }
                     self.pending += scan.requests;
@@ -285,7 +294,7 @@ impl Relay {
                 Handled::Later => break,
             }
         }
-        let Some(statements) = self.statements.as_mut() else {
+        let Some(statements) = self.statements_mut() else {
             return Ok(ClientStep::Wait);
         };
         let mut client = direct;
@@ -314,9 +323,11 @@ impl Relay {
         direct: &mut Vec<u8>,
     ) -> Result<Handled, Violation> {
         self.note_unnamed_parse(frame.tag(), frame.body);
-        let Some(statements) = self.statements.as_mut() else {
+        // Made if need be, then borrowed as a field (the rest of `self` stays usable).
+        if self.statements_mut().is_none() {
             return Ok(Handled::Later);
-        };
+        }
+        let statements = self.statements.as_deref_mut().expect("made above");
         let (tag, body) = (frame.tag(), frame.body);
         let prepared = &mut info.prepared;
         let result = match tag {

@@ -92,8 +92,9 @@ pub struct Relay {
     copy_in: bool,
     deferred_begin: bool,
     dirty: bool,
-    /// Boxed: only with `pool_reserve_prepared_statement`, and a session keeps its relay
-    /// while idle.
+    /// The statements relay (`pool_reserve_prepared_statement`, transaction and statement
+    /// pooling: see `statements_on`): made when the client first needs it and let go while it
+    /// holds nothing (`shed`), so that an idle client keeps none.
     statements: Option<Box<Statements>>,
     sets: SetTracker,
     /// Parse messages forwarded as they are (the statements relay counts its own).
@@ -210,8 +211,6 @@ impl Relay {
     /// The state of a client that has just logged in.
     pub fn new(settings: Settings) -> Relay {
         let tsa = settings.target_session_attrs;
-        let statements = (settings.mode != PoolMode::Session && settings.prepared_statements)
-            .then(|| Box::new(Statements::new(settings.registry.clone())));
         Relay {
             settings,
             client_scan: Scanner::default(),
@@ -221,7 +220,7 @@ impl Relay {
             copy_in: false,
             deferred_begin: false,
             dirty: false,
-            statements,
+            statements: None,
             sets: SetTracker::default(),
             parses: 0,
             pinned: false,
@@ -252,6 +251,31 @@ impl Relay {
     /// The deferred BEGIN went to the server (with the deploy of a newly attached server).
     pub fn begin_sent(&mut self) {
         self.deferred_begin = false;
+    }
+
+    /// Whether the statements relay maps the client's prepared statements (made or not yet).
+    pub(super) fn statements_on(&self) -> bool {
+        self.settings.mode != PoolMode::Session && self.settings.prepared_statements
+    }
+
+    /// The statements relay, made now if it is on and not made yet.
+    pub(super) fn statements_mut(&mut self) -> Option<&mut Statements> {
+        if !self.statements_on() {
+            return None;
+        }
+        let registry = &self.settings.registry;
+        Some(
+            self.statements
+                .get_or_insert_with(|| Box::new(Statements::new(registry.clone()))),
+        )
+    }
+
+    /// Lets go of the statements relay while it holds nothing (no names, nothing owed, no
+    /// counts untaken): the client is idle, and it is made again when needed.
+    pub fn shed(&mut self) {
+        if self.statements.as_deref().is_some_and(Statements::is_empty) {
+            self.statements = None;
+        }
     }
 
     /// Parse messages the client sent since the last call (for the route's statistics).

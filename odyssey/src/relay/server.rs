@@ -91,7 +91,7 @@ impl Relay {
         let pin = self.settings.pin_on_listen;
         let hub = self.listen_hub();
         let releasing = self.releases_at_ready();
-        let watch_plans = self.settings.drop_on_cached_plan_error && self.statements.is_some();
+        let watch_plans = self.settings.drop_on_cached_plan_error && self.statements_on();
         let Relay {
             pending,
             copy_in,

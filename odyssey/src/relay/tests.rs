@@ -375,6 +375,45 @@ fn close_and_deallocate_forget_only_the_clients_name() {
 }
 
 #[test]
+fn the_statements_relay_is_made_when_needed_and_let_go_when_it_holds_nothing() {
+    let mut p = Pair::new(PoolMode::Transaction, true);
+    p.client(&query("SELECT 1")).unwrap();
+    p.serve_all(&[&complete("SELECT 1"), &ready(Idle)]);
+    p.relay.shed();
+    assert!(p.relay.statements.is_none(), "simple queries need none");
+    p.client(&cat(&[
+        &parse("s1", "SELECT 1"),
+        &message(FrontendMessage::Sync),
+    ]))
+    .unwrap();
+    p.relay.shed();
+    assert!(
+        p.relay.statements.is_some(),
+        "Parse counts not taken yet: kept"
+    );
+    assert_eq!(p.relay.take_parses().total, 1);
+    p.relay.shed();
+    assert!(p.relay.statements.is_some(), "it holds the name s1: kept");
+    let close = message(FrontendMessage::Close(Close {
+        target: Target::Statement,
+        name: b"s1",
+    }));
+    p.client(&cat(&[&close, &message(FrontendMessage::Sync)]))
+        .unwrap();
+    p.relay.shed();
+    assert!(p.relay.statements.is_none(), "nothing held: let go");
+    // Made again, the same as before: s1 is unknown, s2 is mapped.
+    p.to_client.clear();
+    p.client(&cat(&[
+        &parse("s2", "SELECT 2"),
+        &message(FrontendMessage::Sync),
+    ]))
+    .unwrap();
+    assert_eq!(p.to_client, cat(&[&[b'1', 0, 0, 0, 4], &ready(Idle)]));
+    assert!(p.relay.statements.as_deref().is_some_and(|s| s.has_names()));
+}
+
+#[test]
 fn a_bad_length_is_a_violation_and_terminate_ends() {
     let mut p = Pair::new(PoolMode::Transaction, false);
     assert!(p.client(&[b'Q', 0, 0, 0, 2]).is_err());

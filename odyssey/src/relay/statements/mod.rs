@@ -354,6 +354,15 @@ impl Statements {
         !self.by_name.is_empty()
     }
 
+    /// Whether it holds nothing: no names, no replies owed, no SQL `PREPARE` in flight, no
+    /// Parse counts not taken yet. Such a relay is the same as a new one.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+            && self.expect.is_empty()
+            && self.sql_prepares.is_empty()
+            && self.parses == ParseCounts::default()
+    }
+
     /// Whether a message of this tag needs the statements relay.
     pub fn needed_for(tag: u8) -> bool {
         matches!(tag, fe::PARSE | fe::BIND | fe::DESCRIBE | fe::CLOSE)
