@@ -36,7 +36,8 @@
 # 10), BENCH_ROUNDS (default 3), BENCH_WORKERS (odyssey's workers, 2), BENCH_MANY (clients of sel_many, 1000), BENCH_PERF=1 (count the
 # poolers' system calls, context switches and calls to malloc per transaction with perf stat,
 # and record each pooler's profile with perf record into logs/perf-*.data and a flat report
-# next to it: both slow the poolers, so these runs
+# next to it, and a flamegraph, logs/flame-*.svg, when inferno is installed: both slow the
+# poolers, so these runs
 # are for finding where the time goes, not for the ratios; BENCH_PERF=record only records, at
 # BENCH_PERF_HZ samples a second, 499), BENCH_QUICK=1
 # (T=3, R=1: a smoke run), BENCH_IDLE_N (default 15000, issue 16's figure), KEEP=1 (keep the temp dir), CARGO,
@@ -191,6 +192,15 @@ psql_su -d $DB -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO $MD5_USER" >/d
 # per login on their side) and log into PostgreSQL over TCP with SCRAM.
 odyssey_conf() { # name port tls(yes|no) -> $TMP/name.conf
   local listen_tls='tls "disable"' storage_tls='tls "disable"'
+  # Both users' pools: transaction pooling, pool_size $POOL_SIZE.
+  local pool="pool \"transaction\"
+		pool_size $POOL_SIZE
+		pool_timeout 0
+		pool_discard no
+		pool_cancel yes
+		pool_rollback yes
+		pool_reserve_prepared_statement yes
+		client_fwd_error yes"
   if [ "$3" = yes ]; then
     listen_tls="tls \"require\"
 	tls_cert_file \"$TMP/tls.crt\"
@@ -234,14 +244,7 @@ database "$DB" {
 		storage "pg"
 		storage_user "$USER_NAME"
 		storage_password "$PGPASSWORD"
-		pool "transaction"
-		pool_size $POOL_SIZE
-		pool_timeout 0
-		pool_discard no
-		pool_cancel yes
-		pool_rollback yes
-		pool_reserve_prepared_statement yes
-		client_fwd_error yes
+		$pool
 	}
 	user "$MD5_USER" {
 		authentication "md5"
@@ -249,13 +252,7 @@ database "$DB" {
 		storage "pg"
 		storage_user "$MD5_USER"
 		storage_password "$MD5_PASSWORD"
-		pool "transaction"
-		pool_size $POOL_SIZE
-		pool_timeout 0
-		pool_discard no
-		pool_cancel yes
-		pool_rollback yes
-		client_fwd_error yes
+		$pool
 	}
 }
 EOF
@@ -418,6 +415,11 @@ perf_stop() { # round scenario target -> PERF_CALLS (system calls counted; empty
   if [ -f "$OUT/logs/perf-$tag.data" ]; then
     perf report -i "$OUT/logs/perf-$tag.data" --no-children --sort symbol --stdio -g none \
       2>/dev/null | grep -v '^$' | head -120 >"$OUT/logs/perf-$tag.txt" || true
+    # A flamegraph of the profile, with inferno (`cargo install inferno`) when it is there.
+    if command -v inferno-collapse-perf >/dev/null && command -v inferno-flamegraph >/dev/null; then
+      perf script -i "$OUT/logs/perf-$tag.data" 2>/dev/null | inferno-collapse-perf 2>/dev/null |
+        inferno-flamegraph --title "$3, $2 ($1)" >"$OUT/logs/flame-$tag.svg" 2>/dev/null || true
+    fi
   fi
   [ -f "$OUT/logs/perfstat-$tag.csv" ] || return 0
   PERF_CALLS=$(awk -F, '$3 == "raw_syscalls:sys_enter" { print $1 }' "$OUT/logs/perfstat-$tag.csv")

@@ -95,12 +95,9 @@ fn start_machinarium(threads: usize) -> Server {
         }
     })
     .expect("acceptor machine");
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("server address");
-    Server {
-        addr,
-        stop: Box::new(move || {
+    started(
+        &addr_rx,
+        Box::new(move || {
             acceptor.stop();
             for w in &workers {
                 w.stop();
@@ -110,7 +107,15 @@ fn start_machinarium(threads: usize) -> Server {
                 w.join().expect("worker");
             }
         }),
-    }
+    )
+}
+
+/// A server whose thread reports its address on `addr_rx`, and how to stop it.
+fn started(addr_rx: &mpsc::Receiver<SocketAddr>, stop: Box<dyn FnOnce()>) -> Server {
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server address");
+    Server { addr, stop }
 }
 
 // ---- tokio server ----
@@ -187,16 +192,13 @@ fn start_tokio_current_thread() -> Server {
             rt.shutdown_timeout(Duration::from_secs(5));
         })
         .expect("tokio thread");
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("server address");
-    Server {
-        addr,
-        stop: Box::new(move || {
+    started(
+        &addr_rx,
+        Box::new(move || {
             let _ = stop_tx.send(());
             thread.join().expect("tokio thread");
         }),
-    }
+    )
 }
 
 // ---- the load generator ----
