@@ -38,9 +38,9 @@ impl CancelRegistry {
         self.inflight.enter(deadline)
     }
 
-    /// A fresh random key for a new client speaking `protocol`, and its slot: a 32-byte
-    /// secret for protocol 3.2, 4 bytes for 3.0.
-    pub fn register(&self, protocol: ProtocolVersion) -> (ClientKey, Arc<CancelSlot>) {
+    /// The slot of a new client speaking `protocol`, with a fresh random key (`slot.key()`): a
+    /// 32-byte secret for protocol 3.2, 4 bytes for 3.0.
+    pub fn register(&self, protocol: ProtocolVersion) -> Arc<CancelSlot> {
         let len = if protocol >= ProtocolVersion::V3_2 {
             ClientKey::LONG
         } else {
@@ -59,7 +59,7 @@ impl CancelRegistry {
             if let std::collections::hash_map::Entry::Vacant(e) = map.entry(pid) {
                 let slot = Arc::new(CancelSlot::new(key));
                 e.insert(slot.clone());
-                return (key, slot);
+                return slot;
             }
         }
     }

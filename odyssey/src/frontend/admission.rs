@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use kiwi::startup::ProtocolVersion;
 
-use crate::client::{CancelSlot, Client, ClientKey};
+use crate::client::{CancelSlot, Client};
 use crate::clients::ClientEntry;
 use crate::conn::Transport;
 use crate::id::ClientId;
@@ -75,12 +75,12 @@ impl Admission {
     }
 
     /// Gives the client a cancel key of its own, forgotten when the client goes.
-    pub fn register_cancel(&mut self, protocol: ProtocolVersion) -> (ClientKey, Arc<CancelSlot>) {
-        let (key, slot) = self.inst.cancels.register(protocol);
-        if let Some(old) = self.cancel_pid.replace(key.pid) {
+    pub fn register_cancel(&mut self, protocol: ProtocolVersion) -> Arc<CancelSlot> {
+        let slot = self.inst.cancels.register(protocol);
+        if let Some(old) = self.cancel_pid.replace(slot.key().pid) {
             self.inst.cancels.unregister(old);
         }
-        (key, slot)
+        slot
     }
 }
 

@@ -390,12 +390,17 @@ impl Login<'_> {
         Client {
             id: self.info.id,
             conn,
+            // Shared with the log info, which has had them since the startup packet.
             user: self
                 .info
                 .user
                 .clone()
                 .unwrap_or_else(|| request.user.into()),
-            database: (self.info.database.clone()).unwrap_or_else(|| request.database.into()),
+            database: self
+                .info
+                .database
+                .clone()
+                .unwrap_or_else(|| request.database.into()),
             vars: request.vars,
             info: self.info.clone(),
             show_id: self.show_id,

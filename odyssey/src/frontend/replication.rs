@@ -68,9 +68,9 @@ pub fn serve(
         Ok(s) => s,
         Err(e) => return End::Connect(e),
     };
-    let (key, slot) = admission.register_cancel(client.protocol);
+    let slot = admission.register_cancel(client.protocol);
     slot.set(Some(server.info.cancel_target()));
-    let greeting = setup::greeting(&server.info.status, &client.vars, key);
+    let greeting = setup::greeting(&server.info.status, &client.vars, slot.key());
     if let Err(e) = client
         .conn
         .write_all(&greeting, Deadline::after(CHECK_EVERY))

@@ -62,7 +62,7 @@ impl Session {
         mut admission: Admission,
         auth: Authenticated,
     ) -> Session {
-        let (_, cancel) = admission.register_cancel(client.protocol);
+        let cancel = admission.register_cancel(client.protocol);
         let rule = route.rule();
         let relay = Relay::new(relay::Settings {
             mode: rule.pool.mode.unwrap_or(PoolMode::Session),
@@ -81,7 +81,7 @@ impl Session {
                 .virtual_processing
                 .then_some(route.key.tsa),
         });
-        let auth = retained_for_servers(route.rule(), auth);
+        let auth = retained_for_servers(rule, auth);
         Session {
             inst,
             client,
