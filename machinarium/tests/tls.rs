@@ -142,3 +142,137 @@ fn a_detached_tls_session_goes_on_on_another_machine() {
     assert_eq!(&second.join().expect("thread"), b"second");
     server.join().expect("server");
 }
+
+/// The client side of the read-ahead test: blocking OpenSSL over a socket that, once `split`
+/// is set, sends each write in two halves 300 ms apart (a record arriving in two pieces).
+#[derive(Debug)]
+struct SplitWriter {
+    sock: std::net::TcpStream,
+    split: bool,
+}
+
+impl std::io::Read for SplitWriter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.sock.read(buf)
+    }
+}
+
+impl std::io::Write for SplitWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.split && buf.len() > 1 {
+            let half = buf.len() / 2;
+            self.sock.write_all(&buf[..half])?;
+            std::thread::sleep(Duration::from_millis(300));
+            self.sock.write_all(&buf[half..])?;
+        } else {
+            self.sock.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+use std::io::{Read as _, Write as _};
+
+/// With read-ahead, one recv may take two records: the second counts as pending (a parked
+/// session wakes for it at once, though the socket has nothing more), while the first part
+/// of a record that has not all arrived does not (a parked session waits for the rest instead
+/// of waking again and again).
+#[test]
+fn records_read_ahead_wake_a_parked_session_and_half_a_record_does_not() {
+    let (cert, key) = self_signed();
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
+    acceptor.set_certificate(&cert).expect("cert");
+    acceptor.set_private_key(&key).expect("key");
+    acceptor.set_read_ahead(true);
+    let acceptor = acceptor.build();
+    let (sent_tx, sent_rx) = machinarium::channel::<&'static str>();
+    let client = move |addr: std::net::SocketAddr| {
+        let mut connector = SslConnector::builder(SslMethod::tls()).expect("connector");
+        connector.set_verify(SslVerifyMode::NONE);
+        let sock = std::net::TcpStream::connect(addr).expect("connect");
+        sock.set_nodelay(true).expect("nodelay");
+        let wire = SplitWriter { sock, split: false };
+        let mut tls = connector
+            .build()
+            .connect("localhost", wire)
+            .expect("client handshake");
+        tls.write_all(b"one").expect("one");
+        tls.write_all(b"two").expect("two");
+        sent_tx.send("two records").expect("signal");
+        tls.get_mut().split = true;
+        tls.write_all(b"three").expect("three");
+        let mut end = [0u8; 1];
+        // Holds the connection until the server is done with it.
+        let _ = tls.read(&mut end);
+    };
+    let (client, first, pending, second, third, wakes) = machinarium::run(move || {
+        let l = Listener::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            &ListenOptions::default(),
+        )
+        .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let client = std::thread::spawn(move || client(addr));
+        let (conn, _) = l.accept(Duration::from_secs(5)).expect("accept");
+        let stream = conn.attach().expect("attach");
+        let mut tls = TlsStream::accept(stream, acceptor.context(), Duration::from_secs(5))
+            .expect("handshake");
+        sent_rx.recv(Duration::from_secs(5)).expect("records sent");
+        let mut buf = [0u8; 64];
+        let n = tls.read(&mut buf, Duration::from_secs(5)).expect("read");
+        let first = buf[..n].to_vec();
+        let pending = tls.pending();
+        let (tx, rx) = machinarium::channel();
+        let tx2 = tx.clone();
+        tls.park(Duration::from_secs(2), move |mut tls, ev| {
+            let mut buf = [0u8; 64];
+            let got = match tls.try_read(&mut buf) {
+                Ok(Some(n)) => format!("{ev:?}:{}", String::from_utf8_lossy(&buf[..n])),
+                other => format!("{ev:?}:{other:?}"),
+            };
+            tx2.send(got).expect("send");
+            park_until_read(tls, tx2, 0);
+        });
+        let second = rx.recv(Duration::from_secs(5)).expect("second");
+        let third = rx.recv(Duration::from_secs(5)).expect("third");
+        let (text, wakes) = third.rsplit_once('#').expect("wakes");
+        let (third, wakes) = (text.to_string(), wakes.parse::<u32>().expect("count"));
+        drop(tx);
+        (client, first, pending, second, third, wakes)
+    })
+    .expect("run");
+    client.join().expect("client");
+    assert_eq!(first, b"one");
+    assert!(
+        pending,
+        "the second record, read ahead with the first, must count as pending"
+    );
+    assert_eq!(
+        second, "Readable:two",
+        "a parked session must wake for a record read ahead"
+    );
+    assert_eq!(third, "three");
+    assert!(
+        wakes <= 3,
+        "half a record must not wake a parked session again and again: {wakes} wakes"
+    );
+}
+
+/// Parks until `try_read` gives bytes; sends them with the number of wakes it took.
+fn park_until_read(tls: TlsStream, tx: machinarium::Sender<String>, wakes: u32) {
+    tls.park(Duration::from_secs(5), move |mut tls, _ev| {
+        let mut buf = [0u8; 64];
+        match tls.try_read(&mut buf) {
+            Ok(Some(n)) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                tx.send(format!("{text}#{}", wakes + 1)).expect("send");
+            }
+            Ok(None) => park_until_read(tls, tx, wakes + 1),
+            Err(e) => tx.send(format!("{e}#{}", wakes + 1)).expect("send"),
+        }
+    });
+}

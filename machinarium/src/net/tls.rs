@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, RawFd};
 
+use foreign_types::ForeignTypeRef;
 use openssl::ssl::{self, ErrorCode, Ssl, SslContextRef, SslRef, SslStream};
 
 use crate::error::{Error, Result};
@@ -13,13 +14,13 @@ use crate::machine::{self, MachineId};
 use crate::net::home::Home;
 use crate::net::socket::Socket;
 use crate::net::stream::{Stream, wait_io};
-use crate::reactor::{IoKey, ParkEvent, READ, WRITE};
+use crate::reactor::{CLOSED, IoKey, ParkEvent, READ, WRITE};
 use crate::timer::Deadline;
 
 /// A TLS session over a stream registered with the current machine. `!Send`: use
 /// [`TlsStream::detach`] to move it.
 pub struct TlsStream {
-    ssl: SslStream<Socket>,
+    ssl: SslStream<Wire>,
     io: IoKey,
     _local: PhantomData<*const ()>,
 }
@@ -30,12 +31,45 @@ pub struct TlsStream {
 pub struct DetachedTlsStream {
     // Declared first: dropped (the home told) before the socket closes.
     home: Option<Home>,
-    ssl: SslStream<Socket>,
+    ssl: SslStream<Wire>,
+}
+
+/// The socket as OpenSSL reads and writes it, with what the last reads told: a short read
+/// emptied the socket (the reactor's readiness may be dropped and the `EAGAIN` recv saved),
+/// and OpenSSL asked for more than it holds (bytes it holds are then part of a record, not
+/// something to read now). Both move with the session when it is detached.
+#[derive(Debug)]
+struct Wire {
+    sock: Socket,
+    drained: bool,
+    starved: bool,
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.sock.read(buf);
+        self.drained = matches!(r, Ok(n) if n > 0 && n < buf.len());
+        r
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for DetachedTlsStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DetachedTlsStream(fd {})", self.ssl.get_ref().raw_fd())
+        write!(
+            f,
+            "DetachedTlsStream(fd {})",
+            self.ssl.get_ref().sock.raw_fd()
+        )
     }
 }
 
@@ -44,7 +78,7 @@ impl DetachedTlsStream {
     /// read by the first `read` without waiting for a new event.
     pub fn attach(self) -> Result<TlsStream> {
         let DetachedTlsStream { home, ssl } = self;
-        let io = Home::attach(home, ssl.get_ref().raw_fd())?;
+        let io = Home::attach(home, ssl.get_ref().sock.raw_fd())?;
         Ok(TlsStream {
             ssl,
             io,
@@ -148,7 +182,12 @@ impl TlsStream {
 
     fn wrap_ssl(stream: Stream, ssl: Ssl) -> Result<TlsStream> {
         let (sock, io) = stream.into_parts();
-        let ssl = SslStream::new(ssl, sock)
+        let wire = Wire {
+            sock,
+            drained: false,
+            starved: false,
+        };
+        let ssl = SslStream::new(ssl, wire)
             .map_err(|e| Error::Io(io::Error::other(format!("tls: {e}"))))?;
         Ok(TlsStream {
             ssl,
@@ -160,7 +199,7 @@ impl TlsStream {
     fn handshake(
         &mut self,
         deadline: Deadline,
-        mut step: impl FnMut(&mut SslStream<Socket>) -> std::result::Result<(), ssl::Error>,
+        mut step: impl FnMut(&mut SslStream<Wire>) -> std::result::Result<(), ssl::Error>,
     ) -> Result<()> {
         loop {
             match step(&mut self.ssl) {
@@ -178,12 +217,20 @@ impl TlsStream {
     /// the session (close_notify or EOF).
     pub fn read(&mut self, buf: &mut [u8], deadline: impl Into<Deadline>) -> Result<usize> {
         let deadline = deadline.into();
+        let mut wanted = READ;
         loop {
-            match self.ssl.ssl_read(buf) {
+            // Nothing held and a short read emptied the socket: the recv would say EAGAIN.
+            if wanted == READ && !self.readable_now() {
+                wait_io(self.io, READ, deadline)?;
+            }
+            match self.ssl_read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.code() == ErrorCode::ZERO_RETURN => return Ok(0),
                 Err(e) if e.code() == ErrorCode::SYSCALL && e.io_error().is_none() => return Ok(0),
-                Err(e) => wait_io(self.io, want(e)?, deadline)?,
+                Err(e) => {
+                    wanted = want(e)?;
+                    wait_io(self.io, wanted, deadline)?;
+                }
             }
         }
     }
@@ -191,13 +238,10 @@ impl TlsStream {
     /// Reads decrypted bytes available now, without waiting: `Ok(None)` when there are none,
     /// `Ok(Some(0))` at the end of the session.
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
-        if !self.pending()
-            && let Some(m) = machine::current()
-            && !m.reactor.is_ready(self.io, READ)
-        {
+        if !self.readable_now() {
             return Ok(None);
         }
-        match self.ssl.ssl_read(buf) {
+        match self.ssl_read(buf) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(Some(0)),
             Err(e) if e.code() == ErrorCode::SYSCALL && e.io_error().is_none() => Ok(Some(0)),
@@ -211,6 +255,32 @@ impl TlsStream {
                 Err(e) => Err(e),
             },
         }
+    }
+
+    /// Whether a read may find bytes without waiting: OpenSSL holds some, or the socket has
+    /// not been seen empty since the reactor last said it was readable.
+    fn readable_now(&self) -> bool {
+        self.pending() || machine::current().is_none_or(|m| m.reactor.is_ready(self.io, READ))
+    }
+
+    /// `SSL_read`, noting what its reads of the socket told: after a short read that left
+    /// OpenSSL holding nothing, the socket's readiness is dropped (unless the peer closed,
+    /// whose end of stream must still be read); after a WANT_READ, bytes OpenSSL holds are
+    /// part of a record and wait for the socket.
+    fn ssl_read(&mut self, buf: &mut [u8]) -> std::result::Result<usize, ssl::Error> {
+        self.ssl.get_mut().drained = false;
+        let r = self.ssl.ssl_read(buf);
+        let starved = matches!(&r, Err(e) if e.code() == ErrorCode::WANT_READ);
+        self.ssl.get_mut().starved = starved;
+        if r.is_ok()
+            && self.ssl.get_ref().drained
+            && !self.pending()
+            && let Some(m) = machine::current()
+            && !m.reactor.is_ready(self.io, CLOSED)
+        {
+            m.reactor.clear_ready(self.io, READ);
+        }
+        r
     }
 
     /// Fills `buf`; the deadline covers the whole operation.
@@ -257,14 +327,17 @@ impl TlsStream {
         }
     }
 
-    /// Whether decrypted bytes are buffered inside OpenSSL (readable without the socket).
+    /// Whether OpenSSL holds bytes of the peer that the socket will not signal again:
+    /// decrypted ones, or, with read-ahead on the context, records already taken from the
+    /// socket and not yet decrypted.
     pub fn pending(&self) -> bool {
-        self.ssl.ssl().pending() > 0
+        let ssl = self.ssl.ssl();
+        ssl.pending() > 0 || (!self.ssl.get_ref().starved && has_pending(ssl))
     }
 
     /// The peer's TCP address (None for Unix sockets).
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        match self.ssl.get_ref() {
+        match &self.ssl.get_ref().sock {
             Socket::Tcp(s) => s.peer_addr().ok(),
             Socket::Unix(_) => None,
         }
@@ -272,7 +345,7 @@ impl TlsStream {
 
     /// Sets TCP keepalive on the socket under the session (TCP only).
     pub fn set_keepalive(&self, ka: &crate::net::KeepAlive) -> Result<()> {
-        match self.ssl.get_ref() {
+        match &self.ssl.get_ref().sock {
             s @ Socket::Tcp(_) => Ok(crate::net::socket::set_keepalive(s.fd(), ka)?),
             Socket::Unix(_) => Ok(()),
         }
@@ -282,7 +355,7 @@ impl TlsStream {
     /// buffered in OpenSSL count as readable.
     pub fn park_key(&self) -> crate::net::ParkKey {
         let pending = self.pending();
-        crate::net::park::key_for(self.io, self.ssl.get_ref().fd(), pending)
+        crate::net::park::key_for(self.io, self.ssl.get_ref().sock.fd(), pending)
     }
 
     /// The session: peer certificate, negotiated protocol, channel-binding data.
@@ -314,9 +387,23 @@ impl TlsStream {
     }
 }
 
+// Not wrapped by the openssl crate. `SSL_pending` alone misses records that read-ahead took
+// from the socket in one recv with an earlier one: a session parked on the socket with those
+// inside would wait for bytes that already came.
+unsafe extern "C" {
+    fn SSL_has_pending(ssl: *const std::ffi::c_void) -> std::ffi::c_int;
+}
+
+fn has_pending(ssl: &SslRef) -> bool {
+    // SAFETY: `ssl.as_ptr()` is the SSL object `ssl` borrows, alive for this call;
+    // SSL_has_pending (OpenSSL >= 1.1.0, the library openssl-sys links) only reads the state
+    // of its record layer and buffers.
+    unsafe { SSL_has_pending(ssl.as_ptr().cast()) == 1 }
+}
+
 impl AsRawFd for TlsStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.ssl.get_ref().raw_fd()
+        self.ssl.get_ref().sock.raw_fd()
     }
 }
 

@@ -215,6 +215,10 @@ fn build(tls: &Tls, side: Side) -> Result<SslContext, FileError> {
     b.set_options(SslOptions::NO_SSLV2 | SslOptions::NO_SSLV3);
     // Idle connections keep no read and write buffers inside OpenSSL.
     b.set_mode(SslMode::RELEASE_BUFFERS);
+    // One recv takes whole records (or several) instead of a 5-byte header and then the body:
+    // two system calls fewer per message each way. The stream counts bytes read ahead as
+    // pending (SSL_has_pending), so nothing waits on a socket for bytes already here.
+    b.set_read_ahead(true);
     if let Some(versions) = tls.versions {
         versions
             .apply(&mut b)
