@@ -562,3 +562,97 @@ fn a_detached_stream_keeps_its_home_until_it_moves() {
     b.join().expect("machine b");
     writer.join().expect("writer");
 }
+
+fn sockopt(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int) -> [libc::c_int; 2] {
+    let mut v = [0 as libc::c_int; 2];
+    let mut len = std::mem::size_of_val(&v) as libc::socklen_t;
+    // SAFETY: `v` has room for `len` bytes (an int, or a linger struct of two ints), and
+    // getsockopt writes no more than `len` into it.
+    let rc = unsafe { libc::getsockopt(fd, level, name, v.as_mut_ptr().cast(), &mut len) };
+    assert_eq!(rc, 0, "getsockopt {level}/{name}");
+    v
+}
+
+/// Waits (at most 5 s) until a connection waits to be accepted.
+fn until_queued(l: &Listener) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: l.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and we pass a count of one.
+    let rc = unsafe { libc::poll(&mut p, 1, 5000) };
+    assert_eq!(rc, 1, "a connection must be queued");
+}
+
+/// Options set on a listener reach the sockets it accepts (no system call per socket), a
+/// later call overwrites them all, and `emptied_since` tells whether an accept had to wait.
+#[test]
+fn accepted_sockets_inherit_the_listener_options() {
+    use machinarium::net::{AcceptedOptions, KeepAlive};
+    use std::os::fd::AsRawFd;
+    let got = machinarium::run(|| {
+        let l = Listener::bind(loopback(), &ListenOptions::default()).expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let on = AcceptedOptions {
+            nodelay: true,
+            keepalive: KeepAlive {
+                idle: Some(Duration::from_secs(77)),
+                interval: None,
+                probes: Some(5),
+                user_timeout: Some(Duration::from_millis(12_345)),
+            },
+            nolinger: true,
+        };
+        l.set_accepted_options(&on).expect("set");
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            StdStream::connect(addr).expect("connect")
+        });
+        let (first, _) = l.accept(Duration::from_secs(5)).expect("accept");
+        let waited = l.emptied_since();
+        let first = first.attach().expect("attach");
+        let fd = first.as_raw_fd();
+        let read = |fd| {
+            (
+                sockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)[0],
+                sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE)[0],
+                sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE)[0],
+                sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL)[0],
+                sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT)[0],
+                sockopt(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT)[0],
+                sockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER),
+            )
+        };
+        let first_opts = read(fd);
+        let _c1 = late.join().expect("client");
+
+        let off = AcceptedOptions {
+            nodelay: false,
+            keepalive: KeepAlive::default(),
+            nolinger: false,
+        };
+        l.set_accepted_options(&off).expect("set again");
+        l.emptied_since();
+        let _c2 = StdStream::connect(addr).expect("connect");
+        until_queued(&l);
+        let (second, _) = l.accept(Duration::from_secs(5)).expect("accept");
+        let queued = !l.emptied_since();
+        let second = second.attach().expect("attach");
+        let second_opts = read(second.as_raw_fd());
+        (waited, first_opts, queued, second_opts)
+    })
+    .expect("run");
+    let sysctl_intvl: libc::c_int =
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_intvl")
+            .expect("sysctl")
+            .trim()
+            .parse()
+            .expect("number");
+    let (waited, first, queued, second) = got;
+    assert!(waited, "the first accept waited for its client");
+    assert_eq!(first, (1, 1, 77, sysctl_intvl, 5, 12_345, [1, 0]));
+    assert!(queued, "the second client was queued before the accept");
+    assert_eq!((second.0, second.1, second.5, second.6), (0, 0, 0, [0, 0]));
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use machinarium::net::{ListenOptions, Listener};
+use machinarium::net::{AcceptedOptions, ListenOptions, Listener};
 use machinarium::{Deadline, MachineConfig, MachineHandle, SignalFd};
 
 use crate::config::Global;
@@ -388,6 +388,8 @@ fn accept_loop(
     workers: Arc<[MachineHandle]>,
 ) {
     let mut next = 0usize;
+    let mut options = InheritedOptions::default();
+    options.refresh(listener, &inst.config().config.global);
     loop {
         let (socket, peer) = match listener.accept(Deadline::Never) {
             Ok(pair) => pair,
@@ -403,18 +405,43 @@ fn accept_loop(
         if inst.is_shutting_down() {
             continue;
         }
-        let g = &inst.config().config.global;
-        if !socket.is_unix() {
-            let _ = socket.set_nodelay(g.nodelay);
-            let _ = socket.set_keepalive(&crate::backend::keepalive(g));
-            if !g.disable_nolinger {
-                let _ = socket.set_nolinger();
-            }
+        if let Some(own) = options.refresh(listener, &inst.config().config.global) {
+            let _ = socket.set_accepted_options(&own);
         }
         let worker = &workers[next % workers.len()];
         next = next.wrapping_add(1);
         let inst = inst.clone();
         worker.spawn_detached(move || frontend::run(inst, socket, Accepted { listen, peer }));
+    }
+}
+
+/// Client socket options (`nodelay`, `keepalive*`, `disable_nolinger`) live on the listener,
+/// and every socket it accepts inherits them: no system calls per client for them. A socket
+/// made before the listener got the current ones (queued at start, or when a reload changed
+/// them) is set on its own, until an accept finds the queue empty.
+#[derive(Default)]
+struct InheritedOptions {
+    on_listener: Option<AcceptedOptions>,
+    made_before: bool,
+}
+
+impl InheritedOptions {
+    /// Brings the listener up to the config; the options a socket just accepted must be
+    /// given on its own, if any.
+    fn refresh(&mut self, listener: &Listener, g: &Global) -> Option<AcceptedOptions> {
+        let wanted = AcceptedOptions {
+            nodelay: g.nodelay,
+            keepalive: crate::backend::keepalive(g),
+            nolinger: !g.disable_nolinger,
+        };
+        if self.on_listener != Some(wanted) {
+            self.on_listener = listener.set_accepted_options(&wanted).ok().map(|()| wanted);
+            listener.emptied_since();
+            self.made_before = true;
+        } else if self.made_before && listener.emptied_since() {
+            self.made_before = false;
+        }
+        (self.made_before || self.on_listener.is_none()).then_some(wanted)
     }
 }
 

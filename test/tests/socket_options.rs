@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use odyssey_test::drivers::{program, python};
 use odyssey_test::pooler::{config, open_rule};
-use odyssey_test::{Cluster, ClusterOptions, Pooler, command, connect};
+use odyssey_test::{Cluster, ClusterOptions, Pooler, Signal, command, connect, wait_for};
 use serde_json::Value;
 
-/// The pooler's sockets: (listener, client, server), each as the probe printed it.
-fn sockets(pooler: &Pooler, cluster: &Cluster) -> (Value, Value, Value) {
+/// Every socket of the pooler's, as the probe printed it.
+fn probe(pooler: &Pooler, cluster: &Cluster) -> Vec<Value> {
     let mut probe = Command::new(python());
     probe
         .arg(program("sockopts.py"))
@@ -22,11 +22,15 @@ fn sockets(pooler: &Pooler, cluster: &Cluster) -> (Value, Value, Value) {
     let out = command::run(probe, "sockopts.py", Duration::from_secs(20))
         .and_then(|o| o.check("sockopts.py"))
         .expect("probe");
-    let rows: Vec<Value> = out
-        .stdout
+    out.stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
+        .collect()
+}
+
+/// The pooler's sockets: (listener, client, server), each as the probe printed it.
+fn sockets(pooler: &Pooler, cluster: &Cluster) -> (Value, Value, Value) {
+    let rows = probe(pooler, cluster);
     let port = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let find = |what: &str, f: &dyn Fn(&Value) -> bool| {
         let found: Vec<&Value> = rows.iter().filter(|r| f(r)).collect();
@@ -97,4 +101,86 @@ fn nodelay_on_reuseport_and_a_computed_user_timeout() {
             assert_eq!(s["user_timeout_ms"], 28_500, "{side}: {s}");
         }
     });
+}
+
+/// The one client socket of the pooler's (a reload may leave two server connections).
+fn client_socket(pooler: &Pooler, cluster: &Cluster) -> Value {
+    let own = u64::from(pooler.port());
+    let rows: Vec<Value> = probe(pooler, cluster)
+        .into_iter()
+        .filter(|r| r["listen"] == false && r["local"].as_u64() == Some(own))
+        .collect();
+    assert_eq!(rows.len(), 1, "one client socket expected: {rows:?}");
+    rows[0].clone()
+}
+
+/// Client socket options are set once on the listener, and each accepted socket inherits
+/// them: a reload that changes them must reach the next client all the same, every option
+/// of them (keepalive_usr_timeout 0 too: the kernel's default again, not the value before).
+#[test]
+fn a_reload_changes_the_options_of_the_next_client() {
+    let before = "nodelay yes\nkeepalive 17\nkeepalive_keep_interval 3\nkeepalive_probes 4\n\
+                  keepalive_usr_timeout 4321";
+    let after = "nodelay no\nkeepalive 23\nkeepalive_keep_interval 5\nkeepalive_probes 6\n\
+                 keepalive_usr_timeout 0";
+    let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let template = |globals: &str| {
+        config(
+            cluster.port(),
+            &format!("{globals}\n{}", open_rule("session")),
+        )
+    };
+    let pooler = Pooler::start(&template(before)).expect("pooler");
+    let mut first = connect(&pooler.params("postgres")).expect("client");
+    first.simple_query("SELECT 1").expect("query");
+    let client = client_socket(&pooler, &cluster);
+    assert_eq!(
+        (
+            &client["nodelay"],
+            &client["keepidle"],
+            &client["keepintvl"]
+        ),
+        (&Value::from(1), &Value::from(17), &Value::from(3)),
+        "before the reload: {client}"
+    );
+    assert_eq!(
+        client["user_timeout_ms"], 4321,
+        "before the reload: {client}"
+    );
+    drop(first);
+    let own = u64::from(pooler.port());
+    let no_client = || {
+        !probe(&pooler, &cluster)
+            .iter()
+            .any(|r| r["listen"] == false && r["local"].as_u64() == Some(own))
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), no_client),
+        "the first client's socket stays"
+    );
+
+    pooler.rewrite_config(&template(after)).expect("rewrite");
+    pooler.signal(Signal::Hup).expect("SIGHUP");
+    assert!(
+        wait_for(Duration::from_secs(5), || pooler
+            .log()
+            .contains("config reloaded")),
+        "no reload\n{}",
+        pooler.log()
+    );
+    let mut second = connect(&pooler.params("postgres")).expect("client");
+    second.simple_query("SELECT 1").expect("query");
+    let client = client_socket(&pooler, &cluster);
+    assert_eq!(
+        client["nodelay"], 0,
+        "nodelay no after the reload: {client}"
+    );
+    assert_eq!(client["keepalive"], 1, "{client}");
+    assert_eq!(client["keepidle"], 23, "{client}");
+    assert_eq!(client["keepintvl"], 5, "{client}");
+    assert_eq!(client["keepcnt"], 6, "{client}");
+    assert_eq!(
+        client["user_timeout_ms"], 0,
+        "keepalive_usr_timeout 0: {client}"
+    );
 }

@@ -3,6 +3,7 @@
 //! `accept` returns a [`DetachedStream`]: the new socket is not registered with the accepting
 //! machine, because it is usually handed straight to a worker machine.
 
+use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::machine;
-use crate::net::socket::{self, Socket};
+use crate::net::socket::{self, KeepAlive, Socket};
 use crate::net::stream::{DetachedStream, wait_io};
 use crate::reactor::{IoKey, READ};
 use crate::timer::Deadline;
@@ -52,10 +53,23 @@ pub enum PeerAddr {
     Unix,
 }
 
+/// What every socket a TCP listener accepts starts with (see
+/// [`Listener::set_accepted_options`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptedOptions {
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// TCP keepalive.
+    pub keepalive: KeepAlive,
+    /// SO_LINGER with a zero timeout (close resets), or lingering as usual.
+    pub nolinger: bool,
+}
+
+// mio's listeners accept with accept4(SOCK_NONBLOCK): no fcntl per connection.
 #[derive(Debug)]
 enum ListenSocket {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener, PathBuf),
 }
 
 /// A listening socket registered with the current machine. `!Send`.
@@ -63,13 +77,14 @@ enum ListenSocket {
 pub struct Listener {
     sock: ListenSocket,
     io: IoKey,
+    emptied: Cell<bool>,
     _local: PhantomData<*const ()>,
 }
 
 impl Listener {
     /// Binds a TCP listener on `addr` (port 0 picks a free port).
     pub fn bind(addr: SocketAddr, opts: &ListenOptions) -> Result<Listener> {
-        let sock = ListenSocket::Tcp(bind_tcp(addr, opts)?);
+        let sock = ListenSocket::Tcp(mio::net::TcpListener::from_std(bind_tcp(addr, opts)?));
         Listener::register(sock)
     }
 
@@ -87,12 +102,13 @@ impl Listener {
         if let Some(mode) = opts.unix_mode {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         }
+        let l = mio::net::UnixListener::from_std(l);
         Listener::register(ListenSocket::Unix(l, path.to_path_buf()))
     }
 
     /// Registers a TCP listener set up elsewhere (nonblocking already).
     pub(crate) fn from_tcp(l: TcpListener) -> Result<Listener> {
-        Listener::register(ListenSocket::Tcp(l))
+        Listener::register(ListenSocket::Tcp(mio::net::TcpListener::from_std(l)))
     }
 
     /// Registers a Unix listener set up elsewhere (nonblocking already); its socket file is
@@ -103,6 +119,7 @@ impl Listener {
             .as_pathname()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        let l = mio::net::UnixListener::from_std(l);
         Listener::register(ListenSocket::Unix(l, path))
     }
 
@@ -124,8 +141,27 @@ impl Listener {
         Ok(Listener {
             sock,
             io,
+            emptied: Cell::new(false),
             _local: PhantomData,
         })
+    }
+
+    /// Sets TCP_NODELAY, keepalive and SO_LINGER on a TCP listener. Linux copies a listener's
+    /// socket options into each socket it accepts, so these then cost no system call per
+    /// connection; connections already waiting to be accepted keep what they had (see
+    /// [`Listener::emptied_since`]). Values an earlier call set are all overwritten. Unix
+    /// listeners: nothing to set.
+    pub fn set_accepted_options(&self, o: &AcceptedOptions) -> Result<()> {
+        match &self.sock {
+            ListenSocket::Tcp(l) => Ok(socket::set_accepted_options(l.as_fd(), o)?),
+            ListenSocket::Unix(..) => Ok(()),
+        }
+    }
+
+    /// Whether an accept found no connection waiting since the last call: the connections
+    /// accepted after that were all made after this call.
+    pub fn emptied_since(&self) -> bool {
+        self.emptied.replace(false)
     }
 
     /// The bound TCP address (None for Unix listeners).
@@ -145,6 +181,7 @@ impl Listener {
             match self.try_accept() {
                 Ok(pair) => return Ok(pair),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.emptied.set(true);
                     wait_io(self.io, READ, deadline)?
                 }
                 Err(e) if retryable(&e) => {}
@@ -163,12 +200,12 @@ impl Listener {
         match &self.sock {
             ListenSocket::Tcp(l) => {
                 let (s, addr) = l.accept()?;
-                s.set_nonblocking(true)?;
+                let s = std::net::TcpStream::from(s);
                 Ok((DetachedStream::new(Socket::Tcp(s)), PeerAddr::Tcp(addr)))
             }
             ListenSocket::Unix(l, _) => {
                 let (s, _) = l.accept()?;
-                s.set_nonblocking(true)?;
+                let s = std::os::unix::net::UnixStream::from(s);
                 Ok((DetachedStream::new(Socket::Unix(s)), PeerAddr::Unix))
             }
         }

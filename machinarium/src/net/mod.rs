@@ -15,7 +15,7 @@ pub(crate) mod stream;
 mod tls;
 mod waker;
 
-pub use listener::{ListenOptions, Listener, PeerAddr};
+pub use listener::{AcceptedOptions, ListenOptions, Listener, PeerAddr};
 pub use park::{ParkKey, park_any, wait_any};
 pub use socket::KeepAlive;
 pub use stream::{DetachedStream, Stream, wait_readable_any};

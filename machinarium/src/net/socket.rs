@@ -86,7 +86,7 @@ pub struct KeepAlive {
     pub user_timeout: Option<Duration>,
 }
 
-fn setsockopt_int(
+pub(crate) fn setsockopt_int(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
@@ -138,6 +138,52 @@ pub(crate) fn set_keepalive(fd: BorrowedFd<'_>, ka: &KeepAlive) -> io::Result<()
     Ok(())
 }
 
+/// Keepalive settings on a listening socket, for the sockets it accepts to inherit. Unlike a
+/// fresh socket, a listener may carry values from an earlier call: a setting left unset here
+/// is written as the kernel's default (the sysctl's value now; a user timeout of 0).
+pub(crate) fn set_inherited_keepalive(fd: BorrowedFd<'_>, ka: &KeepAlive) -> io::Result<()> {
+    let user_timeout = ka.user_timeout.unwrap_or_default();
+    let Some(idle) = ka.idle else {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 0)?;
+        let ms = user_timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        return setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms);
+    };
+    let sysctl = |name: &str| -> io::Result<u32> {
+        let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))?;
+        text.trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("{name}: not a number: {text:?}")))
+    };
+    let interval = match ka.interval {
+        Some(i) => i,
+        None => Duration::from_secs(sysctl("tcp_keepalive_intvl")?.into()),
+    };
+    let probes = match ka.probes {
+        Some(p) => p,
+        None => sysctl("tcp_keepalive_probes")?,
+    };
+    set_keepalive(
+        fd,
+        &KeepAlive {
+            idle: Some(idle),
+            interval: Some(interval),
+            probes: Some(probes),
+            user_timeout: Some(user_timeout),
+        },
+    )
+}
+
+/// TCP_NODELAY, keepalive (unset values written as the kernel's defaults) and SO_LINGER, as
+/// on a listener for the sockets it accepts, or on one such socket made before.
+pub(crate) fn set_accepted_options(
+    fd: BorrowedFd<'_>,
+    o: &crate::net::AcceptedOptions,
+) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, o.nodelay.into())?;
+    set_inherited_keepalive(fd, &o.keepalive)?;
+    set_linger(fd, o.nolinger)
+}
+
 pub(crate) fn set_reuse(fd: BorrowedFd<'_>, reuseport: bool) -> io::Result<()> {
     setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     if reuseport {
@@ -152,8 +198,13 @@ pub(crate) fn set_v6only(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 
 /// SO_LINGER with a zero timeout: close() resets the connection instead of lingering.
 pub(crate) fn set_nolinger(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_linger(fd, true)
+}
+
+/// SO_LINGER on with a zero timeout, or off (the default: close() lingers in the background).
+pub(crate) fn set_linger(fd: BorrowedFd<'_>, reset_on_close: bool) -> io::Result<()> {
     let l = libc::linger {
-        l_onoff: 1,
+        l_onoff: reset_on_close.into(),
         l_linger: 0,
     };
     // SAFETY: a valid fd and a pointer to a linger struct of the size we pass.

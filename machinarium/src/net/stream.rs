@@ -109,6 +109,15 @@ impl DetachedStream {
             Socket::Unix(_) => Ok(()),
         }
     }
+
+    /// Sets what a listener's [`crate::net::Listener::set_accepted_options`] sets, on a
+    /// socket accepted before the listener had them (TCP only).
+    pub fn set_accepted_options(&self, o: &crate::net::AcceptedOptions) -> Result<()> {
+        match &self.sock {
+            Socket::Tcp(_) => Ok(socket::set_accepted_options(self.sock.fd(), o)?),
+            Socket::Unix(_) => Ok(()),
+        }
+    }
 }
 
 /// Waits until `bits` readiness (READ or WRITE) arrives on `io`, or the deadline.
