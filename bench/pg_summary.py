@@ -7,6 +7,7 @@ Every figure is the median over the rounds whose pgbench run succeeded (exit 0, 
 transactions, at least one transaction); runs that did not are listed under "Problems".
 """
 import csv
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ SCENARIOS = (
     ("tpcb", "tpcb-like, 50 clients"),
     ("storm_scram", "login storm (-C), SCRAM, 20 clients"),
     ("storm_md5", "login storm (-C), MD5, 20 clients"),
+    ("storm_authq", "login storm (-C), SCRAM, verifier from auth_query, 20 clients"),
     ("sel_prep", "select-only, prepared statements, 50 clients"),
     ("sel_sqlprep", "select-only, SQL PREPARE/EXECUTE, 50 clients"),
     ("sel_c20", "select-only, simple protocol, 20 clients"),
@@ -174,6 +176,13 @@ def main():
         v = med("sel_simple", tg, "tps")
         p(f"- {tg} sel_simple (50 clients over a pool of 20) vs direct sel_c20 (20 clients): "
           f"{fmt(v)} / {fmt(base)} TPS = **{ratio(v, base)}**")
+    aq, static = med("storm_authq", "odyssey", "cpu_us_per_txn"), med("storm_scram", "odyssey", "cpu_us_per_txn")
+    if aq is not None:
+        # Issue 12: a login whose verifier comes from auth_query (cached) next to one from the config.
+        p(f"- odyssey CPU per login, storm_authq vs storm_scram: {fmt(aq, 1)} / {fmt(static, 1)} µs = "
+          f"**{ratio(aq, static)}** (goal <= 1.2); PgBouncer's, which asks PostgreSQL at every login: "
+          f"{fmt(med('storm_authq', 'pgbouncer', 'cpu_us_per_txn'), 1)} / "
+          f"{fmt(med('storm_scram', 'pgbouncer', 'cpu_us_per_txn'), 1)} µs")
     sql, prep = med("sel_sqlprep", "odyssey", "tps"), med("sel_prep", "odyssey", "tps")
     if sql is not None:
         # Issue 18: SQL PREPARE/EXECUTE next to protocol-level prepared statements.
@@ -187,6 +196,19 @@ def main():
         for sc, col, goal, what in tls:
             p(f"- {what} ({sc}): **{ratio(med(sc, 'odyssey', col), med(sc, 'pgbouncer', col))}** "
               f"(goal {goal})")
+        # What a pooler that took no CPU at all could reach: the machine's busy CPU per
+        # transaction in PgBouncer's run, less PgBouncer's own, with every core busy.
+        m, c = med("tls_sel", "pgbouncer", "machine_us_per_txn"), med("tls_sel", "pgbouncer", "cpu_us_per_txn")
+        t, busy = med("tls_sel", "pgbouncer", "tps"), med("tls_sel", "pgbouncer", "machine_busy")
+        cores = re.search(r"nproc (\d+)", meta)
+        if None not in (m, c, t, busy) and cores and m > c:
+            top = int(cores.group(1)) * 1e6 / (m - c)
+            need = int(cores.group(1)) * 1e6 / (1.2 * t) - (m - c)
+            p(f"- tls_sel ceiling: in PgBouncer's run the machine was {busy * 100:.0f} % busy at "
+              f"{fmt(m, 1)} CPU µs per transaction, {fmt(c, 1)} of them PgBouncer's; with every core "
+              f"busy, a pooler using no CPU at all would reach **{top / t:.2f}x** PgBouncer's TPS, "
+              f"and 1.2x needs {fmt(need, 1)} µs of pooler CPU per transaction or less (if the rest "
+              f"of the machine's work per transaction stays as it was)")
         mb = med("tls_large", "odyssey", "tps")
         if mb is not None:
             p(f"- tls_large: odyssey {fmt(mb * 100)} MB/s, pgbouncer "

@@ -7,6 +7,9 @@
 # Scenarios, for each target (pgbench -n -j 2 -T $T, user `bench`):
 #   sel_simple   -S -M simple   -c 50     sel_ext  -S -M extended -c 50
 #   tpcb         tpcb-like      -c 50     storm_scram  -S -C -c 20 (a SCRAM login per transaction)
+#   storm_authq  -S -C -c 20 as user bench_aq, whose SCRAM verifier both poolers read from
+#                PostgreSQL with auth_query (as bench_reader) instead of a config file: ours
+#                caches it (warm after the first login), PgBouncer 1.18 asks at every login
 #   storm_md5    -S -C -c 20 as user bench_md5, whose password both poolers and PostgreSQL keep
 #                as an md5 hash (an MD5 login per transaction)
 #   sel_c20      -S -M simple   -c 20     (for direct: PostgreSQL at the pool's concurrency)
@@ -26,7 +29,8 @@
 #                with TLS scenarios, of a TLS instance with $IDLE_N idle TLS clients)
 # TLS scenarios run against a second instance of each pooler (odyssey_tls, pgbouncer_tls) with
 # a self-signed EC certificate; direct is PostgreSQL with ssl = on. Other scenarios disable TLS.
-# Per run: TPS, average latency and the pooler's CPU µs per transaction (utime+stime of its pid).
+# Per run: TPS, average latency and the pooler's CPU µs per transaction (utime+stime of its pid),
+# and the whole machine's busy CPU µs per transaction (/proc/stat) with its busy share.
 # Order: for each round, each scenario, each target (target order reversed on even rounds),
 # so that drift on a shared machine spreads over all targets; figures are medians over rounds.
 #
@@ -58,7 +62,7 @@ PERF=${BENCH_PERF:-0}
 KEEP=${KEEP:-0}
 CARGO=${CARGO:-cargo}
 # BENCH_SCENARIOS: a subset, e.g. "sel_simple sel_ext".
-read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep sel_sqlprep tpcb storm_scram storm_md5 sel_c20 sel_many tls_sel tls_storm tls_large}"
+read -ra SCENARIOS <<<"${BENCH_SCENARIOS:-sel_simple sel_ext sel_prep sel_sqlprep tpcb storm_scram storm_md5 storm_authq sel_c20 sel_many tls_sel tls_storm tls_large}"
 NEED_TLS=no
 for sc in "${SCENARIOS[@]}"; do case $sc in tls_*) NEED_TLS=yes ;; esac; done
 TARGETS=(odyssey pgbouncer direct)
@@ -69,6 +73,11 @@ USER_NAME=bench
 export PGPASSWORD=bench-scram-pw # the bench role's password, for pgbench, psql and idle clients
 MD5_USER=bench_md5 # storm_md5's role, its password stored as an md5 hash
 MD5_PASSWORD=bench-md5-pw
+AQ_USER=bench_aq # storm_authq's role: no password in either pooler's config
+AQ_PASSWORD=bench-aq-pw
+READER_USER=bench_reader # the superuser the poolers' auth_query runs as
+READER_PASSWORD=bench-reader-pw
+AUTH_QUERY='SELECT usename, passwd FROM pg_shadow WHERE usename = $1'
 export PGCONNECT_TIMEOUT=5
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -168,6 +177,8 @@ cat >"$PGDATA/pg_hba.conf" <<EOF
 local all postgres trust
 host $DB $USER_NAME 127.0.0.1/32 scram-sha-256
 host $DB $MD5_USER 127.0.0.1/32 md5
+host $DB $AQ_USER 127.0.0.1/32 scram-sha-256
+host $DB $READER_USER 127.0.0.1/32 scram-sha-256
 EOF
 pg_start "$PGDATA" "$TMP/postgres.log"
 PG_STARTED=yes
@@ -181,11 +192,13 @@ psql_su -d postgres -c "SET password_encryption = 'md5'" \
   -c "CREATE ROLE $MD5_USER LOGIN PASSWORD '$MD5_PASSWORD'"
 MD5_SECRET=$(psql_su -d postgres -Atc "SELECT rolpassword FROM pg_authid WHERE rolname = '$MD5_USER'")
 case "$MD5_SECRET" in md5*) ;; *) die "$MD5_USER's password is not stored as md5" ;; esac
+psql_su -d postgres -c "CREATE ROLE $AQ_USER LOGIN PASSWORD '$AQ_PASSWORD'" \
+  -c "CREATE ROLE $READER_USER LOGIN SUPERUSER PASSWORD '$READER_PASSWORD'"
 
 log "pgbench -i -s $SCALE"
 timeout 600 "$PGBIN/pgbench" -i -q -s $SCALE -h 127.0.0.1 -p "${PORT[direct]}" -U $USER_NAME $DB \
   >"$OUT/logs/pgbench-init.txt" 2>&1 || { cat "$OUT/logs/pgbench-init.txt" >&2; die "pgbench -i failed"; }
-psql_su -d $DB -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO $MD5_USER" >/dev/null
+psql_su -d $DB -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO $MD5_USER, $AQ_USER" >/dev/null
 
 # ---------------------------------------------------------------- pooler configs
 # Both poolers check the client's SCRAM proof against the verifier PostgreSQL stores (no PBKDF2
@@ -254,12 +267,32 @@ database "$DB" {
 		storage_password "$MD5_PASSWORD"
 		$pool
 	}
+	user "$AQ_USER" {
+		authentication "scram-sha-256"
+		auth_query "$AUTH_QUERY"
+		auth_query_db "$DB"
+		auth_query_user "$READER_USER"
+		storage "pg"
+		$pool
+	}
+	user "$READER_USER" {
+		authentication "none"
+		storage "pg"
+		storage_user "$READER_USER"
+		storage_password "$READER_PASSWORD"
+		pool "transaction"
+		pool_size 2
+		pool_routing "internal"
+	}
 }
 EOF
 }
 
 pgbouncer_ini() { # name port tls(yes|no) -> $TMP/name.ini
-  printf '"%s" "%s"\n"%s" "%s"\n' "$USER_NAME" "$SCRAM_SECRET" "$MD5_USER" "$MD5_SECRET" >"$TMP/userlist.txt"
+  # bench_aq is not listed: PgBouncer asks auth_query for it, as bench_reader (whose plain
+  # password it needs to log into PostgreSQL).
+  printf '"%s" "%s"\n"%s" "%s"\n"%s" "%s"\n' "$USER_NAME" "$SCRAM_SECRET" "$MD5_USER" "$MD5_SECRET" \
+    "$READER_USER" "$READER_PASSWORD" >"$TMP/userlist.txt"
   local tls="server_tls_sslmode = disable"
   if [ "$3" = yes ]; then
     tls="client_tls_sslmode = require
@@ -279,6 +312,8 @@ logfile = $TMP/$1.log
 # md5: users with an md5 hash log in with MD5, users with a SCRAM secret with SCRAM.
 auth_type = md5
 auth_file = $TMP/userlist.txt
+auth_user = $READER_USER
+auth_query = $AUTH_QUERY
 pool_mode = transaction
 default_pool_size = $POOL_SIZE
 min_pool_size = 0
@@ -325,6 +360,11 @@ cpu_ticks() { # pid -> utime+stime of the whole process (all threads), in clock 
   read -ra f <<<"${s##*) }" # fields after "pid (comm) ": f[0] is field 3 (state)
   echo $((f[11] + f[12]))
 }
+machine_ticks() { # -> "busy total": the machine's CPU ticks, all cores (/proc/stat)
+  local cpu user nice sys idle iowait irq softirq steal rest
+  read -r cpu user nice sys idle iowait irq softirq steal rest </proc/stat
+  echo "$((user + nice + sys + irq + softirq + steal)) $((user + nice + sys + idle + iowait + irq + softirq + steal))"
+}
 cpu_sys_ticks() { # pid -> stime of the whole process: the kernel's share of cpu_ticks
   local s f
   s=$(<"/proc/$1/stat")
@@ -365,7 +405,7 @@ if [ $NEED_TLS = yes ]; then
   [ -z "${BENCH_BASELINE:-}" ] || start_pooler baseline_tls odyssey "$TMP/baseline-odyssey" yes
 fi
 
-echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn,syscalls_per_txn,kernel_share" >"$OUT/results.csv"
+echo "round,scenario,target,rc,txns,failed,tps,lat_ms,cpu_ticks,cpu_us_per_txn,syscalls_per_txn,kernel_share,machine_us_per_txn,machine_busy" >"$OUT/results.csv"
 echo "round,scenario,target,txns,p50_ms,p99_ms,p999_ms" >"$OUT/latency.csv"
 echo "round,scenario,target,syscall,count" >"$OUT/syscalls.csv"
 
@@ -441,7 +481,7 @@ latency_percentiles() { # round scenario target prefix
 }
 
 run_pgbench() { # round scenario target
-  local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 k0=0 k1=0 inst=$3 ssl=disable pid args
+  local round=$1 sc=$2 tg=$3 out rc=0 c0=0 c1=0 k0=0 k1=0 m0=0 m1=0 t0=0 t1=0 inst=$3 ssl=disable pid args
   local user=$USER_NAME password=$PGPASSWORD
   # TLS scenarios: the target's TLS instance (direct: PostgreSQL itself), sslmode=require.
   case $sc in tls_*) ssl=require; [ "$tg" = direct ] || inst=${tg}_tls ;; esac
@@ -457,6 +497,7 @@ run_pgbench() { # round scenario target
         -c "TRUNCATE pgbench_history" >/dev/null ;;
     storm_scram) args=(-S -M simple -C -c 20) ;;
     storm_md5) args=(-S -M simple -C -c 20) user=$MD5_USER password=$MD5_PASSWORD ;;
+    storm_authq) args=(-S -M simple -C -c 20) user=$AQ_USER password=$AQ_PASSWORD ;;
     sel_c20) args=(-S -M simple -c 20) ;;
     sel_many) [ "$tg" != direct ] || return 0 # PostgreSQL here allows 300 connections
       args=(-S -M simple -c "$MANY" -l --log-prefix="$OUT/logs/lat-r$round-$tg") ;;
@@ -467,19 +508,22 @@ run_pgbench() { # round scenario target
   out=$OUT/logs/r$round-$sc-$tg.txt
   if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
     echo "$tg is not running" >"$out"
-    echo "$round,$sc,$tg,dead,0,0,,,,,," >>"$OUT/results.csv"
+    echo "$round,$sc,$tg,dead,0,0,,,,,,,," >>"$OUT/results.csv"
     log "r$round $sc $tg: NOT RUNNING"
     return 0
   fi
   perf_start "$pid" "$inst" "r$round-$sc-$tg"
   [ -z "$pid" ] || { c0=$(cpu_ticks "$pid"); k0=$(cpu_sys_ticks "$pid"); }
+  read -r m0 t0 < <(machine_ticks)
   PGPASSWORD=$password PGSSLMODE=$ssl timeout $((T + 60)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORT[$inst]}" -U "$user" \
     "${args[@]}" -j 2 -T "$T" $DB >"$out" 2>&1 || rc=$?
   [ -z "$pid" ] || c1=$(cpu_ticks "$pid" 2>/dev/null || echo "$c0")
   [ -z "$pid" ] || k1=$(cpu_sys_ticks "$pid" 2>/dev/null || echo "$k0")
+  read -r m1 t1 < <(machine_ticks)
   perf_stop "$round" "$sc" "$tg"
   awk -v round="$round" -v sc="$sc" -v tg="$tg" -v rc="$rc" -v ticks=$((c1 - c0)) -v kticks=$((k1 - k0)) \
-    -v hz="$CLK_TCK" -v pooled="${pid:+1}" -v calls="$PERF_CALLS" '
+    -v hz="$CLK_TCK" -v pooled="${pid:+1}" -v calls="$PERF_CALLS" \
+    -v mticks=$((m1 - m0)) -v tticks=$((t1 - t0)) '
     /^number of transactions actually processed:/ { txns = $6 }
     /^number of failed transactions:/ { failed = $5 }
     /^tps = / { tps = $3 }
@@ -488,8 +532,10 @@ run_pgbench() { # round scenario target
       cpu = (pooled && txns > 0) ? sprintf("%.2f", ticks * 1e6 / hz / txns) : ""
       sys = (calls != "" && txns > 0) ? sprintf("%.2f", calls / txns) : ""
       kshare = (pooled && ticks > 0) ? sprintf("%.3f", kticks / ticks) : ""
-      printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s\n", round, sc, tg, rc, txns, failed, tps, lat,
-        pooled ? ticks : "", cpu, sys, kshare
+      mcpu = txns > 0 ? sprintf("%.2f", mticks * 1e6 / hz / txns) : ""
+      busy = tticks > 0 ? sprintf("%.3f", mticks / tticks) : ""
+      printf "%s,%s,%s,%s,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s\n", round, sc, tg, rc, txns, failed, tps, lat,
+        pooled ? ticks : "", cpu, sys, kshare, mcpu, busy
     }' "$out" >>"$OUT/results.csv"
   log "r$round $sc $tg: $(tail -1 "$OUT/results.csv")"
   if [ "$sc" = sel_many ]; then

@@ -6,8 +6,11 @@
 //! LISTENERS raw connections (a thread each) LISTEN on one channel, then one more connection
 //! sends NOTIFICATIONS notifications, one every INTERVAL_MS, each carrying its send time.
 //! Every listener records when each arrives. Printed per target: deliveries (of LISTENERS ×
-//! NOTIFICATIONS), latency p50 / p99 / max in ms, and for the pooler its CPU time per
-//! delivered notification (utime + stime from /proc over the sending phase).
+//! NOTIFICATIONS), latency p50 / p99 / max in ms, for the pooler its CPU time per
+//! delivered notification (utime + stime from /proc over the sending phase), and the whole
+//! machine's busy CPU time per notification over the same phase (/proc/stat: the pooler or
+//! PostgreSQL, the listeners' threads, the kernel) divided by the cores: the least wall time
+//! in which one notification's deliveries could all be done, were every core busy with them.
 
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -42,6 +45,7 @@ fn args() -> Args {
 struct Run {
     latencies: Vec<u64>,
     cpu_us: Option<u64>,
+    machine_us: u64,
 }
 
 fn main() {
@@ -67,7 +71,9 @@ database default {
         "listeners {}, notifications {} every {:?}",
         args.listeners, args.notifications, args.interval
     );
-    println!("target,delivered,expected,p50_ms,p99_ms,max_ms,cpu_us_per_delivery");
+    println!(
+        "target,delivered,expected,p50_ms,p99_ms,max_ms,cpu_us_per_delivery,machine_ms_per_notification,floor_ms"
+    );
     let base = Instant::now();
     for (name, port, pid) in [
         ("direct", cluster.port(), None),
@@ -86,13 +92,16 @@ fn report(name: &str, args: &Args, run: &Run) {
     let per = run.cpu_us.map_or("-".to_string(), |c| {
         format!("{:.2}", c as f64 / l.len().max(1) as f64)
     });
+    let machine_ms = run.machine_us as f64 / 1000.0 / args.notifications.max(1) as f64;
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "{name},{},{},{:.2},{:.2},{:.2},{per}",
+        "{name},{},{},{:.2},{:.2},{:.2},{per},{machine_ms:.2},{:.2}",
         l.len(),
         args.listeners * args.notifications,
         ms(at(0.5)),
         ms(at(0.99)),
         ms(l.last()),
+        machine_ms / cores as f64,
     );
 }
 
@@ -110,6 +119,7 @@ fn measure(args: &Args, port: u16, pid: Option<u32>, base: Instant) -> Run {
         .collect();
     ready.wait();
     let cpu_before = pid.map(cpu_us);
+    let machine_before = machine_busy_us();
     let mut notifier = raw_login(port).expect("notifier login");
     for _ in 0..args.notifications {
         let sent = base.elapsed().as_micros();
@@ -120,10 +130,15 @@ fn measure(args: &Args, port: u16, pid: Option<u32>, base: Instant) -> Run {
     for l in listeners {
         latencies.extend(l.join().expect("listener"));
     }
+    let machine_us = machine_busy_us().saturating_sub(machine_before);
     let cpu_us = pid
         .zip(cpu_before)
         .map(|(p, b)| cpu_us(p).saturating_sub(b));
-    Run { latencies, cpu_us }
+    Run {
+        latencies,
+        cpu_us,
+        machine_us,
+    }
 }
 
 /// One listener: LISTEN, wait for the start, then the latency of each notification (until
@@ -164,4 +179,20 @@ fn cpu_us(pid: u32) -> u64 {
     let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
     let hz = 100; // USER_HZ on Linux
     ticks * 1_000_000 / hz
+}
+
+/// The machine's busy CPU time so far, all cores (user, nice, system, irq, softirq, steal
+/// from the first line of /proc/stat), in µs.
+fn machine_busy_us() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
+    busy * 1_000_000 / 100 // USER_HZ on Linux
 }
