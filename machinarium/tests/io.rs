@@ -628,9 +628,13 @@ fn accepted_sockets_inherit_the_listener_options() {
         let first_opts = read(fd);
         let _c1 = late.join().expect("client");
 
+        // Keepalive off: the user timeout is the kernel's default again, as on a fresh socket.
         let off = AcceptedOptions {
             nodelay: false,
-            keepalive: KeepAlive::default(),
+            keepalive: KeepAlive {
+                user_timeout: Some(Duration::from_millis(999)),
+                ..KeepAlive::default()
+            },
             nolinger: false,
         };
         l.set_accepted_options(&off).expect("set again");

@@ -140,13 +140,13 @@ pub(crate) fn set_keepalive(fd: BorrowedFd<'_>, ka: &KeepAlive) -> io::Result<()
 
 /// Keepalive settings on a listening socket, for the sockets it accepts to inherit. Unlike a
 /// fresh socket, a listener may carry values from an earlier call: a setting left unset here
-/// is written as the kernel's default (the sysctl's value now; a user timeout of 0).
+/// is written as the kernel's default (the sysctl's value now; a user timeout of 0). With
+/// keepalive off the user timeout is the default too, as `set_keepalive` leaves it on a fresh
+/// socket.
 pub(crate) fn set_inherited_keepalive(fd: BorrowedFd<'_>, ka: &KeepAlive) -> io::Result<()> {
-    let user_timeout = ka.user_timeout.unwrap_or_default();
     let Some(idle) = ka.idle else {
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 0)?;
-        let ms = user_timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        return setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms);
+        return setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 0);
     };
     let sysctl = |name: &str| -> io::Result<u32> {
         let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))?;
@@ -168,7 +168,7 @@ pub(crate) fn set_inherited_keepalive(fd: BorrowedFd<'_>, ka: &KeepAlive) -> io:
             idle: Some(idle),
             interval: Some(interval),
             probes: Some(probes),
-            user_timeout: Some(user_timeout),
+            user_timeout: Some(ka.user_timeout.unwrap_or_default()),
         },
     )
 }
