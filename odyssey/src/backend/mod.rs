@@ -382,13 +382,25 @@ fn keepalive_of(idle: Duration, interval: Duration, probes: u32, usr_timeout_ms:
 
 /// Says goodbye to a server (Terminate, best effort) and drops the connection.
 pub fn close(mut server: Server) {
+    let _ = terminate(&mut server, Deadline::after(Duration::from_millis(100)));
+}
+
+/// Says goodbye to a server and waits, until `deadline`, for PostgreSQL to close its end: its
+/// backend has then exited and counts no more against its connections (`max_connections`,
+/// a role's limit, `pg_stat_activity`). For a place in a shared pool that another route
+/// takes next.
+pub fn close_and_wait(mut server: Server, deadline: Deadline) {
+    if terminate(&mut server, deadline).is_ok() {
+        server.conn.close_gracefully(deadline);
+    }
+}
+
+fn terminate(server: &mut Server, deadline: Deadline) -> Result<(), crate::conn::ConnError> {
     let mut out = Vec::with_capacity(5);
     kiwi::header::Header {
         tag: kiwi::frontend::tag::TERMINATE,
         length: 4,
     }
     .encode(&mut out);
-    let _ = server
-        .conn
-        .write_all(&out, Deadline::after(Duration::from_millis(100)));
+    server.conn.write_all(&out, deadline)
 }

@@ -215,16 +215,19 @@ impl ServerPool {
     }
 
     /// A client is done with an active server and it is clean: to the first waiter, or idle.
-    /// In a shared pool whose other route has a waiter and this one none, the server is
-    /// returned for the caller to close: its slot went to that waiter.
-    #[must_use = "a server returned is to be closed"]
+    /// In a shared pool where another route's waiter has waited longer, the server is
+    /// returned for the caller to close, and its slot, still counted, goes to that waiter
+    /// once it is closed ([`ServerPool::handed_over`]): PostgreSQL never sees both at once.
+    #[must_use = "a server returned is to be closed, then handed_over called"]
     pub fn release(&self, mut server: DetachedServer) -> Option<DetachedServer> {
         server.info.idle_since = Instant::now();
-        let mut sh = self.shared.as_ref().map(|p| p.lock());
+        let sh = self.shared.as_ref().map(|p| p.lock());
         let mut s = lock(&self.state);
         let own = s.waiters.front().map(|w| w.since);
-        // The slot stays counted: it goes to another route's waiter that has waited longer.
-        if sh.as_mut().is_some_and(|sh| sh.hand_to_other(self, own)) {
+        if sh
+            .as_ref()
+            .is_some_and(|sh| sh.other_waits_longer(self, own))
+        {
             s.active -= 1;
             return Some(server);
         }
@@ -240,6 +243,12 @@ impl ServerPool {
     /// An active server was closed: its slot goes to a waiter, who may connect.
     pub fn closed(&self) {
         self.slot_freed(|s| s.active -= 1);
+    }
+
+    /// The server [`ServerPool::release`] returned is closed: its slot goes to the other
+    /// route's waiter (or, should that one have given up, to whoever waits; else it is free).
+    pub fn handed_over(&self) {
+        self.slot_freed(|_| {});
     }
 
     /// One of this pool's slots is free after `count` fixed the pool's own counts: to the

@@ -97,23 +97,18 @@ impl SharedState {
         self.servers = self.servers.saturating_sub(1);
     }
 
+    /// Whether another member has a waiter that has waited since before `own` (the oldest of
+    /// `me`'s, if any): then a server of `me` given back is closed and its slot goes there.
+    pub(super) fn other_waits_longer(&self, me: &ServerPool, own: Option<Instant>) -> bool {
+        self.oldest_other(me, own).is_some()
+    }
+
     /// Gives a slot of `me` to the oldest waiter of another member — one that has waited
     /// since before `own` (the oldest of `me`'s, if any) — who may connect: true when one
     /// took it. Oldest first, so that a busy route does not keep the shared servers while
     /// another route's clients time out.
     pub(super) fn hand_to_other(&mut self, me: &ServerPool, own: Option<Instant>) -> bool {
-        let oldest = self
-            .members
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|m| !std::ptr::eq(m.as_ref(), me))
-            .filter_map(|m| {
-                let since = lock(&m.state).waiters.front()?.since;
-                Some((since, m))
-            })
-            .filter(|(since, _)| own.is_none_or(|own| *since < own))
-            .min_by_key(|(since, _)| *since);
-        let Some((_, m)) = oldest else {
+        let Some(m) = self.oldest_other(me, own) else {
             return false;
         };
         let mut s = lock(&m.state);
@@ -124,5 +119,20 @@ impl SharedState {
         s.connecting += 1;
         give(&w, Grant::Connect);
         true
+    }
+
+    /// The other member whose first waiter has waited longest, and since before `own`.
+    fn oldest_other(&self, me: &ServerPool, own: Option<Instant>) -> Option<Arc<ServerPool>> {
+        self.members
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|m| !std::ptr::eq(m.as_ref(), me))
+            .filter_map(|m| {
+                let since = lock(&m.state).waiters.front()?.since;
+                Some((since, m))
+            })
+            .filter(|(since, _)| own.is_none_or(|own| *since < own))
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, m)| m)
     }
 }

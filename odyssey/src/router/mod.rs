@@ -261,6 +261,7 @@ pub fn detach(mut checkout: Checkout, logger: &Logger, client: &ClientInfo) {
         Ok(idle) => {
             if let Some(other) = checkout.route.pool.release(idle) {
                 close_for_other_route(other, logger, Some(client));
+                checkout.route.pool.handed_over();
             }
         }
         Err((info, why)) => {
@@ -287,9 +288,13 @@ fn close_for_other_route(idle: DetachedServer, logger: &Logger, client: Option<&
         "closing server: its place in the shared pool goes to another route"
     );
     if let Ok(server) = idle.attach() {
-        backend::close(server);
+        backend::close_and_wait(server, Deadline::after(HANDOVER_WAIT));
     }
 }
+
+/// How long a server closed for another route of a shared pool is given to go (its backend
+/// to exit and close the connection) before that route connects in its place.
+const HANDOVER_WAIT: Duration = Duration::from_secs(1);
 
 /// Closes a checked-out server, logging why.
 pub fn close(
@@ -344,6 +349,7 @@ pub fn prefill(route: &Arc<Route>, via: &Connector<'_>) -> Option<Result<(), Bac
         Ok(idle) => {
             if let Some(other) = route.pool.release(idle) {
                 close_for_other_route(other, via.logger, via.client);
+                route.pool.handed_over();
             }
         }
         Err(_) => route.pool.closed(),
