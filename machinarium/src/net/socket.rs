@@ -196,12 +196,8 @@ pub(crate) fn set_v6only(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, on as libc::c_int)
 }
 
-/// SO_LINGER with a zero timeout: close() resets the connection instead of lingering.
-pub(crate) fn set_nolinger(fd: BorrowedFd<'_>) -> io::Result<()> {
-    set_linger(fd, true)
-}
-
-/// SO_LINGER on with a zero timeout, or off (the default: close() lingers in the background).
+/// SO_LINGER on with a zero timeout (close() resets the connection), or off (the default:
+/// close() lingers in the background).
 pub(crate) fn set_linger(fd: BorrowedFd<'_>, reset_on_close: bool) -> io::Result<()> {
     let l = libc::linger {
         l_onoff: reset_on_close.into(),

@@ -86,30 +86,6 @@ impl DetachedStream {
         matches!(self.sock, Socket::Unix(_))
     }
 
-    /// Disables Nagle's algorithm (TCP only).
-    pub fn set_nodelay(&self, on: bool) -> Result<()> {
-        match &self.sock {
-            Socket::Tcp(s) => Ok(s.set_nodelay(on)?),
-            Socket::Unix(_) => Ok(()),
-        }
-    }
-
-    /// Sets TCP keepalive (TCP only).
-    pub fn set_keepalive(&self, ka: &KeepAlive) -> Result<()> {
-        match &self.sock {
-            Socket::Tcp(_) => Ok(socket::set_keepalive(self.sock.fd(), ka)?),
-            Socket::Unix(_) => Ok(()),
-        }
-    }
-
-    /// Makes close() reset the connection instead of lingering (TCP only).
-    pub fn set_nolinger(&self) -> Result<()> {
-        match &self.sock {
-            Socket::Tcp(_) => Ok(socket::set_nolinger(self.sock.fd())?),
-            Socket::Unix(_) => Ok(()),
-        }
-    }
-
     /// Sets what a listener's [`crate::net::Listener::set_accepted_options`] sets, on a
     /// socket accepted before the listener had them (TCP only).
     pub fn set_accepted_options(&self, o: &crate::net::AcceptedOptions) -> Result<()> {
@@ -352,11 +328,6 @@ impl Stream {
             Socket::Tcp(_) => Ok(socket::set_keepalive(self.sock.fd(), ka)?),
             Socket::Unix(_) => Ok(()),
         }
-    }
-
-    /// Makes close() reset the connection instead of lingering (Odyssey's default).
-    pub fn set_nolinger(&self) -> Result<()> {
-        Ok(socket::set_nolinger(self.sock.fd())?)
     }
 
     /// The peer's TCP address (None for Unix sockets).
