@@ -202,8 +202,9 @@ def main():
         t, busy = med("tls_sel", "pgbouncer", "tps"), med("tls_sel", "pgbouncer", "machine_busy")
         cores = re.search(r"nproc (\d+)", meta)
         if None not in (m, c, t, busy) and cores and m > c:
-            top = int(cores.group(1)) * 1e6 / (m - c)
-            need = int(cores.group(1)) * 1e6 / (1.2 * t) - (m - c)
+            capacity = int(cores.group(1)) * 1e6  # CPU µs a second, every core busy
+            top = capacity / (m - c)
+            need = capacity / (1.2 * t) - (m - c)
             p(f"- tls_sel ceiling: in PgBouncer's run the machine was {busy * 100:.0f} % busy at "
               f"{fmt(m, 1)} CPU µs per transaction, {fmt(c, 1)} of them PgBouncer's; with every core "
               f"busy, a pooler using no CPU at all would reach **{top / t:.2f}x** PgBouncer's TPS, "

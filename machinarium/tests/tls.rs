@@ -1,5 +1,6 @@
 //! TLS echo over machinarium streams, with a certificate made by the test.
 
+use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use machinarium::net::{ListenOptions, Listener, Stream, TlsStream};
@@ -174,8 +175,6 @@ impl std::io::Write for SplitWriter {
         Ok(())
     }
 }
-
-use std::io::{Read as _, Write as _};
 
 /// With read-ahead, one recv may take two records: the second counts as pending (a parked
 /// session wakes for it at once, though the socket has nothing more), while the first part

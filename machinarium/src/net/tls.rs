@@ -329,7 +329,7 @@ impl TlsStream {
 
     /// Whether OpenSSL holds bytes of the peer that the socket will not signal again:
     /// decrypted ones, or, with read-ahead on the context, records already taken from the
-    /// socket and not yet decrypted.
+    /// socket and not yet decrypted (not when the last read found only part of a record).
     pub fn pending(&self) -> bool {
         let ssl = self.ssl.ssl();
         ssl.pending() > 0 || (!self.ssl.get_ref().starved && has_pending(ssl))

@@ -105,10 +105,11 @@ impl Relay {
         if !self.statements_on() {
             return false;
         }
-        let statements = self.statements.as_deref();
         self.client_scan.at_boundary()
-            && (statements.is_some_and(Statements::has_names)
-                || statements.is_some_and(Statements::owed)
+            && (self
+                .statements
+                .as_deref()
+                .is_some_and(|s| s.has_names() || s.owed())
                 || buf.first().is_some_and(|t| Statements::needed_for(*t))
                 || (self.settings.parse_queries && sql_prepare_first(buf)))
     }
@@ -116,16 +117,15 @@ impl Relay {
     /// Forwards whole headers (bodies may stream) up to the first message the statements
     /// relay must see; counts requests, follows extended sequences, notes tracked SETs.
     fn forward_bulk(&mut self, buf: &[u8]) -> Result<ClientStep, Violation> {
-        let limit = match self.statements_on() {
-            true => {
-                let rest = self.client_scan.remaining().min(buf.len());
-                let parse_queries = self.settings.parse_queries;
-                rest + first_message(&buf[rest..], |tag, body| {
-                    Statements::needed_for(tag)
-                        || (parse_queries && tag == fe::QUERY && sql::starts_prepare(body))
-                })
-            }
-            false => buf.len(),
+        let limit = if self.statements_on() {
+            let rest = self.client_scan.remaining().min(buf.len());
+            let parse_queries = self.settings.parse_queries;
+            rest + first_message(&buf[rest..], |tag, body| {
+                Statements::needed_for(tag)
+                    || (parse_queries && tag == fe::QUERY && sql::starts_prepare(body))
+            })
+        } else {
+            buf.len()
         };
         let mut sets: Vec<(String, String)> = Vec::new();
         let mut ended = None;
